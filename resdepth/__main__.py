@@ -1,0 +1,3 @@
+from resdepth.cli import main
+
+main()

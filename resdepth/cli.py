@@ -1,0 +1,314 @@
+"""The `resdepth` command: parse options, call the modules, turn known errors into one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from resdepth.errors import UserError
+
+app = typer.Typer(
+    help="Reproduce He et al. 2016: deeper plain nets train worse, ResNets do not.",
+    epilog="Examples, one per command:\n\n"
+    "  resdepth describe --arch plain,resnet --depth 20,56\n\n"
+    "  resdepth data download cifar10\n\n"
+    "  resdepth data info cifar10\n\n"
+    "  resdepth sweep --depth 20,32,44,56\n\n"
+    "  resdepth plot results/quick\n\n"
+    "  resdepth report results/quick --format markdown",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+data_app = typer.Typer(help="Download and inspect the datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    str | None,
+    typer.Option(help="Where datasets live (default: $RESDEPTH_DATA, else ~/.cache/resdepth)."),
+]
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth describe --arch plain,resnet --depth 20,56\n\n"
+    "  resdepth describe --arch resnet --family imagenet --depth 18,34 --json\n\n"
+    "  resdepth describe --arch vgg16 --input 224"
+)
+def describe(
+    arch: Annotated[
+        str, typer.Option(help="plain, resnet, lenet5, alexnet, vgg16 (comma-separated).")
+    ] = "plain,resnet",
+    depth: Annotated[str, typer.Option(help="Depths for plain/resnet, e.g. 20,32,44,56.")] = "20,32,44,56",
+    family: Annotated[str, typer.Option(help="cifar (He et al. §4.2) or imagenet (Table 1).")] = "cifar",
+    width: Annotated[
+        int | None, typer.Option(help="Channels of the first stage (cifar 16, imagenet 64).")
+    ] = None,
+    shortcut: Annotated[
+        str | None, typer.Option(help="A: zero-pad identity, B: projection where shapes change.")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Fix input shape and classes from a dataset.")] = None,
+    input: Annotated[int | None, typer.Option("--input", help="Input size in pixels.")] = None,
+    classes: Annotated[int | None, typer.Option(help="Number of classes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show each network's stages (or layers), output shapes, parameters and multiply-accumulates."""
+    from resdepth.config import parse_list
+    from resdepth.data.sources import SHAPES
+    from resdepth.models import CLASSIC_DEPTHS, ORIGINAL_INPUT, NetSpec, check_arch, validate
+    from resdepth.models.summary import summarize
+
+    archs = parse_list(arch, str, "--arch")
+    for a in archs:
+        check_arch(a)
+    depths = parse_list(depth, int, "--depth")
+    if dataset is not None and dataset not in SHAPES:
+        raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(SHAPES)}")
+    specs = []
+    for a in archs:
+        if dataset is not None:
+            channels, size, n_classes = SHAPES[dataset]
+        elif a in CLASSIC_DEPTHS:
+            channels, size = ORIGINAL_INPUT[a]
+            n_classes = 10 if a == "lenet5" else 1000
+        else:
+            channels, size, n_classes = SHAPES["cifar10"]
+        size = input or size
+        n_classes = classes or n_classes
+        for d in [CLASSIC_DEPTHS[a]] if a in CLASSIC_DEPTHS else depths:
+            spec = NetSpec(a, d, family, width, shortcut, n_classes, channels, size)
+            validate(spec)
+            specs.append(spec)
+    summaries = [summarize(s) for s in specs]
+    if as_json:
+        print(json.dumps([s.to_json() for s in summaries], indent=2))
+        return
+    for s in summaries:
+        sp = s.spec
+        title = f"{sp.name}  ({sp.in_channels}x{sp.input_size}x{sp.input_size} in, {sp.num_classes} classes"
+        title += (
+            ")" if sp.arch in CLASSIC_DEPTHS else f", {sp.family} family, shortcut {sp.resolved_shortcut})"
+        )
+        table = Table(title=title, title_justify="left")
+        table.add_column("part")
+        table.add_column("output HxWxC", justify="right")
+        table.add_column("blocks", justify="right")
+        table.add_column("params", justify="right")
+        table.add_column("MACs", justify="right")
+        for part in s.parts:
+            blocks = "" if part.blocks is None else str(part.blocks)
+            table.add_row(part.name, part.shape_text, blocks, _fmt_int(part.params), _fmt_int(part.macs))
+        table.add_section()
+        table.add_row("total", "", "", _fmt_int(s.params), _fmt_int(s.macs), style="bold")
+        console.print(table)
+
+
+@data_app.command(
+    epilog="Examples:\n\n  resdepth data download cifar10\n\n  resdepth data download mnist --data-dir ./data"
+)
+def download(
+    name: Annotated[str, typer.Argument(help="cifar10, cifar100 or mnist.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Fetch a dataset's official archive, check its md5, and unpack it safely."""
+    from resdepth.data.download import download as fetch
+    from resdepth.data.sources import REMOTES
+    from resdepth.data.store import resolve_root
+
+    if name not in REMOTES:
+        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(REMOTES)}")
+    root = resolve_root(data_dir)
+    folder = fetch(name, root, show_progress=console.is_terminal)
+    console.print(f"{name} is ready in {folder}", highlight=False)
+
+
+@data_app.command(
+    epilog="Examples:\n\n  resdepth data info cifar10\n\n  resdepth data info mnist --json\n\n"
+    "  resdepth data info synthetic   (generated from a seed: for tests and machines with no network)"
+)
+def info(
+    name: Annotated[str, typer.Argument(help="cifar10, cifar100, mnist or synthetic.")],
+    data_dir: DataDir = None,
+    offline: Annotated[bool, typer.Option(help="Never download; fail if the data is missing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Where a dataset is, its split sizes, images per class, per-channel mean and std, class names."""
+    from resdepth.data.store import load
+
+    d = load(name, data_dir, offline=offline)
+    facts: dict[str, Any] = {
+        "name": d.name,
+        "source": d.source,
+        "train": len(d.train_y),
+        "test": len(d.test_y),
+        "shape": [d.channels, d.size, d.size],
+        "train_per_class": d.per_class(d.train_y),
+        "test_per_class": d.per_class(d.test_y),
+        "mean": [round(m, 4) for m in d.mean],
+        "std": [round(s, 4) for s in d.std],
+        "classes": list(d.classes),
+    }
+    if as_json:
+        print(json.dumps(facts, indent=2))
+        return
+    table = Table(show_header=False, title=f"{d.name}", title_justify="left")
+    for key, value in facts.items():
+        text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        table.add_row(key.replace("_", " "), text)
+    console.print(table)
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth sweep --depth 20,32,44,56\n\n"
+    "  resdepth sweep --config experiments/quick.toml\n\n"
+    "  resdepth sweep --config experiments/paper.toml --dry-run\n\n"
+    "  resdepth sweep --arch resnet --depth 20,110 --seeds 0,1,2 --out results/r110"
+)
+def sweep(
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with the same keys as these options.")
+    ] = None,
+    arch: Annotated[str | None, typer.Option(help="plain,resnet (also lenet5, vgg16).")] = None,
+    depth: Annotated[str | None, typer.Option(help="Depths, e.g. 20,32,44,56.")] = None,
+    family: Annotated[str | None, typer.Option(help="cifar or imagenet.")] = None,
+    width: Annotated[int | None, typer.Option(help="Channels of the first stage.")] = None,
+    shortcut: Annotated[str | None, typer.Option(help="A or B.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="cifar10, cifar100, mnist, synthetic.")] = None,
+    data_dir: DataDir = None,
+    train_subset: Annotated[
+        int | None, typer.Option(help="Class-balanced subset of N training images.")
+    ] = None,
+    val_split: Annotated[int | None, typer.Option(help="Hold out N training images for validation.")] = None,
+    test_subset: Annotated[
+        int | None, typer.Option(help="Evaluate on a class-balanced N test images.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training length in epochs.")] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Training length in iterations (default 64000).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size (default 128).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Initial learning rate (default 0.1).")] = None,
+    momentum: Annotated[float | None, typer.Option(help="SGD momentum (default 0.9).")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay (default 1e-4).")] = None,
+    milestones: Annotated[
+        str | None, typer.Option(help="Fractions of training where lr /= 10 (0.5,0.75).")
+    ] = None,
+    warmup: Annotated[
+        str | None, typer.Option(help="auto: lr/10 until train error < 80% for depth >= 110; none.")
+    ] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds, e.g. 0,1,2.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    out: Annotated[str | None, typer.Option(help="Results folder (default results/sweep).")] = None,
+    offline: Annotated[bool, typer.Option(help="Never download data.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan and exit.")] = False,
+    fail_fast: Annotated[bool, typer.Option(help="Stop at the first failed run.")] = False,
+) -> None:
+    """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
+    from resdepth import results
+    from resdepth.config import resolve
+    from resdepth.models.resnet import layout
+    from resdepth.progress import reporter
+    from resdepth.sweep import Sweep, duration, run_sweep
+    from resdepth.train import pick_device
+
+    given = dict(
+        arch=arch, depth=depth, family=family, width=width, shortcut=shortcut, dataset=dataset,
+        data_dir=data_dir, train_subset=train_subset, val_split=val_split, test_subset=test_subset,
+        epochs=epochs,
+        iterations=iterations, batch_size=batch_size, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, milestones=milestones, warmup=warmup, seeds=seeds,
+        precision=precision, device=device, out=out,
+    )  # fmt: skip
+    cfg = resolve(config, given)
+    dev = pick_device(cfg.device)
+    out_dir = Path(cfg.out)
+    if not dry_run:
+        results.check_folder(out_dir)
+    sw = Sweep(cfg, offline=offline)
+    planned = sw.plan()
+    todo = [p for p in planned if not p.finished]
+    if dry_run:
+        table = Table(title=f"plan: {len(planned)} runs into {out_dir}", title_justify="left")
+        for col in ("run_id", "net", "seed", "dataset", "layout", "params", "epochs", "state"):
+            table.add_column(col, no_wrap=col != "state")
+        for p in planned:
+            c = p.cfg
+            lay = (
+                "fixed"
+                if c.family == "-"
+                else "x".join(str(b) for b in layout(c.family, c.depth, c.width).blocks) + " blocks"
+            )
+            table.add_row(c.run_id, c.name, str(c.seed), c.dataset, lay, _fmt_int(p.params),
+                          str(c.epochs), p.state)  # fmt: skip
+        console.print(table)
+        return
+    (out_dir / "sweep.toml").write_text(cfg.to_toml())
+    estimate = sw.estimate_seconds(planned, dev)
+    console.print(
+        f"{len(planned)} runs ({len(todo)} to train, {len(planned) - len(todo)} done) on {dev}; "
+        f"estimated {duration(estimate)}",
+        highlight=False,
+    )
+    if estimate > 3600:
+        console.print(
+            "  that is long: shorten with --epochs, --train-subset or fewer --depth/--seeds, "
+            "or see experiments/quick.toml",
+            highlight=False,
+        )
+    report = reporter(console, len(todo))
+    try:
+        outcomes = run_sweep(sw, planned, dev, report, fail_fast=fail_fast)
+    except KeyboardInterrupt:
+        report.close()
+        err.print(
+            "interrupted: finished epochs are saved; run the same command again to resume",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    report.close()
+    bad = [(c, s, e) for c, s, e in outcomes if s in ("failed", "diverged")]
+    for c, s, e in bad:
+        err.print(f"{c.name} seed {c.seed} ({c.run_id}) {s}: {e}", highlight=False)
+    console.print(f"results in {out_dir}/metrics.csv and {out_dir}/runs.csv", highlight=False)
+    if any(s == "failed" for _, s, _ in outcomes):
+        raise typer.Exit(1)
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    return f"warning: {message}\n"
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2 (or their own)."""
+    warnings.formatwarning = _warning_line  # type: ignore[assignment]
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

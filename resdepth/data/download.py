@@ -1,0 +1,118 @@
+"""Fetching the official archives: temporary file, md5 check, then rename; bounded retries."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from resdepth.data.sources import CIFAR_FOLDERS, MNIST_FOLDER, REMOTES, Remote
+from resdepth.errors import UserError
+
+CHUNK = 1 << 20
+# Institutional mirrors (and the tests' local server) replace the official base address with this.
+MIRROR_ENV = "RESDEPTH_MIRROR"
+
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fetch_once(url: str, part: Path, progress: Progress | None, label: str) -> None:
+    with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        task = progress.add_task(label, total=total) if progress else None
+        received = 0
+        while chunk := response.read(CHUNK):
+            out.write(chunk)
+            received += len(chunk)
+            if progress and task is not None:
+                progress.update(task, completed=received)
+        if total is not None and received != total:
+            raise ConnectionError(f"connection closed after {received} of {total} bytes")
+
+
+def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Progress | None = None) -> Path:
+    """Download `url` to `dest`; `dest` appears only once its md5 matched, never half-written."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    last_error = ""
+    try:
+        for attempt in range(1, retries + 1):
+            try:
+                _fetch_once(url, part, progress, dest.name)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+                last_error = str(getattr(exc, "reason", exc))
+                if attempt < retries:
+                    time.sleep(min(2.0 ** (attempt - 1), 10.0) * 0.5)
+        else:
+            raise UserError(f"could not download {url} after {retries} tries: {last_error}")
+        actual = md5sum(part)
+        if actual != md5:
+            raise UserError(
+                f"checksum mismatch for {url}: md5 {actual}, expected {md5}; "
+                "the download was deleted, try again later or from another network"
+            )
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
+def safe_extract(archive: Path, root: Path) -> None:
+    """Unpack with tarfile's `data` filter, so no member can escape `root` or be a device or link out."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(root, filter="data")
+    except tarfile.FilterError as exc:
+        raise UserError(f"{archive}: refusing an unsafe member ({exc})") from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UserError(f"{archive}: cannot extract ({exc}); delete it and download again") from None
+
+
+def download(name: str, root: Path, show_progress: bool = True) -> Path:
+    """Fetch dataset `name` into `root` in torchvision's layout and return the folder holding it."""
+    if name not in REMOTES:
+        raise UserError(f"{name} has nothing to download; valid: {', '.join(REMOTES)}")
+    mirror = os.environ.get(MIRROR_ENV)
+    target = root / MNIST_FOLDER if name == "mnist" else root
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not show_progress) as progress:
+        for remote in REMOTES[name]:
+            dest = target / remote.name
+            if dest.is_file() and md5sum(dest) == remote.md5:
+                continue
+            download_file(_url(remote, mirror), dest, remote.md5, progress=progress)
+    if name in CIFAR_FOLDERS:
+        safe_extract(root / REMOTES[name][0].name, root)
+        return root / CIFAR_FOLDERS[name]
+    return target
+
+
+def _url(remote: Remote, mirror: str | None) -> str:
+    base = mirror.rstrip("/") + "/" if mirror else remote.base_url
+    return base + remote.name

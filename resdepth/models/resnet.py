@@ -1,0 +1,232 @@
+"""Plain and residual networks of He et al. 2016, built from one description.
+
+A plain net is the residual net with every shortcut removed and nothing else changed: both are built
+by the same code, and `residual=False` only leaves each block's `shortcut` as None. That is what makes
+the degradation experiment a controlled one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resdepth.errors import UserError
+
+FAMILIES = ("cifar", "imagenet")
+SHORTCUTS = ("A", "B")
+DEFAULT_SHORTCUT = {"cifar": "A", "imagenet": "B"}
+
+# He et al. Table 1: (block kind, blocks per stage) for the ImageNet depths, as in torchvision.
+IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+# Inputs this small get the CIFAR-style stem: a 7x7/2 conv and a max-pool would leave nothing to learn.
+SMALL_INPUT = 64
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a depth puts its blocks: the one fact the degradation experiment varies."""
+
+    block: str  # "basic" (two 3x3 convs) or "bottleneck" (1x1, 3x3, 1x1)
+    blocks: tuple[int, ...]  # blocks per stage
+    widths: tuple[int, ...]  # channels entering each stage's 3x3 convs
+
+    @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+
+def layout(family: str, depth: int, width: int = 16) -> Layout:
+    """Map a depth (weighted layers: convs + the final linear) to stages, or explain why it can't."""
+    if family == "cifar":
+        if depth < 8 or depth % 2:
+            raise UserError(
+                f"depth {depth} cannot be built in the cifar family: it needs an even depth >= 8 "
+                "(6n+2 gives the paper's nets: 20, 32, 44, 56, 110, 1202)"
+            )
+        total = (depth - 2) // 2
+        base, extra = divmod(total, 3)
+        blocks = tuple(base + (1 if i < extra else 0) for i in range(3))
+        return Layout("basic", blocks, (width, 2 * width, 4 * width))
+    if family == "imagenet":
+        if depth not in IMAGENET_LAYOUTS:
+            valid = ", ".join(str(d) for d in IMAGENET_LAYOUTS)
+            raise UserError(f"depth {depth} is not an imagenet-family depth; valid: {valid}")
+        block, blocks = IMAGENET_LAYOUTS[depth]
+        scale = width / 64
+        return Layout(block, blocks, tuple(int(w * scale) for w in IMAGENET_WIDTHS))
+    raise UserError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+
+
+def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+
+
+class PadShortcut(nn.Module):
+    """Option A: identity that subsamples by striding and zero-pads the new channels (no parameters)."""
+
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+
+
+def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
+    """Identity where shapes agree; option A (pad) or B (1x1 projection + BN) where they change."""
+    if stride == 1 and in_ch == out_ch:
+        return nn.Identity()
+    if kind == "A":
+        return PadShortcut(stride, out_ch - in_ch)
+    if kind == "B":
+        return nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+    raise UserError(f"unknown shortcut {kind!r}; valid: {', '.join(SHORTCUTS)}")
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs. With a shortcut the second ReLU comes after the addition (He et al. Fig. 2)."""
+
+    def __init__(self, in_ch: int, planes: int, stride: int, shortcut: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_ch, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (carrying the stride, as torchvision does), 1x1 expand by 4."""
+
+    def __init__(self, in_ch: int, planes: int, stride: int, shortcut: nn.Module | None) -> None:
+        super().__init__()
+        out_ch = planes * 4
+        self.conv1 = conv1x1(in_ch, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, out_ch)
+        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """stem -> stage1..stageN -> global average pool -> linear; top-level children in that order.
+
+    `describe` walks the top-level children, so each one is a row of the summary table.
+    """
+
+    def __init__(
+        self,
+        lay: Layout,
+        residual: bool,
+        shortcut: str,
+        num_classes: int,
+        in_channels: int,
+        input_size: int,
+        stem_width: int,
+    ) -> None:
+        super().__init__()
+        self.layout = lay
+        self.residual = residual
+        if input_size <= SMALL_INPUT:
+            self.stem = nn.Sequential(
+                conv3x3(in_channels, stem_width), nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)
+            )
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(stem_width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
+        block_cls = Bottleneck if lay.block == "bottleneck" else BasicBlock
+        in_ch = stem_width
+        for i, (n_blocks, planes) in enumerate(zip(lay.blocks, lay.widths, strict=True)):
+            stage_stride = 1 if i == 0 else 2
+            blocks: list[nn.Module] = []
+            for j in range(n_blocks):
+                stride = stage_stride if j == 0 else 1
+                out_ch = planes * lay.expansion
+                sc = make_shortcut(shortcut, in_ch, out_ch, stride) if residual else None
+                blocks.append(block_cls(in_ch, planes, stride, sc))
+                in_ch = out_ch
+            self.add_module(f"stage{i + 1}", nn.Sequential(*blocks))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_ch, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def stages(self) -> Sequence[nn.Sequential]:
+        return [getattr(self, f"stage{i + 1}") for i in range(len(self.layout.blocks))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages():
+            x = stage(x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def build_resnet(
+    residual: bool,
+    depth: int,
+    family: str = "cifar",
+    width: int | None = None,
+    shortcut: str | None = None,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    input_size: int = 32,
+) -> ResNet:
+    """A plain (residual=False) or residual net of the given family and depth."""
+    if family not in FAMILIES:
+        raise UserError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    width = width if width is not None else (16 if family == "cifar" else 64)
+    if width < 1:
+        raise UserError(f"width must be a positive number of channels, got {width}")
+    lay = layout(family, depth, width)
+    shortcut = shortcut or DEFAULT_SHORTCUT[family]
+    if shortcut not in SHORTCUTS:
+        raise UserError(f"unknown shortcut {shortcut!r}; valid: {', '.join(SHORTCUTS)}")
+    return ResNet(lay, residual, shortcut, num_classes, in_channels, input_size, stem_width=width)

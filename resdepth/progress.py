@@ -1,0 +1,109 @@
+"""What a sweep shows while it runs: a live rich display on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from resdepth.config import RunConfig
+from resdepth.train import EpochRecord
+
+
+class Reporter(Protocol):
+    def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None: ...
+    def step(self, iteration: int, epoch: int, lr: float) -> None: ...
+    def epoch(self, cfg: RunConfig, record: EpochRecord) -> None: ...
+    def end_run(self, cfg: RunConfig, status: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class LineReporter:
+    """One line per epoch: for CI logs, pipes and files."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None:
+        resume = f", resuming at epoch {start_epoch}" if start_epoch > 1 else ""
+        self.console.print(
+            f"[{index}/{total}] {cfg.name} seed {cfg.seed} ({cfg.run_id}): {cfg.epochs} epochs{resume}",
+            highlight=False,
+        )
+
+    def step(self, iteration: int, epoch: int, lr: float) -> None:
+        pass
+
+    def epoch(self, cfg: RunConfig, r: EpochRecord) -> None:
+        self.console.print(
+            f"  {cfg.name} seed {cfg.seed} epoch {r.epoch}/{cfg.epochs} it {r.iteration} "
+            f"lr {r.lr:g} train {r.train_error:.2f}% test {r.test_error:.2f}% "
+            f"{r.images_per_second:,.0f} img/s",
+            highlight=False,
+        )
+
+    def end_run(self, cfg: RunConfig, status: str) -> None:
+        self.console.print(f"  {cfg.name} seed {cfg.seed}: {status}", highlight=False)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveReporter:
+    """A bar for the sweep, one for the current run, and the last epoch's errors of every run."""
+
+    def __init__(self, console: Console, runs: int) -> None:
+        self.sweep = Progress(
+            TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+            TimeRemainingColumn(), console=console,
+        )  # fmt: skip
+        self.run = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
+        )  # fmt: skip
+        self.sweep_task = self.sweep.add_task("sweep", total=runs)
+        self.run_task = self.run.add_task("", total=1, info="", visible=False)
+        self.last: dict[str, tuple[RunConfig, EpochRecord]] = {}  # by run_id, in start order
+        self.live = Live(self._render(), console=console, refresh_per_second=4)
+        self.live.start()
+
+    def _render(self) -> Group:
+        table = Table(title="last epoch", title_justify="left")
+        for col in ("run", "seed", "epoch", "train err %", "test err %"):
+            table.add_column(col, justify="right")
+        for cfg, r in self.last.values():
+            table.add_row(
+                cfg.name, str(cfg.seed), f"{r.epoch}/{cfg.epochs}",
+                f"{r.train_error:.2f}", f"{r.test_error:.2f}",
+            )  # fmt: skip
+        return Group(self.sweep, self.run, table)
+
+    def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None:
+        self.run.update(
+            self.run_task, description=f"{cfg.name} seed {cfg.seed}", total=cfg.epochs,
+            completed=start_epoch - 1, info="", visible=True,
+        )  # fmt: skip
+
+    def step(self, iteration: int, epoch: int, lr: float) -> None:
+        self.run.update(self.run_task, info=f"epoch {epoch} it {iteration} lr {lr:g}")
+
+    def epoch(self, cfg: RunConfig, r: EpochRecord) -> None:
+        self.run.update(self.run_task, completed=r.epoch)
+        self.last[cfg.run_id] = (cfg, r)
+        self.live.update(self._render())
+
+    def end_run(self, cfg: RunConfig, status: str) -> None:
+        self.sweep.advance(self.sweep_task)
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+def reporter(console: Console, runs: int) -> Reporter:
+    if console.is_terminal and sys.stdout.isatty():
+        return LiveReporter(console, runs)
+    return LineReporter(console)

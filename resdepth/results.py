@@ -1,0 +1,177 @@
+"""The results folder's CSV schemas, in this one place, and the only code that writes them.
+
+`metrics.csv` gets one row per run per epoch, appended as each epoch ends (a single write of a whole
+line, so a kill leaves at most one torn last line, which readers drop). `runs.csv` gets one row per
+run and is rewritten atomically (temporary file, then rename) whenever a run's status changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from resdepth.errors import UserError
+
+METRICS_COLUMNS = (
+    "run_id", "arch", "depth", "family", "width", "shortcut", "dataset", "seed", "epoch",
+    "iteration", "lr", "train_loss", "train_error", "test_loss", "test_error", "val_loss",
+    "val_error", "epoch_seconds", "images_per_second",
+)  # fmt: skip
+RUNS_COLUMNS = (
+    "run_id", "arch", "depth", "family", "width", "shortcut", "dataset", "seed", "train_subset",
+    "val_split", "test_subset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "warmup",
+    "precision", "params", "status", "epochs_done", "final_train_error", "final_test_error",
+    "best_test_error", "wall_seconds", "device", "torch_version", "resdepth_version", "started_at",
+    "ended_at", "error",
+)  # fmt: skip
+STATUSES = ("completed", "diverged", "failed", "running", "interrupted")
+METRICS = "metrics.csv"
+RUNS = "runs.csv"
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(round(value, 6))
+    return str(value)
+
+
+def _line(columns: Iterable[str], row: Mapping[str, Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([_format(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def _header(path: Path) -> list[str] | None:
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="") as f:
+        return next(csv.reader(f), None)
+
+
+def check_folder(out: Path) -> None:
+    """Refuse, before anything is written, a folder that cannot hold or already holds other results."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    for name, columns in ((METRICS, METRICS_COLUMNS), (RUNS, RUNS_COLUMNS)):
+        header = _header(out / name)
+        if header is not None and tuple(header) != columns:
+            raise UserError(
+                f"{out / name} has other columns than resdepth writes; "
+                "choose another --out (nothing was changed)"
+            )
+
+
+def append_metrics(out: Path, row: Mapping[str, Any]) -> None:
+    path = out / METRICS
+    text = _line(METRICS_COLUMNS, row)
+    if _header(path) is None:
+        text = _line(METRICS_COLUMNS, {c: c for c in METRICS_COLUMNS}) + text
+    with path.open("a") as f:
+        _heal_torn_line(path, f)
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _heal_torn_line(path: Path, f: io.TextIOBase) -> None:
+    """A kill mid-write can leave a last line without its newline; end it so the next row is whole."""
+    size = path.stat().st_size
+    if size:
+        with path.open("rb") as r:
+            r.seek(size - 1)
+            if r.read(1) != b"\n":
+                f.write("\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Rows whose every field parses; a torn or foreign line is dropped rather than trusted."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=list(columns))
+    try:
+        frame = pd.read_csv(path, dtype={"run_id": str}, on_bad_lines="skip", keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a readable CSV: {exc}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks resdepth's columns {', '.join(missing)}; is it another tool's?")
+    return frame[list(columns)]
+
+
+def read_metrics(out: Path) -> pd.DataFrame:
+    frame = read_csv(out / METRICS, METRICS_COLUMNS)
+    numeric = [c for c in METRICS_COLUMNS if c not in ("run_id", "arch", "family", "shortcut", "dataset")]
+    for c in numeric:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    # A torn last line parses with missing fields; a row without its epoch or error is dropped.
+    return frame.dropna(subset=["epoch", "iteration", "train_error"]).reset_index(drop=True)
+
+
+def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
+    """Keep run `run_id`'s rows up to `epoch` (its checkpoint) so a resumed run rewrites the rest."""
+    path = out / METRICS
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    at = header.index("epoch")
+    kept = []
+    for r in body:
+        if len(r) != len(header):
+            continue  # torn by a kill
+        if r[0] == run_id and not (r[at].isdigit() and int(r[at]) <= epoch):
+            continue
+        kept.append(r)
+    if len(kept) == len(body):
+        return
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *kept])
+    _atomic_write(path, buf.getvalue())
+
+
+def read_runs(out: Path) -> dict[str, dict[str, str]]:
+    path = out / RUNS
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        return {r["run_id"]: r for r in csv.DictReader(f) if r.get("run_id")}
+
+
+def write_run(out: Path, row: Mapping[str, Any]) -> None:
+    """Insert or replace one run's row; the file is replaced whole, never left half-written."""
+    runs = read_runs(out)
+    runs[str(row["run_id"])] = {c: _format(row.get(c)) for c in RUNS_COLUMNS}
+    text = _line(RUNS_COLUMNS, {c: c for c in RUNS_COLUMNS})
+    text += "".join(_line(RUNS_COLUMNS, r) for r in runs.values())
+    _atomic_write(out / RUNS, text)

@@ -1,0 +1,215 @@
+"""A sweep: expand the grid, find what is done, estimate the rest, and train the rest one by one.
+
+This module is the single writer of a results folder: training only reports epochs back to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+
+import resdepth
+from resdepth import results
+from resdepth.config import RunConfig, SweepConfig, expand
+from resdepth.data.store import Dataset, load
+from resdepth.errors import UserError
+from resdepth.models import build_model
+from resdepth.models.summary import check_memory, count_params
+from resdepth.progress import Reporter
+from resdepth.train import Diverged, EpochRecord, autocast, build, load_checkpoint, train_run
+
+FINISHED = ("completed", "diverged")  # a diverged run would diverge again with the same seed
+
+
+@dataclass
+class PlannedRun:
+    cfg: RunConfig
+    params: int
+    done_epochs: int  # epochs in its checkpoint (0: none)
+    finished: bool
+
+    @property
+    def state(self) -> str:
+        if self.finished:
+            return "done"
+        return f"partial (resumes at epoch {self.done_epochs + 1})" if self.done_epochs else "pending"
+
+
+class Sweep:
+    """The datasets a sweep needs, its runs, and where their results go."""
+
+    def __init__(self, cfg: SweepConfig, offline: bool = False) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.datasets: dict[str, Dataset] = {}
+        for arch in cfg.arch:
+            name = cfg.dataset_for(arch)
+            if name not in self.datasets:
+                self.datasets[name] = load(name, cfg.data_dir, offline=offline)
+        self._splits: dict[tuple[str, int], Dataset] = {}
+        sizes = {name: len(self.split(name, cfg.seeds[0]).train_y) for name in self.datasets}
+        self.runs = expand(cfg, sizes)
+        for name, size in sizes.items():
+            if cfg.batch_size > size:
+                raise UserError(
+                    f"--batch-size {cfg.batch_size} is larger than the {size} training images of {name}"
+                )
+
+    def split(self, dataset: str, seed: int) -> Dataset:
+        key = (dataset, seed)
+        if key not in self._splits:
+            self._splits[key] = self.datasets[dataset].split(
+                self.cfg.train_subset, self.cfg.val_split, seed, self.cfg.test_subset
+            )
+        return self._splits[key]
+
+    def checkpoint(self, cfg: RunConfig) -> Path:
+        return self.out / "checkpoints" / f"{cfg.run_id}.pt"
+
+    def plan(self) -> list[PlannedRun]:
+        known = results.read_runs(self.out) if self.out.is_dir() else {}
+        planned = []
+        for cfg in self.runs:
+            data = self.datasets[cfg.dataset]
+            spec = cfg.spec(data.num_classes, data.channels, data.size)
+            check_memory(spec, cfg.batch_size)
+            params = count_params(build_model(spec))
+            row = known.get(cfg.run_id, {})
+            finished = row.get("status") in FINISHED
+            state = None if finished else load_checkpoint(self.checkpoint(cfg), cfg.run_id)
+            done = int(state["epoch"]) if state else 0
+            planned.append(PlannedRun(cfg, params, done, finished or done >= cfg.epochs))
+        return planned
+
+    def estimate_seconds(self, planned: list[PlannedRun], device: torch.device) -> float:
+        """Time a few real steps of each distinct net on this device and scale to the work left."""
+        per_image: dict[tuple[str, int, str], float] = {}
+        total = 0.0
+        for p in planned:
+            if p.finished:
+                continue
+            cfg = p.cfg
+            key = (cfg.arch, cfg.depth, cfg.dataset)
+            if key not in per_image:
+                per_image[key] = _seconds_per_image(cfg, self.datasets[cfg.dataset], device)
+            data = self.split(cfg.dataset, cfg.seed)
+            val = 0 if data.val_y is None else len(data.val_y)
+            # Evaluation is forward only: about a third of a training step's cost per image.
+            images = len(data.train_y) + (len(data.test_y) + val) / 3
+            total += (cfg.epochs - p.done_epochs) * images * per_image[key]
+        return total
+
+
+def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device) -> float:
+    model = build(cfg, data, device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=True)
+    x = torch.randn(cfg.batch_size, data.channels, data.size, data.size, device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, data.num_classes, (cfg.batch_size,), device=device)
+
+    def step() -> None:
+        with autocast(device, cfg.precision):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started, steps = time.perf_counter(), 3
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / (steps * cfg.batch_size)
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _summary_fields(out: Path, run_id: str) -> dict[str, object]:
+    """Final and best errors and wall time, read back from metrics.csv (the one source of truth)."""
+    rows = results.read_metrics(out)
+    rows = rows[rows["run_id"] == run_id].sort_values("epoch")
+    if rows.empty:
+        return {"epochs_done": 0}
+    last = rows.iloc[-1]
+    return {
+        "epochs_done": int(last["epoch"]),
+        "final_train_error": float(last["train_error"]),
+        "final_test_error": float(last["test_error"]),
+        "best_test_error": float(rows["test_error"].min()),
+        "wall_seconds": round(float(rows["epoch_seconds"].sum()), 1),
+    }
+
+
+def run_sweep(
+    sweep: Sweep,
+    planned: list[PlannedRun],
+    device: torch.device,
+    report: Reporter,
+    fail_fast: bool = False,
+    console: Console | None = None,
+) -> list[tuple[RunConfig, str, str]]:
+    """Train every unfinished run; returns (run, status, error) for each run it touched."""
+    out = sweep.out
+    todo = [p for p in planned if not p.finished]
+    outcomes: list[tuple[RunConfig, str, str]] = []
+    for index, p in enumerate(todo, start=1):
+        cfg = p.cfg
+        data = sweep.split(cfg.dataset, cfg.seed)
+        base = {
+            **{k: v for k, v in asdict(cfg).items() if k != "milestones"},
+            "run_id": cfg.run_id,
+            "milestones": " ".join(f"{m:g}" for m in cfg.milestones),
+            "params": p.params,
+            "device": str(device),
+            "torch_version": torch.__version__,
+            "resdepth_version": resdepth.__version__,
+            "started_at": _now(),
+        }  # fmt: skip
+        results.drop_rows_after(out, cfg.run_id, p.done_epochs)
+        results.write_run(out, {**base, "status": "running", "epochs_done": p.done_epochs})
+        report.start_run(cfg, index, len(todo), p.done_epochs + 1)
+
+        def on_epoch(record: EpochRecord, cfg: RunConfig = cfg, base: dict[str, object] = base) -> None:
+            results.append_metrics(out, {**base, **asdict(record)})
+            report.epoch(cfg, record)
+
+        status, error = "completed", ""
+        try:
+            train_run(cfg, data, device, sweep.checkpoint(cfg), on_epoch, report.step)
+        except Diverged as exc:
+            status, error = "diverged", str(exc)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except Exception as exc:  # one broken run must not stop the others
+            status, error = "failed", f"{exc.__class__.__name__}: {exc}"
+            if fail_fast:
+                raise
+        finally:
+            results.write_run(
+                out,
+                {**base, **_summary_fields(out, cfg.run_id), "status": status,
+                 "ended_at": _now(), "error": error},
+            )  # fmt: skip
+            report.end_run(cfg, status)
+        outcomes.append((cfg, status, error))
+    return outcomes

@@ -1,0 +1,245 @@
+"""One training run, top to bottom: the paper's recipe, resumable at every epoch boundary.
+
+The whole (sub)set lives on the device as uint8; each step augments its batch with tensor ops, and
+loss and error counts are summed on the device and read once per epoch, so the host never waits on
+the device mid-epoch. Data order and augmentation are drawn from a generator seeded by (seed, epoch),
+which is what makes a resumed run write exactly the rows an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resdepth.config import WARMUP_ERROR, WARMUP_MAX_ITERATIONS, RunConfig
+from resdepth.data.augment import Normalizer, crop_flip
+from resdepth.data.store import Dataset
+from resdepth.models import build_model
+from resdepth.models.summary import check_memory, count_params
+
+EVAL_BATCH = 1000
+# MNIST is fed as LeNet-5 was: no crops or flips (a mirrored digit is another digit).
+AUGMENTED = {"cifar10", "cifar100", "synthetic"}
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite; the epoch's row is written before this is raised."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    iteration: int
+    lr: float
+    train_loss: float
+    train_error: float
+    test_loss: float
+    test_error: float
+    val_loss: float | None
+    val_error: float | None
+    epoch_seconds: float
+    images_per_second: float
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class Schedule:
+    """Step decay by 10 at fractions of training, after the optional warm-up at lr/10."""
+
+    def __init__(self, cfg: RunConfig, iterations_per_epoch: int) -> None:
+        self.base = cfg.lr
+        total = cfg.epochs * iterations_per_epoch
+        self.milestones = [round(m * total) for m in cfg.milestones]
+        self.warmup = cfg.warmup
+        self.warmup_end: int | None = None if cfg.warmup else 0
+
+    def lr(self, iteration: int) -> float:
+        if self.warmup_end is None or iteration < self.warmup_end:
+            return self.base / 10
+        return self.base * 0.1 ** sum(iteration >= m for m in self.milestones)
+
+    def observe(self, iteration: int, train_error: float) -> None:
+        """During warm-up: switch to the full rate once training error < 80% (or after 400 steps)."""
+        if self.warmup_end is None and (train_error < WARMUP_ERROR or iteration + 1 >= WARMUP_MAX_ITERATIONS):
+            self.warmup_end = iteration + 1
+
+
+def _seed_for(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    normalize: Normalizer,
+    device: torch.device,
+    precision: str,
+) -> tuple[float, float]:
+    """Mean loss and error (%) in eval mode, never augmented."""
+    model.eval()
+    loss = torch.zeros((), device=device)
+    wrong = torch.zeros((), device=device, dtype=torch.long)
+    for i in range(0, len(y), EVAL_BATCH):
+        xb = normalize(x[i : i + EVAL_BATCH]).contiguous(memory_format=torch.channels_last)
+        yb = y[i : i + EVAL_BATCH]
+        with autocast(device, precision):
+            logits = model(xb)
+        loss += F.cross_entropy(logits.float(), yb, reduction="sum")
+        wrong += (logits.argmax(1) != yb).sum()
+    n = len(y)
+    return loss.item() / n, 100.0 * wrong.item() / n
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Temporary file, then rename: a kill leaves the previous checkpoint or the new one, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged checkpoint means starting the run over, not crashing the sweep
+        return None
+    return state if state.get("run_id") == run_id else None
+
+
+def build(cfg: RunConfig, data: Dataset, device: torch.device) -> nn.Module:
+    spec = cfg.spec(data.num_classes, data.channels, data.size)
+    check_memory(spec, cfg.batch_size)
+    torch.manual_seed(cfg.seed)
+    model = build_model(spec).to(device)
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def train_run(
+    cfg: RunConfig,
+    data: Dataset,
+    device: torch.device,
+    checkpoint: Path,
+    on_epoch: Callable[[EpochRecord], None],
+    on_progress: Callable[[int, int, float], None] | None = None,
+) -> int:
+    """Train (or resume) one run, calling `on_epoch` with each finished epoch. Returns the params.
+
+    `on_epoch` runs before the checkpoint is saved: a kill between the two leaves a row past the
+    checkpoint, which the sweep drops on resume and the resumed run writes again, identically.
+    """
+    if cfg.batch_size > len(data.train_y):
+        raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(data.train_y)} training images")
+    model = build(cfg, data, device)
+    params = count_params(model)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        foreach=True,
+    )
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    val = None if data.val_x is None or data.val_y is None else (data.val_x.to(device), data.val_y.to(device))
+    n = len(train_y)
+    per_epoch = math.ceil(n / cfg.batch_size)
+    schedule = Schedule(cfg, per_epoch)
+    normalize = Normalizer(data.mean, data.std, device)
+    augment = data.name in AUGMENTED
+
+    start_epoch, iteration = 1, 0
+    state = load_checkpoint(checkpoint, cfg.run_id)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, iteration = state["epoch"] + 1, state["iteration"]
+        schedule.warmup_end = state["warmup_end"] if state["warmup_end"] >= 0 else None
+
+    generator = torch.Generator(device=device)
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        started = time.perf_counter()
+        generator.manual_seed(_seed_for(cfg.seed, epoch))
+        order = torch.randperm(n, generator=generator, device=device)
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        wrong = torch.zeros((), device=device, dtype=torch.long)
+        for step in range(per_epoch):
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            xb, yb = train_x[idx], train_y[idx]
+            if augment:
+                xb = crop_flip(xb, generator)[0]
+            xb = normalize(xb).contiguous(memory_format=torch.channels_last)
+            lr = schedule.lr(iteration)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(device, cfg.precision):
+                logits = model(xb)
+            loss = F.cross_entropy(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            batch_wrong = (logits.argmax(1) != yb).sum()
+            loss_sum += loss.detach() * len(yb)
+            wrong += batch_wrong
+            if schedule.warmup_end is None:  # the only per-step sync, for at most 400 steps
+                schedule.observe(iteration, 100.0 * batch_wrong.item() / len(yb))
+            iteration += 1
+            if on_progress is not None and (step % 20 == 19 or step == per_epoch - 1):
+                on_progress(iteration, epoch, lr)
+        train_loss = loss_sum.item() / n
+        train_error = 100.0 * wrong.item() / n
+        test_loss, test_error = evaluate(model, test_x, test_y, normalize, device, cfg.precision)
+        val_loss = val_error = None
+        if val is not None:
+            val_loss, val_error = evaluate(model, *val, normalize, device, cfg.precision)
+        seconds = time.perf_counter() - started
+        on_epoch(
+            EpochRecord(epoch, iteration, lr, train_loss, train_error, test_loss, test_error,
+                        val_loss, val_error, seconds, n / seconds)
+        )  # fmt: skip
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
+        save_checkpoint(
+            checkpoint,
+            {
+                "run_id": cfg.run_id,
+                "epoch": epoch,
+                "iteration": iteration,
+                "warmup_end": -1 if schedule.warmup_end is None else schedule.warmup_end,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+            },
+        )
+    return params
