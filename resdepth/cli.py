@@ -30,8 +30,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Download and inspect the datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-err = Console(stderr=True)
+# Logs and pipes get wide lines rather than tables squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DataDir = Annotated[
     str | None,
@@ -286,6 +287,58 @@ def sweep(
     console.print(f"results in {out_dir}/metrics.csv and {out_dir}/runs.csv", highlight=False)
     if any(s == "failed" for _, s, _ in outcomes):
         raise typer.Exit(1)
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth plot results/quick\n\n  resdepth plot results/paper --paper --out paper.pdf\n\n"
+    "  resdepth plot results/quick/metrics.csv --x epoch"
+)
+def plot(
+    results_path: Annotated[
+        Path, typer.Argument(metavar="RESULTS", help="A results folder or its metrics.csv.")
+    ],
+    out: Annotated[Path | None, typer.Option(help="A folder, or a file name ending .png/.pdf/.svg.")] = None,
+    x: Annotated[str, typer.Option(help="iteration (as in the paper) or epoch.")] = "iteration",
+    paper: Annotated[bool, typer.Option(help="Mark He et al.'s Table 6 ResNet test errors.")] = False,
+) -> None:
+    """Draw the error curves (He et al. Fig. 6) and the degradation curve (error vs depth)."""
+    from resdepth import analysis
+    from resdepth import plot as plotting
+
+    for path in plotting.write(analysis.load(results_path), out, x, paper):
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth report results/quick\n\n  resdepth report results/paper --format markdown"
+)
+def report(
+    results_path: Annotated[
+        Path, typer.Argument(metavar="RESULTS", help="A results folder or its metrics.csv.")
+    ],
+    format: Annotated[str, typer.Option("--format", help="table, markdown or csv.")] = "table",
+) -> None:
+    """Final and best errors per architecture and depth (mean ± std over seeds), and a verdict."""
+    from resdepth import analysis
+    from resdepth import report as reporting
+
+    if format not in ("table", "markdown", "csv"):
+        raise UserError(f"--format must be table, markdown or csv, got {format!r}")
+    nets = reporting.table(analysis.load(results_path))
+    if format == "csv":
+        print(nets.to_csv(index=False), end="")
+        return
+    if format == "markdown":
+        print(reporting.markdown(nets), end="")
+        return
+    header, body = reporting.rows(nets)
+    table = Table(title="final errors (mean ± std over seeds)", title_justify="left")
+    for h in header:
+        table.add_column(h, justify="left" if h == "net" else "right")
+    for r in body:
+        table.add_row(*r)
+    console.print(table)
+    console.print(reporting.verdict(nets), highlight=False)
 
 
 def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:

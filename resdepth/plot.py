@@ -1,0 +1,153 @@
+"""He et al. Figure 6 (error curves per architecture) and the degradation curve (error vs depth).
+
+Figures are built with matplotlib's object API (no pyplot, no display needed) and returned, so tests
+can read back exactly what was drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from resdepth.analysis import Loaded, diverged_ids, final_rows, per_net
+from resdepth.errors import UserError
+from resdepth.models import CLASSIC_DEPTHS
+
+# He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets (best of 5 runs for 110).
+PAPER_RESNET_TEST = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+FORMATS = (".png", ".pdf", ".svg")
+PANEL_TITLES = {"plain": "plain", "resnet": "ResNet", "classic": "classic nets"}
+PALETTE = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
+]  # fmt: skip
+
+
+def _panel(arch: str) -> str:
+    return "classic" if arch in CLASSIC_DEPTHS else arch
+
+
+def colours(metrics: pd.DataFrame) -> dict[str, str]:
+    """One colour per depth (the same in every panel); classic nets after the depths, by name."""
+    keys = [str(d) for d in sorted(metrics.loc[~metrics["arch"].isin(CLASSIC_DEPTHS), "depth"].unique())]
+    keys += sorted(metrics.loc[metrics["arch"].isin(CLASSIC_DEPTHS), "arch"].unique())
+    return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
+
+
+def _colour_key(arch: str, depth: int) -> str:
+    return arch if arch in CLASSIC_DEPTHS else str(int(depth))
+
+
+def y_top(metrics: pd.DataFrame) -> float:
+    """The paper shows 0-20%: keep that window when errors end below it, else widen to fit the ends."""
+    finals = final_rows(metrics)
+    worst = float(np.nanmax(finals[["train_error", "test_error"]].to_numpy()))
+    return float(min(100.0, max(20.0, np.ceil(worst * 1.25 / 10) * 10)))
+
+
+def curves_figure(loaded: Loaded, x: str = "iteration") -> Figure:
+    m = loaded.metrics
+    diverged = diverged_ids(loaded)
+    panels = [p for p in ("plain", "resnet", "classic") if (m["arch"].map(_panel) == p).any()]
+    fig = Figure(figsize=(5.5 * len(panels), 4.5), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    palette = colours(m)
+    # The paper's axis is in units of 1e4 iterations; short runs read better in plain iterations.
+    scale = 1e4 if x == "iteration" and m["iteration"].max() >= 1e4 else 1.0
+    for ax, panel in zip(axes, panels, strict=True):
+        sub = m[m["arch"].map(_panel) == panel]
+        for _, group in sub.groupby(["arch", "depth"], sort=True):
+            first = group.iloc[0]
+            name = str(first["label"])
+            colour = palette[_colour_key(str(first["arch"]), int(first["depth"]))]
+            stats = group.groupby(x)[["train_error", "test_error"]].agg(["mean", "std"]).sort_index()
+            xs = stats.index.to_numpy(dtype=float) / scale
+            several = group["seed"].nunique() > 1
+            for column, style, width in (("train_error", "--", 1.0), ("test_error", "-", 2.2)):
+                mean = stats[(column, "mean")].to_numpy()
+                suffix = " (diverged)" if set(group["run_id"]) & diverged else ""
+                ax.plot(xs, mean, style, color=colour, linewidth=width,
+                        label=f"{name}{suffix}" if column == "test_error" else None)  # fmt: skip
+                if several:
+                    std = stats[(column, "std")].fillna(0).to_numpy()
+                    ax.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
+        ax.set_title(PANEL_TITLES[panel])
+        ax.set_xlabel({1e4: "iter. (1e4)", 1.0: "iterations"}[scale] if x == "iteration" else "epoch")
+        ax.grid(alpha=0.3)
+        handles, _ = ax.get_legend_handles_labels()
+        handles += [
+            Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="train error"),
+            Line2D([], [], color="black", linestyle="-", linewidth=2.2, label="test error"),
+        ]
+        ax.legend(handles=handles, fontsize="small", loc="upper right")
+    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylim(0, y_top(m))
+    return fig
+
+
+def depth_figure(loaded: Loaded, paper: bool = False) -> Figure:
+    nets = per_net(final_rows(loaded.metrics))
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    styles = {"plain": ("#d62728", "s", "plain"), "resnet": ("#1f77b4", "o", "ResNet")}
+    for ax, column, title in (
+        (axes[0], "final_train_error", "final training error"),
+        (axes[1], "final_test_error", "final test error"),
+    ):
+        for arch, (colour, marker, name) in styles.items():
+            sub = nets[nets["arch"] == arch].sort_values("depth")
+            if sub.empty:
+                continue
+            ax.errorbar(sub["depth"].to_numpy(float), sub[f"{column}_mean"].to_numpy(float),
+                        yerr=sub[f"{column}_std"].to_numpy(float), color=colour,
+                        marker=marker, capsize=3, linewidth=2, label=name)  # fmt: skip
+        for n in nets[nets["arch"].isin(CLASSIC_DEPTHS)].itertuples():
+            mean = getattr(n, f"{column}_mean")
+            ax.errorbar([n.depth], [mean], yerr=[getattr(n, f"{column}_std")], color="gray",
+                        marker="D", capsize=3, linestyle="none")  # fmt: skip
+            ax.annotate(str(n.label), (n.depth, mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        if paper and column == "final_test_error":
+            ax.plot(list(PAPER_RESNET_TEST), list(PAPER_RESNET_TEST.values()), linestyle="none",
+                    marker="*", markersize=11, color="black",
+                    label="He et al. 2016, Table 6 (ResNet, full training)")  # fmt: skip
+        depths = sorted(set(nets["depth"].astype(int)) | (set(PAPER_RESNET_TEST) if paper else set()))
+        ax.set_xticks(depths)
+        ax.set_xlabel("depth (weighted layers)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylim(bottom=0)
+    epochs = int(nets["epochs"].max())
+    fig.suptitle(f"degradation: error after {epochs} epochs vs depth (mean ± std over seeds)", fontsize=10)
+    return fig
+
+
+def output_paths(loaded: Loaded, out: Path | None) -> tuple[Path, Path]:
+    """Default RESULTS/figures/{curves,depth}.png; `--out x.pdf` gives x-curves.pdf and x-depth.pdf."""
+    if out is None:
+        folder = loaded.folder / "figures"
+        return folder / "curves.png", folder / "depth.png"
+    if out.suffix:
+        if out.suffix not in FORMATS:
+            raise UserError(f"--out must end in {', '.join(FORMATS)} (or be a folder), got {out.name}")
+        return out.with_name(f"{out.stem}-curves{out.suffix}"), out.with_name(f"{out.stem}-depth{out.suffix}")
+    return out / "curves.png", out / "depth.png"
+
+
+def write(loaded: Loaded, out: Path | None, x: str = "iteration", paper: bool = False) -> list[Path]:
+    if x not in ("iteration", "epoch"):
+        raise UserError(f"--x must be iteration or epoch, got {x!r}")
+    curves_path, depth_path = output_paths(loaded, out)
+    written = []
+    for fig, path in ((curves_figure(loaded, x), curves_path), (depth_figure(loaded, paper), depth_path)):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=120)
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        written.append(path)
+    return written

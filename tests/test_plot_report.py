@@ -1,0 +1,176 @@
+"""Figures and tables read back against hand-made CSVs with known answers."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resdepth import analysis, plot, report, results
+from resdepth.errors import UserError
+
+# (arch, depth, final train error per seed): plain degrades with depth, ResNet improves.
+KNOWN = {("plain", 20): [10.0, 12.0], ("plain", 56): [20.0, 22.0], ("resnet", 20): [9.0, 11.0],
+         ("resnet", 56): [6.0, 8.0]}  # fmt: skip
+
+
+def write_results(folder: Path, finals: dict[tuple[str, int], list[float]], epochs: int = 3,
+                  diverge: tuple[str, int] | None = None) -> None:  # fmt: skip
+    """metrics.csv and runs.csv of a fake sweep: errors fall linearly to the given final values."""
+    for (arch, depth), per_seed in finals.items():
+        for seed, final in enumerate(per_seed):
+            run_id = f"{arch}{depth}s{seed}"
+            for epoch in range(1, epochs + 1):
+                train = final + 10.0 * (epochs - epoch)
+                loss = float("nan") if diverge == (arch, depth) and epoch == epochs else 1.0
+                results.append_metrics(folder, {
+                    "run_id": run_id, "arch": arch, "depth": depth, "family": "cifar", "width": 16,
+                    "shortcut": "A", "dataset": "cifar10", "seed": seed, "epoch": epoch,
+                    "iteration": 100 * epoch, "lr": 0.1, "train_loss": loss, "train_error": train,
+                    "test_error": train + 5.0, "test_loss": 1.0, "epoch_seconds": 2.0,
+                    "images_per_second": 1000.0,
+                })  # fmt: skip
+            status = "diverged" if diverge == (arch, depth) else "completed"
+            results.write_run(folder, {"run_id": run_id, "arch": arch, "depth": depth, "seed": seed,
+                                       "params": 1000 * depth, "status": status})  # fmt: skip
+
+
+@pytest.fixture
+def known(tmp_path: Path) -> analysis.Loaded:
+    write_results(tmp_path, KNOWN)
+    return analysis.load(tmp_path)
+
+
+def test_report_numbers_are_means_and_stds_over_seeds(known: analysis.Loaded) -> None:
+    nets = report.table(known).set_index("label")
+    assert list(nets.index) == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
+    assert nets.loc["plain-56", "final_train_error_mean"] == pytest.approx(21.0)
+    assert nets.loc["plain-56", "final_train_error_std"] == pytest.approx(np.std([20, 22], ddof=1))
+    assert nets.loc["ResNet-56", "final_test_error_mean"] == pytest.approx(12.0)
+    assert nets.loc["ResNet-56", "best_test_error_mean"] == pytest.approx(12.0)
+    assert nets.loc["ResNet-20", "seeds"] == 2 and nets.loc["ResNet-20", "params"] == 20_000
+    assert nets.loc["plain-20", "wall_seconds_mean"] == pytest.approx(6.0)
+
+
+def test_verdict_says_reproduced_with_the_numbers(known: analysis.Loaded) -> None:
+    text = report.verdict(report.table(known))
+    assert text == (
+        "degradation reproduced: plain training error rises with depth (20: 11.0% -> 56: 21.0%), "
+        "ResNet's falls (20: 10.0% -> 56: 7.0%)"
+    )
+
+
+def test_verdict_says_not_reproduced_and_why(tmp_path: Path) -> None:
+    write_results(tmp_path, {("plain", 20): [10.0], ("plain", 56): [10.5], ("resnet", 20): [9.0],
+                             ("resnet", 56): [8.0]})  # fmt: skip
+    text = report.verdict(report.table(analysis.load(tmp_path)))
+    assert text.startswith("not reproduced: the deeper plain net does not train worse")
+    assert "3 epochs may be too short" in text
+    single = tmp_path / "single"
+    single.mkdir()
+    write_results(single, {("plain", 20): [10.0], ("resnet", 20): [9.0]})
+    assert "fewer than two depths" in report.verdict(report.table(analysis.load(single)))
+
+
+def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Loaded) -> None:
+    text = report.markdown(report.table(known))
+    lines = text.splitlines()
+    assert lines[0].startswith("| net | seeds |") and lines[1].startswith("|---|")
+    assert "| plain-56 | 2 | 3 | 26.00 ± 1.41 |" in text
+    assert lines[-1].startswith("degradation reproduced")
+
+
+def test_curves_figure_draws_the_csv_means_with_paper_styles(known: analysis.Loaded) -> None:
+    fig = plot.curves_figure(known, x="epoch")
+    plain, resnet = fig.axes
+    assert plain.get_title() == "plain" and resnet.get_title() == "ResNet"
+    lines = {(ln.get_label(), ln.get_linestyle()): ln for ln in plain.get_lines()}
+    test56 = lines[("plain-56", "-")]
+    np.testing.assert_allclose(test56.get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(test56.get_ydata(), [46.0, 36.0, 26.0])  # mean of seeds, train + 5
+    trains = [ln for ln in plain.get_lines() if ln.get_linestyle() == "--"]
+    np.testing.assert_allclose(trains[1].get_ydata(), [41.0, 31.0, 21.0])
+    assert trains[1].get_linewidth() < test56.get_linewidth()
+    # the same colour for the same depth in both panels
+    res56 = next(ln for ln in resnet.get_lines() if ln.get_label() == "ResNet-56")
+    assert res56.get_color() == test56.get_color()
+    # a +-1 std band per line when there are several seeds
+    band = plain.collections[0].get_paths()[0].vertices
+    # plain-20 train: mean 11 + 20 at epoch 1, +-std of (10, 12)
+    assert band[:, 1].max() == pytest.approx(31.0 + np.std([10, 12], ddof=1))
+    assert plain.get_ylim()[0] == 0
+
+
+def test_depth_figure_and_paper_markers(known: analysis.Loaded) -> None:
+    fig = plot.depth_figure(known, paper=True)
+    train_ax, test_ax = fig.axes
+    plain = next(c for c in train_ax.containers if c.get_label() == "plain")
+    plain_line = plain.lines[0]
+    np.testing.assert_allclose(plain_line.get_xdata(), [20, 56])
+    np.testing.assert_allclose(plain_line.get_ydata(), [11.0, 21.0])
+    paper = next(ln for ln in test_ax.get_lines() if ln.get_label().startswith("He et al. 2016"))
+    np.testing.assert_allclose(paper.get_ydata(), [8.75, 7.51, 7.17, 6.97, 6.43])
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plot_command_writes_valid_images(cli, tmp_path: Path) -> None:
+    write_results(tmp_path, KNOWN)
+    r = cli("plot", str(tmp_path))
+    assert r.code == 0
+    assert _png_size(tmp_path / "figures" / "curves.png") == (1320, 540)
+    assert _png_size(tmp_path / "figures" / "depth.png") == (1200, 504)
+    r = cli("plot", str(tmp_path / "metrics.csv"), "--out", str(tmp_path / "f.svg"), "--paper")
+    assert r.code == 0
+    assert (tmp_path / "f-curves.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "f-depth.svg").is_file()
+
+
+def test_diverged_run_is_drawn_up_to_divergence_and_marked(tmp_path: Path) -> None:
+    write_results(tmp_path, KNOWN, diverge=("plain", 56))
+    fig = plot.curves_figure(analysis.load(tmp_path))
+    labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert "plain-56 (diverged)" in labels
+
+
+def test_classic_nets_get_their_own_panel(tmp_path: Path) -> None:
+    write_results(tmp_path, {**KNOWN, ("lenet5", 5): [1.0]})
+    fig = plot.curves_figure(analysis.load(tmp_path))
+    assert [ax.get_title() for ax in fig.axes] == ["plain", "ResNet", "classic nets"]
+    assert "lenet5" in [ln.get_label() for ln in fig.axes[2].get_lines()]
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_bad_results_are_one_line(cli, tmp_path: Path, command: str) -> None:
+    r = cli(command, str(tmp_path / "missing"))
+    assert r.code == 2 and "does not exist" in r.err
+    (tmp_path / "metrics.csv").write_text("")
+    r = cli(command, str(tmp_path))
+    assert r.code == 2 and "no finished epoch" in r.err
+    (tmp_path / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    r = cli(command, str(tmp_path))
+    assert r.code == 2 and "lacks resdepth's columns" in r.err
+    header = ",".join(results.METRICS_COLUMNS)
+    (tmp_path / "metrics.csv").write_text(header + "\nabc,plain,20,cif")  # truncated
+    r = cli(command, str(tmp_path))
+    assert r.code == 2 and "no finished epoch" in r.err
+    assert all("Traceback" not in x for x in (r.err, r.out))
+
+
+def test_partial_sweep_is_reported(tmp_path: Path) -> None:
+    write_results(tmp_path, {("plain", 20): [10.0], ("resnet", 20): [9.0]}, epochs=2)
+    write_results(tmp_path, {("plain", 56): [30.0]}, epochs=1)
+    nets = report.table(analysis.load(tmp_path)).set_index("label")
+    assert nets.loc["plain-56", "epochs"] == 1
+
+
+def test_plot_rejects_an_unknown_format(tmp_path: Path) -> None:
+    write_results(tmp_path, KNOWN)
+    with pytest.raises(UserError, match="must end in .png, .pdf, .svg"):
+        plot.write(analysis.load(tmp_path), tmp_path / "x.jpg")
