@@ -349,19 +349,7 @@ def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2 (or their own)."""
     warnings.formatwarning = _warning_line  # type: ignore[assignment]
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted", highlight=False)
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
