@@ -218,8 +218,9 @@ def train_run(
             iteration += 1
             if on_progress is not None and (step % 20 == 19 or step == per_epoch - 1):
                 on_progress(iteration, epoch, lr)
-        train_loss = loss_sum.item() / n
+        train_loss = loss_sum.item() / n  # the epoch's one wait on the device
         train_error = 100.0 * wrong.item() / n
+        train_seconds = time.perf_counter() - started
         test_loss, test_error = evaluate(model, test_x, test_y, normalize, device, cfg.precision)
         val_loss = val_error = None
         if val is not None:
@@ -227,7 +228,7 @@ def train_run(
         seconds = time.perf_counter() - started
         on_epoch(
             EpochRecord(epoch, iteration, lr, train_loss, train_error, test_loss, test_error,
-                        val_loss, val_error, seconds, n / seconds)
+                        val_loss, val_error, seconds, n / train_seconds)
         )  # fmt: skip
         if not math.isfinite(train_loss):
             raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
