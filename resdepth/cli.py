@@ -22,7 +22,8 @@ app = typer.Typer(
     "  resdepth data info cifar10\n\n"
     "  resdepth sweep --depth 20,32,44,56\n\n"
     "  resdepth plot results/quick\n\n"
-    "  resdepth report results/quick --format markdown",
+    "  resdepth report results/quick --format markdown\n\n"
+    "  resdepth bench --depth 20,56",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -339,6 +340,62 @@ def report(
         table.add_row(*r)
     console.print(table)
     console.print(reporting.verdict(nets), highlight=False)
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth bench\n\n  resdepth bench --arch resnet --depth 20,56,110 --seconds 20 --json"
+)
+def bench(
+    arch: Annotated[str, typer.Option(help="plain, resnet (comma-separated).")] = "plain,resnet",
+    depth: Annotated[str, typer.Option(help="Depths, e.g. 20,56,110.")] = "20,56",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto, fp32 or bf16 (resdepth's loop; the textbook loop is fp32).")
+    ] = "auto",
+    seconds: Annotated[float, typer.Option(help="Timed seconds per loop and net (after warm-up).")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Training images/s of resdepth's loop vs the textbook DataLoader loop, and projected paper times."""
+    from resdepth.benchmarks.bench import epoch_seconds, measure, paper_sweep_seconds
+    from resdepth.config import PRECISIONS, parse_list
+    from resdepth.models import NetSpec, validate
+    from resdepth.sweep import duration
+    from resdepth.train import pick_device, resolve_precision
+
+    archs = parse_list(arch, str, "--arch")
+    depths = parse_list(depth, int, "--depth")
+    for a in archs:
+        if a not in ("plain", "resnet"):
+            raise UserError(f"bench measures plain and resnet nets, not {a!r}")
+        for d in depths:
+            validate(NetSpec(a, d))
+    if precision not in ("auto", *PRECISIONS):
+        raise UserError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    if not seconds > 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    dev = pick_device(device)
+    prec = resolve_precision(precision, dev)
+    measured = [measure(a, d, dev, prec, seconds) for a in archs for d in depths]
+    paper = {k: paper_sweep_seconds(measured, k) for k in ("resdepth", "textbook")}
+    if as_json:
+        rows = [{**m.__dict__, "ratio": m.ratio, "epochs_164_seconds": 164 * epoch_seconds(m.resdepth),
+                 "textbook_epochs_164_seconds": 164 * epoch_seconds(m.textbook)} for m in measured]  # fmt: skip
+        print(json.dumps({"runs": rows, "paper_sweep_seconds": paper}, indent=2))
+        return
+    table = Table(title=f"training throughput, batch 128, {dev}", title_justify="left")
+    for col in ("model", "device", "precision", "resdepth img/s", "textbook img/s", "ratio",
+                "164 epochs", "164 epochs (textbook)"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for m in measured:
+        table.add_row(m.label, m.device, m.precision, f"{m.resdepth:,.0f}", f"{m.textbook:,.0f}",
+                      f"{m.ratio:.2f}x", duration(164 * epoch_seconds(m.resdepth)),
+                      duration(164 * epoch_seconds(m.textbook)))  # fmt: skip
+    console.print(table)
+    console.print(
+        f"experiments/paper.toml (164 epochs per net): about {duration(paper['resdepth'] or 0)} with resdepth, "
+        f"{duration(paper['textbook'] or 0)} with the textbook loop",
+        highlight=False,
+    )
 
 
 def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:

@@ -11,18 +11,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 
 import resdepth
 from resdepth import results
 from resdepth.config import RunConfig, SweepConfig, expand
+from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset, load
 from resdepth.errors import UserError
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
 from resdepth.progress import Reporter
-from resdepth.train import Diverged, EpochRecord, autocast, build, load_checkpoint, train_run
+from resdepth.train import (
+    Diverged,
+    EpochRecord,
+    build,
+    load_checkpoint,
+    make_optimizer,
+    train_run,
+    train_step,
+)
 
 FINISHED = ("completed", "diverged")  # a diverged run would diverge again with the same seed
 
@@ -107,28 +115,21 @@ class Sweep:
 
 
 def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device) -> float:
+    """A few real training steps (augmentation included) on random pixels, timed after one warm-up."""
     model = build(cfg, data, device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=True)
-    x = torch.randn(cfg.batch_size, data.channels, data.size, data.size, device=device)
-    x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, data.num_classes, (cfg.batch_size,), device=device)
-
-    def step() -> None:
-        with autocast(device, cfg.precision):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started, steps = time.perf_counter(), 3
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - started) / (steps * cfg.batch_size)
+    optimizer = make_optimizer(model, cfg)
+    g = torch.Generator(device=device).manual_seed(0)
+    shape = (cfg.batch_size, data.channels, data.size, data.size)
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device, generator=g)
+    labels = torch.randint(0, data.num_classes, (cfg.batch_size,), device=device, generator=g)
+    normalize = Normalizer(data.mean, data.std, device)
+    seconds = 0.0
+    for i in range(4):
+        started = time.perf_counter()
+        loss, _ = train_step(model, optimizer, images, labels, normalize, g, cfg.precision)
+        loss.item()  # wait for the device
+        seconds += (time.perf_counter() - started) if i else 0.0
+    return seconds / (3 * cfg.batch_size)
 
 
 def duration(seconds: float) -> str:

@@ -61,6 +61,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """auto: bf16 where it runs fast (CUDA capability >= 8.0, CPUs with AMX or AVX512-BF16), else fp32."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "fp32"
+        return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
+    return "fp32"
+
+
 def autocast(device: torch.device, precision: str) -> Any:
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -146,6 +161,38 @@ def build(cfg: RunConfig, data: Dataset, device: torch.device) -> nn.Module:
     return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.SGD:
+    # foreach: one fused kernel per parameter group instead of a Python loop over tensors.
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
+    )
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalize: Normalizer,
+    generator: torch.Generator | None,
+    precision: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a uint8 batch: augment (when given a generator), normalise, forward, backward.
+
+    Returns the batch's loss and its count of wrong predictions, left on the device (no sync).
+    """
+    if generator is not None:
+        images = crop_flip(images, generator)[0]
+    x = normalize(images).contiguous(memory_format=torch.channels_last)
+    with autocast(images.device, precision):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (logits.argmax(1) != labels).sum()
+
+
 def train_run(
     cfg: RunConfig,
     data: Dataset,
@@ -163,13 +210,7 @@ def train_run(
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(data.train_y)} training images")
     model = build(cfg, data, device)
     params = count_params(model)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        foreach=True,
-    )
+    optimizer = make_optimizer(model, cfg)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     val = None if data.val_x is None or data.val_y is None else (data.val_x.to(device), data.val_y.to(device))
@@ -197,21 +238,13 @@ def train_run(
         wrong = torch.zeros((), device=device, dtype=torch.long)
         for step in range(per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            xb, yb = train_x[idx], train_y[idx]
-            if augment:
-                xb = crop_flip(xb, generator)[0]
-            xb = normalize(xb).contiguous(memory_format=torch.channels_last)
+            yb = train_y[idx]
             lr = schedule.lr(iteration)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(device, cfg.precision):
-                logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            batch_wrong = (logits.argmax(1) != yb).sum()
-            loss_sum += loss.detach() * len(yb)
+            loss, batch_wrong = train_step(model, optimizer, train_x[idx], yb, normalize,
+                                           generator if augment else None, cfg.precision)  # fmt: skip
+            loss_sum += loss * len(yb)
             wrong += batch_wrong
             if schedule.warmup_end is None:  # the only per-step sync, for at most 400 steps
                 schedule.observe(iteration, 100.0 * batch_wrong.item() / len(yb))

@@ -1,0 +1,125 @@
+"""`resdepth bench`: images per second of resdepth's loop and the textbook loop, same process, same nets.
+
+Each loop gets warm-up steps, then several timed windows; the median window is quoted. Pixels are
+random CIFAR-shaped uint8 images: throughput does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from resdepth.benchmarks import textbook
+from resdepth.config import SweepConfig, epochs_for, expand, read_toml
+from resdepth.data.augment import Normalizer
+from resdepth.models import NetSpec, build_model
+from resdepth.train import make_optimizer, train_step
+
+CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
+PAPER_EPOCHS = 164
+WINDOWS = 5
+WARMUP_STEPS = 3
+
+
+@dataclass
+class Measurement:
+    arch: str
+    depth: int
+    device: str
+    precision: str
+    resdepth: float  # img/s
+    textbook: float
+
+    @property
+    def ratio(self) -> float:
+        return self.resdepth / self.textbook
+
+    @property
+    def label(self) -> str:
+        return NetSpec(self.arch, self.depth).name
+
+
+def _median_rate(step: Callable[[], None], batch: int, seconds: float, sync: Callable[[], None]) -> float:
+    for _ in range(WARMUP_STEPS):
+        step()
+    sync()
+    rates = []
+    window = seconds / WINDOWS
+    for _ in range(WINDOWS):
+        started, images = time.perf_counter(), 0
+        while time.perf_counter() - started < window:
+            step()
+            images += batch
+        sync()
+        rates.append(images / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def measure(arch: str, depth: int, device: torch.device, precision: str, seconds: float,
+            batch: int = 128) -> Measurement:  # fmt: skip
+    """Both loops on the same net (same init), each for `seconds` after its warm-up."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (10 * batch, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (10 * batch,), generator=g)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    cfg = expand(SweepConfig(arch=[arch], depth=[depth], epochs=1, precision=precision), {"cifar10": 1})[0]
+    torch.manual_seed(0)
+    model = build_model(NetSpec(arch, depth)).to(device)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = make_optimizer(model, cfg)
+    dev_images, dev_labels = images.to(device), labels.to(device)
+    normalize = Normalizer(textbook.CIFAR_MEAN, textbook.CIFAR_STD, device)
+    dev_g = torch.Generator(device=device).manual_seed(0)
+    cursor = [0]
+
+    def fast() -> None:
+        i = cursor[0] % 10
+        cursor[0] += 1
+        sl = slice(i * batch, (i + 1) * batch)
+        train_step(model, optimizer, dev_images[sl], dev_labels[sl], normalize, dev_g, precision)
+
+    ours = _median_rate(fast, batch, seconds, sync)
+
+    torch.manual_seed(0)
+    ref = build_model(NetSpec(arch, depth)).to(device)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    stream = textbook.batches(images, labels, batch)
+
+    def slow() -> None:
+        x, y = next(stream)
+        textbook.step(ref, ref_opt, x.to(device), y.to(device))
+
+    theirs = _median_rate(slow, batch, seconds, sync)
+    return Measurement(arch, depth, str(device), precision, ours, theirs)
+
+
+def epoch_seconds(rate: float) -> float:
+    """One CIFAR-10 epoch: 50k training images plus the 10k test images (forward only, ~1/3 cost)."""
+    return (CIFAR_TRAIN + CIFAR_TEST / 3) / rate
+
+
+def paper_sweep_seconds(measured: list[Measurement], attr: str) -> float:
+    """experiments/paper.toml's nets at 164 epochs, from a per-depth linear fit of seconds per image."""
+    path = Path(__file__).resolve().parents[2] / "experiments" / "paper.toml"
+    paper = SweepConfig(**read_toml(path)) if path.is_file() else SweepConfig(depth=[20, 32, 44, 56, 110])
+    epochs = epochs_for(paper, CIFAR_TRAIN)
+    depths = np.array([m.depth for m in measured], dtype=float)
+    cost = np.array([1.0 / getattr(m, attr) for m in measured])
+    if len(set(depths)) >= 2:
+        slope, intercept = np.polyfit(depths, cost, 1)
+    else:
+        slope, intercept = cost.mean() / depths.mean(), 0.0
+    # plain and residual nets of one depth cost the same (the shortcut is a strided view and a pad).
+    runs_per_depth = len(paper.arch) * len(paper.seeds)
+    per_image = [max(intercept + slope * d, 1e-9) for d in paper.depth]
+    return sum(epochs * epoch_seconds(1.0 / c) * runs_per_depth for c in per_image)

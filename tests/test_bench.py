@@ -1,0 +1,70 @@
+"""The fast path computes what the textbook loop computes; `resdepth bench` runs end to end."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import torch
+
+from resdepth.benchmarks import textbook
+from resdepth.data.augment import Normalizer, crop_flip
+from resdepth.models import NetSpec, build_model
+from resdepth.train import train_step
+
+
+def test_same_loss_and_same_update_on_a_fixed_batch_in_fp32() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (16,), generator=g)
+    torch.manual_seed(0)
+    ours = build_model(NetSpec("resnet", 8))
+    torch.manual_seed(0)
+    ref = build_model(NetSpec("resnet", 8))
+    ours = ours.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    opt = torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=True)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    normalize = Normalizer(textbook.CIFAR_MEAN, textbook.CIFAR_STD, "cpu")
+    x_ref = torch.stack([(img.float() / 255 - textbook.AugmentedImages(images, labels).mean)
+                         / textbook.AugmentedImages(images, labels).std for img in images])  # fmt: skip
+    torch.testing.assert_close(normalize(images), x_ref, rtol=1e-5, atol=1e-5)
+    loss, wrong = train_step(ours, opt, images, labels, normalize, None, "fp32")
+    ref_loss = textbook.step(ref, ref_opt, x_ref, labels)
+    assert abs(loss.item() - ref_loss) < 1e-4
+    assert 0 <= int(wrong) <= 16
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_and_per_sample_augmentation_have_the_same_distribution() -> None:
+    image = torch.randint(
+        0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+    n = 4000
+    batched = crop_flip(image.expand(n, -1, -1, -1), torch.Generator().manual_seed(2))[0].float()
+    random.seed(3)
+    ds = textbook.AugmentedImages(image.expand(n, -1, -1, -1), torch.zeros(n, dtype=torch.long))
+    per_sample = torch.stack([ds[i][0] for i in range(n)])
+    per_sample = (per_sample * ds.std + ds.mean) * 255  # back to pixels
+    # The mean augmented image (a blur of crops and mirrors) agrees to within sampling noise.
+    assert (batched.mean(0) - per_sample.mean(0)).abs().mean() < 3.0
+    # Both leave about the same share of padding (zeros) in the crops.
+    assert abs((batched == 0).float().mean() - (per_sample.round() == 0).float().mean()) < 0.01
+
+
+def test_bench_command_runs_end_to_end(cli) -> None:
+    r = cli(
+        "bench", "--arch", "resnet", "--depth", "8,14", "--seconds", "0.5", "--precision", "fp32", "--json"
+    )
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert [(m["arch"], m["depth"], m["precision"]) for m in data["runs"]] == [
+        ("resnet", 8, "fp32"), ("resnet", 14, "fp32"),
+    ]  # fmt: skip
+    assert all(m["resdepth"] > 0 and m["textbook"] > 0 for m in data["runs"])
+    assert data["paper_sweep_seconds"]["resdepth"] > 0
+
+
+def test_bench_bad_input(cli) -> None:
+    r = cli("bench", "--arch", "vgg16")
+    assert r.code == 2 and "bench measures plain and resnet" in r.err
