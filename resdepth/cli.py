@@ -209,7 +209,8 @@ def sweep(
         str | None, typer.Option(help="Fractions of training where lr /= 10 (0.5,0.75).")
     ] = None,
     warmup: Annotated[
-        str | None, typer.Option(help="auto: lr/10 until train error < 80% for depth >= 110; none.")
+        str | None,
+        typer.Option(help="lr/10 until train error < 80% (<= 400 its): auto (depth >= 110), always, none."),
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="Seeds, e.g. 0,1,2.")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast).")] = None,

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdepth.config import WARMUP_ERROR, WARMUP_MAX_ITERATIONS, RunConfig
+from resdepth.config import WARMUP_ERROR, WARMUP_MAX_ITERATIONS, WARMUP_WINDOW, RunConfig
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.data.store import Dataset
 from resdepth.models import build_model
@@ -83,14 +83,18 @@ def autocast(device: torch.device, precision: str) -> Any:
 
 
 class Schedule:
-    """Step decay by 10 at fractions of training, after the optional warm-up at lr/10."""
+    """Step decay by 10 at fractions of training, after the optional warm-up at lr/10.
+
+    The warm-up ends once the mean error of the last WARMUP_WINDOW mini-batches is below 80% (a
+    single batch can dip below by chance), or after 400 iterations.
+    """
 
     def __init__(self, cfg: RunConfig, iterations_per_epoch: int) -> None:
         self.base = cfg.lr
         total = cfg.epochs * iterations_per_epoch
         self.milestones = [round(m * total) for m in cfg.milestones]
-        self.warmup = cfg.warmup
         self.warmup_end: int | None = None if cfg.warmup else 0
+        self.recent: list[float] = []  # warm-up only: the last batch errors, kept in checkpoints
 
     def lr(self, iteration: int) -> float:
         if self.warmup_end is None or iteration < self.warmup_end:
@@ -98,9 +102,19 @@ class Schedule:
         return self.base * 0.1 ** sum(iteration >= m for m in self.milestones)
 
     def observe(self, iteration: int, train_error: float) -> None:
-        """During warm-up: switch to the full rate once training error < 80% (or after 400 steps)."""
-        if self.warmup_end is None and (train_error < WARMUP_ERROR or iteration + 1 >= WARMUP_MAX_ITERATIONS):
+        if self.warmup_end is not None:
+            return
+        self.recent = [*self.recent, train_error][-WARMUP_WINDOW:]
+        settled = len(self.recent) == WARMUP_WINDOW and sum(self.recent) / WARMUP_WINDOW < WARMUP_ERROR
+        if settled or iteration + 1 >= WARMUP_MAX_ITERATIONS:
             self.warmup_end = iteration + 1
+
+    def state(self) -> dict[str, Any]:
+        return {"warmup_end": -1 if self.warmup_end is None else self.warmup_end, "recent": self.recent}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.warmup_end = None if state["warmup_end"] < 0 else int(state["warmup_end"])
+        self.recent = list(state["recent"])
 
 
 def _seed_for(seed: int, epoch: int) -> int:
@@ -226,7 +240,7 @@ def train_run(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, iteration = state["epoch"] + 1, state["iteration"]
-        schedule.warmup_end = state["warmup_end"] if state["warmup_end"] >= 0 else None
+        schedule.load(state["schedule"])
 
     generator = torch.Generator(device=device)
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -271,7 +285,7 @@ def train_run(
                 "run_id": cfg.run_id,
                 "epoch": epoch,
                 "iteration": iteration,
-                "warmup_end": -1 if schedule.warmup_end is None else schedule.warmup_end,
+                "schedule": schedule.state(),
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
             },

@@ -53,14 +53,29 @@ def test_warmup_for_depth_110_holds_lr_until_error_below_80() -> None:
     assert [r.warmup for r in runs] == [False, True]
     s = Schedule(runs[1], iterations_per_epoch=100)
     assert s.lr(0) == pytest.approx(0.01)
-    s.observe(0, 85.0)
+    s.observe(0, 50.0)  # one lucky batch is not enough: the mean of the last 10 decides
     assert s.lr(1) == pytest.approx(0.01)
-    s.observe(5, 79.0)
-    assert s.lr(6) == pytest.approx(0.1) and s.lr(5) == pytest.approx(0.01)
+    for i in range(1, 9):
+        s.observe(i, 85.0)
+    s.observe(9, 85.0)  # mean (50 + 9 * 85) / 10 = 81.5
+    assert s.warmup_end is None
+    s.observe(10, 60.0)  # the 50 leaves the window: (9 * 85 + 60) / 10 = 82.5
+    assert s.warmup_end is None
+    s.observe(11, 50.0)  # (8 * 85 + 60 + 50) / 10 = 79.0
+    assert s.warmup_end == 12
+    assert s.lr(11) == pytest.approx(0.01) and s.lr(12) == pytest.approx(0.1)
     capped = Schedule(runs[1], iterations_per_epoch=100)
     for i in range(400):
         capped.observe(i, 90.0)
     assert capped.warmup_end == 400
+
+
+def test_warmup_always_applies_to_every_plain_and_residual_net() -> None:
+    cfg = SweepConfig(arch=["plain", "resnet", "lenet5"], depth=[20], epochs=1, warmup="always")
+    runs = expand(cfg, {"cifar10": 100, "mnist": 100})
+    assert [(r.name, r.warmup) for r in runs] == [("plain-20", True), ("ResNet-20", True), ("lenet5", False)]
+    none = expand(SweepConfig(depth=[110], epochs=1, warmup="none"), {"cifar10": 100})
+    assert not any(r.warmup for r in none)
 
 
 def test_toml_is_overridden_by_the_command_line(tmp_path: Path) -> None:
