@@ -213,7 +213,9 @@ def sweep(
         typer.Option(help="lr/10 until train error < 80% (<= 400 its): auto (depth >= 110), always, none."),
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="Seeds, e.g. 0,1,2.")] = None,
-    precision: Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast).")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="fp32, bf16 (autocast) or auto (bf16 where the hardware runs it fast).")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
     out: Annotated[str | None, typer.Option(help="Results folder (default results/sweep).")] = None,
     offline: Annotated[bool, typer.Option(help="Never download data.")] = False,
@@ -226,7 +228,7 @@ def sweep(
     from resdepth.models.resnet import layout
     from resdepth.progress import reporter
     from resdepth.sweep import Sweep, duration, run_sweep
-    from resdepth.train import pick_device
+    from resdepth.train import pick_device, resolve_precision
 
     given = dict(
         arch=arch, depth=depth, family=family, width=width, shortcut=shortcut, dataset=dataset,
@@ -238,6 +240,7 @@ def sweep(
     )  # fmt: skip
     cfg = resolve(config, given)
     dev = pick_device(cfg.device)
+    cfg.precision = resolve_precision(cfg.precision, dev)  # what ran is what run_id and sweep.toml record
     out_dir = Path(cfg.out)
     if not dry_run:
         results.check_folder(out_dir)

@@ -134,8 +134,8 @@ class SweepConfig:
             raise UserError("--milestones are increasing fractions of training in (0, 1), e.g. 0.5,0.75")
         if self.warmup not in WARMUPS:
             raise UserError(f"--warmup must be one of {', '.join(WARMUPS)}, got {self.warmup!r}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise UserError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.device not in DEVICES:
             raise UserError(f"--device must be one of {', '.join(DEVICES)}")
         if not self.seeds:
