@@ -62,6 +62,15 @@ def test_verdict_says_reproduced_with_the_numbers(known: analysis.Loaded) -> Non
     )
 
 
+def test_verdict_when_the_deeper_resnet_lags_a_little(tmp_path: Path) -> None:
+    write_results(tmp_path, {("plain", 8): [31.7], ("plain", 32): [52.7], ("resnet", 8): [31.5],
+                             ("resnet", 32): [32.8]})  # fmt: skip
+    assert report.verdict(report.table(analysis.load(tmp_path))) == (
+        "degradation reproduced: plain training error rises with depth (8: 31.7% -> 32: 52.7%), "
+        "ResNet's rises far less, 1.3 points (8: 31.5% -> 32: 32.8%)"
+    )
+
+
 def test_verdict_says_not_reproduced_and_why(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [10.0], ("plain", 56): [10.5], ("resnet", 20): [9.0],
                              ("resnet", 56): [8.0]})  # fmt: skip
