@@ -118,7 +118,8 @@ def depth_figure(loaded: Loaded, paper: bool = False) -> Figure:
         ax.set_xlabel("depth (weighted layers)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        if ax.get_legend_handles_labels()[0]:  # a sweep of classic nets alone has only annotations
+            ax.legend(fontsize="small")
     axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(bottom=0)
     epochs = int(nets["epochs"].max())

@@ -148,6 +148,16 @@ def test_diverged_run_is_drawn_up_to_divergence_and_marked(tmp_path: Path) -> No
     assert "plain-56 (diverged)" in labels
 
 
+def test_a_sweep_of_classic_nets_alone_plots_without_warnings(tmp_path: Path) -> None:
+    write_results(tmp_path, {("lenet5", 5): [1.0], ("vgg16", 16): [20.0]})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot.depth_figure(analysis.load(tmp_path))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["lenet5", "vgg16"]
+
+
 def test_classic_nets_get_their_own_panel(tmp_path: Path) -> None:
     write_results(tmp_path, {**KNOWN, ("lenet5", 5): [1.0]})
     fig = plot.curves_figure(analysis.load(tmp_path))
