@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,8 +151,6 @@ def test_diverged_run_is_drawn_up_to_divergence_and_marked(tmp_path: Path) -> No
 
 def test_a_sweep_of_classic_nets_alone_plots_without_warnings(tmp_path: Path) -> None:
     write_results(tmp_path, {("lenet5", 5): [1.0], ("vgg16", 16): [20.0]})
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = plot.depth_figure(analysis.load(tmp_path))
