@@ -254,6 +254,11 @@ def test_download_command_checks_the_official_md5(
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
+def test_download_into_an_unwritable_place_is_one_line(cli) -> None:
+    r = cli("data", "download", "mnist", "--data-dir", "/proc/resdepth-test")
+    assert r.code == 2 and "cannot write to /proc/resdepth-test" in r.err
+
+
 def test_extraction_refuses_paths_that_escape(tmp_path: Path) -> None:
     archive = tmp_path / "evil.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

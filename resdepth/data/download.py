@@ -51,7 +51,10 @@ def _fetch_once(url: str, part: Path, progress: Progress | None, label: str) -> 
 
 def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Progress | None = None) -> Path:
     """Download `url` to `dest`; `dest` appears only once its md5 matched, never half-written."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write to {dest.parent}: {exc.strerror or exc}") from None
     part = dest.with_name(dest.name + ".part")
     last_error = ""
     try:
