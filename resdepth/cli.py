@@ -360,8 +360,8 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Training images/s of resdepth's loop vs the textbook DataLoader loop, and projected paper times."""
-    from resdepth.benchmarks.bench import epoch_seconds, measure, paper_sweep_seconds
-    from resdepth.config import PRECISIONS, parse_list
+    from resdepth.benchmarks.bench import measure, paper_run_seconds, paper_sweep_seconds
+    from resdepth.config import check_precision, parse_list
     from resdepth.models import NetSpec, validate
     from resdepth.sweep import duration
     from resdepth.train import pick_device, resolve_precision
@@ -373,8 +373,7 @@ def bench(
             raise UserError(f"bench measures plain and resnet nets, not {a!r}")
         for d in depths:
             validate(NetSpec(a, d))
-    if precision not in ("auto", *PRECISIONS):
-        raise UserError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    check_precision(precision)
     if not seconds > 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
     dev = pick_device(device)
@@ -382,8 +381,8 @@ def bench(
     measured = [measure(a, d, dev, prec, seconds) for a in archs for d in depths]
     paper = {k: paper_sweep_seconds(measured, k) for k in ("resdepth", "textbook")}
     if as_json:
-        rows = [{**m.__dict__, "ratio": m.ratio, "epochs_164_seconds": 164 * epoch_seconds(m.resdepth),
-                 "textbook_epochs_164_seconds": 164 * epoch_seconds(m.textbook)} for m in measured]  # fmt: skip
+        rows = [{**m.__dict__, "ratio": m.ratio, "epochs_164_seconds": paper_run_seconds(m.resdepth),
+                 "textbook_epochs_164_seconds": paper_run_seconds(m.textbook)} for m in measured]  # fmt: skip
         print(json.dumps({"runs": rows, "paper_sweep_seconds": paper}, indent=2))
         return
     table = Table(title=f"training throughput, batch 128, {dev}", title_justify="left")
@@ -392,8 +391,8 @@ def bench(
         table.add_column(col, justify="left" if col == "model" else "right")
     for m in measured:
         table.add_row(m.label, m.device, m.precision, f"{m.resdepth:,.0f}", f"{m.textbook:,.0f}",
-                      f"{m.ratio:.2f}x", duration(164 * epoch_seconds(m.resdepth)),
-                      duration(164 * epoch_seconds(m.textbook)))  # fmt: skip
+                      f"{m.ratio:.2f}x", duration(paper_run_seconds(m.resdepth)),
+                      duration(paper_run_seconds(m.textbook)))  # fmt: skip
     console.print(table)
     console.print(
         f"experiments/paper.toml (164 epochs per net): about {duration(paper['resdepth'] or 0)} with resdepth, "

@@ -134,8 +134,7 @@ class SweepConfig:
             raise UserError("--milestones are increasing fractions of training in (0, 1), e.g. 0.5,0.75")
         if self.warmup not in WARMUPS:
             raise UserError(f"--warmup must be one of {', '.join(WARMUPS)}, got {self.warmup!r}")
-        if self.precision not in ("auto", *PRECISIONS):
-            raise UserError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        check_precision(self.precision)
         if self.device not in DEVICES:
             raise UserError(f"--device must be one of {', '.join(DEVICES)}")
         if not self.seeds:
@@ -160,6 +159,11 @@ class SweepConfig:
             if value is not None:
                 lines.append(f"{f.name} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
+
+
+def check_precision(value: str) -> None:
+    if value not in ("auto", *PRECISIONS):
+        raise UserError(f"--precision must be auto, fp32 or bf16, got {value!r}")
 
 
 def _positive(name: str, value: int | None) -> None:

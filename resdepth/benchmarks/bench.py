@@ -108,6 +108,11 @@ def epoch_seconds(rate: float) -> float:
     return (CIFAR_TRAIN + CIFAR_TEST / 3) / rate
 
 
+def paper_run_seconds(rate: float) -> float:
+    """One net trained for the paper's 164 epochs at `rate` training images per second."""
+    return PAPER_EPOCHS * epoch_seconds(rate)
+
+
 def paper_sweep_seconds(measured: list[Measurement], attr: str) -> float:
     """experiments/paper.toml's nets at 164 epochs, from a per-depth linear fit of seconds per image."""
     path = Path(__file__).resolve().parents[2] / "experiments" / "paper.toml"
