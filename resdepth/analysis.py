@@ -10,7 +10,7 @@ import pandas as pd
 
 from resdepth import results
 from resdepth.errors import UserError
-from resdepth.models import CLASSIC_DEPTHS
+from resdepth.models import NetSpec
 
 
 @dataclass
@@ -18,12 +18,6 @@ class Loaded:
     folder: Path  # where figures go by default
     metrics: pd.DataFrame
     runs: pd.DataFrame  # empty when runs.csv is absent (e.g. a lone metrics.csv)
-
-
-def label(arch: str, depth: int) -> str:
-    if arch in CLASSIC_DEPTHS:
-        return arch
-    return f"{'ResNet' if arch == 'resnet' else 'plain'}-{int(depth)}"
 
 
 def load(path: str | Path) -> Loaded:
@@ -34,7 +28,7 @@ def load(path: str | Path) -> Loaded:
     folder, csv = (path, path / results.METRICS) if path.is_dir() else (path.parent, path)
     if not csv.is_file():
         raise UserError(f"{folder} has no {results.METRICS}; has a sweep written there yet?")
-    metrics = results.read_metrics(csv.parent) if csv.name == results.METRICS else _read_other(csv)
+    metrics = results.read_metrics_file(csv)
     if metrics.empty:
         raise UserError(f"{csv} has no finished epoch yet")
     runs_csv = folder / results.RUNS
@@ -45,16 +39,10 @@ def load(path: str | Path) -> Loaded:
     )
     runs["run_id"] = runs["run_id"].astype(str)
     metrics = metrics.copy()
-    metrics["label"] = [label(a, d) for a, d in zip(metrics["arch"], metrics["depth"], strict=True)]
+    metrics["label"] = [
+        NetSpec(str(a), int(d)).name for a, d in zip(metrics["arch"], metrics["depth"], strict=True)
+    ]
     return Loaded(folder, metrics, runs)
-
-
-def _read_other(csv: Path) -> pd.DataFrame:
-    """A metrics file under another name: same schema, same checks."""
-    frame = results.read_csv(csv, results.METRICS_COLUMNS)
-    for c in ("depth", "seed", "epoch", "iteration", "train_error", "test_error", "train_loss"):
-        frame[c] = pd.to_numeric(frame[c], errors="coerce")
-    return frame.dropna(subset=["epoch", "iteration", "train_error"]).reset_index(drop=True)
 
 
 def diverged_ids(loaded: Loaded) -> set[str]:

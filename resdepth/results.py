@@ -127,7 +127,12 @@ def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def read_metrics(out: Path) -> pd.DataFrame:
-    frame = read_csv(out / METRICS, METRICS_COLUMNS)
+    return read_metrics_file(out / METRICS)
+
+
+def read_metrics_file(path: Path) -> pd.DataFrame:
+    """A metrics CSV under any name, with numeric columns parsed."""
+    frame = read_csv(path, METRICS_COLUMNS)
     numeric = [c for c in METRICS_COLUMNS if c not in ("run_id", "arch", "family", "shortcut", "dataset")]
     for c in numeric:
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
