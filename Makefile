@@ -44,7 +44,7 @@ demo:
 
 paper:
 	$(VENV)/bin/resdepth sweep --config experiments/paper.toml
-	$(VENV)/bin/resdepth report results/paper --paper
+	$(VENV)/bin/resdepth report results/paper
 	$(VENV)/bin/resdepth plot results/paper --paper
 
 clean:
