@@ -13,7 +13,7 @@ install:
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,ray]"
 
 lint:
 	$(VENV)/bin/ruff check resdepth tests
@@ -25,14 +25,15 @@ pytest:
 
 test: lint pytest smoke
 
-# Plain and ResNet at two depths, 2 epochs on 512 real CIFAR-10 images (synthetic data without them).
+# Plain and ResNet at two depths, 2 epochs on 512 real CIFAR-10 images (synthetic data without them),
+# two runs at a time, so the worker processes load the real data themselves.
 smoke:
 	rm -rf results/smoke
 	if [ -f "$(RESDEPTH_TEST_DATA)/cifar-10-python.tar.gz" ]; then \
 	  $(VENV)/bin/resdepth sweep --depth 8,20 --epochs 2 --train-subset 512 --out results/smoke \
-	    --data-dir "$(RESDEPTH_TEST_DATA)" --offline; \
+	    --data-dir "$(RESDEPTH_TEST_DATA)" --offline --jobs 2; \
 	else \
-	  $(VENV)/bin/resdepth sweep --depth 8,20 --epochs 2 --dataset synthetic --out results/smoke; \
+	  $(VENV)/bin/resdepth sweep --depth 8,20 --epochs 2 --dataset synthetic --out results/smoke --jobs 2; \
 	fi
 	$(VENV)/bin/resdepth report results/smoke
 	$(VENV)/bin/resdepth plot results/smoke

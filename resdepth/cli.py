@@ -221,10 +221,30 @@ def sweep(
     offline: Annotated[bool, typer.Option(help="Never download data.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit.")] = False,
     fail_fast: Annotated[bool, typer.Option(help="Stop at the first failed run.")] = False,
+    jobs: Annotated[
+        str,
+        typer.Option(
+            help="Runs at a time on this machine, each its own process; auto: 1 per GPU or per 4 CPUs."
+        ),
+    ] = "1",
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads per run (default: this machine's, divided by --jobs).")
+    ] = None,
+    runs_per_gpu: Annotated[int, typer.Option(help="Runs sharing one GPU under --jobs.")] = 1,
+    executor: Annotated[str, typer.Option(help="local (this machine) or ray (a Ray cluster).")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance).")
+    ] = None,
+    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run asks for.")] = 1.0,
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(help="Ray: GPUs each run asks for, e.g. 0.5 (default 1 if the cluster has GPUs)."),
+    ] = None,
 ) -> None:
     """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
     from resdepth import results
     from resdepth.config import resolve
+    from resdepth.executors import make_executor
     from resdepth.models.resnet import layout
     from resdepth.progress import reporter
     from resdepth.sweep import Sweep, duration, run_sweep
@@ -262,14 +282,18 @@ def sweep(
                           str(c.epochs), p.state)  # fmt: skip
         console.print(table)
         return
+    pool = make_executor(executor, dev, cfg.device, lambda c: sw.split(c.dataset, c.seed), jobs, threads,
+                         runs_per_gpu, address, cpus_per_run, gpus_per_run)  # fmt: skip
     (out_dir / "sweep.toml").write_text(cfg.to_toml())
-    estimate = sw.estimate_seconds(planned, dev)
-    console.print(
-        f"{len(planned)} runs ({len(todo)} to train, {len(planned) - len(todo)} done) on {dev}; "
-        f"estimated {duration(estimate)}",
-        highlight=False,
-    )
-    if estimate > 3600:
+    where = f"Ray ({pool.at_once} at a time)" if executor == "ray" else (
+        f"{dev}, {jobs} at a time" if jobs != "1" else str(dev)
+    )  # fmt: skip
+    summary = f"{len(planned)} runs ({len(todo)} to train, {len(planned) - len(todo)} done) on {where}"
+    if executor == "local":  # timed here, on this machine's device
+        estimate = sw.estimate_seconds(planned, dev)
+        summary += f"; estimated {duration(estimate)} one at a time"
+    console.print(summary, highlight=False)
+    if executor == "local" and estimate > 3600:
         console.print(
             "  that is long: shorten with --epochs, --train-subset or fewer --depth/--seeds, "
             "or see experiments/quick.toml",
@@ -277,7 +301,7 @@ def sweep(
         )
     report = reporter(console, len(todo))
     try:
-        outcomes = run_sweep(sw, planned, dev, report, fail_fast=fail_fast)
+        outcomes = run_sweep(sw, planned, pool, report, fail_fast=fail_fast)
     except KeyboardInterrupt:
         report.close()
         err.print(
@@ -288,7 +312,7 @@ def sweep(
     report.close()
     bad = [(c, s, e) for c, s, e in outcomes if s in ("failed", "diverged")]
     for c, s, e in bad:
-        err.print(f"{c.name} seed {c.seed} ({c.run_id}) {s}: {e}", highlight=False)
+        err.print(f"{c.name} seed {c.seed} ({c.run_id}) {s}: {e}", highlight=False, markup=False)
     console.print(f"results in {out_dir}/metrics.csv and {out_dir}/runs.csv", highlight=False)
     if any(s == "failed" for _, s, _ in outcomes):
         raise typer.Exit(1)
@@ -411,5 +435,5 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -7,7 +7,14 @@ from typing import Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from resdepth.config import RunConfig
@@ -16,9 +23,10 @@ from resdepth.train import EpochRecord
 
 class Reporter(Protocol):
     def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None: ...
-    def step(self, iteration: int, epoch: int, lr: float) -> None: ...
+    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None: ...
     def epoch(self, cfg: RunConfig, record: EpochRecord) -> None: ...
     def end_run(self, cfg: RunConfig, status: str) -> None: ...
+    def note(self, text: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -35,7 +43,7 @@ class LineReporter:
             highlight=False,
         )
 
-    def step(self, iteration: int, epoch: int, lr: float) -> None:
+    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None:
         pass
 
     def epoch(self, cfg: RunConfig, r: EpochRecord) -> None:
@@ -49,24 +57,28 @@ class LineReporter:
     def end_run(self, cfg: RunConfig, status: str) -> None:
         self.console.print(f"  {cfg.name} seed {cfg.seed}: {status}", highlight=False)
 
+    def note(self, text: str) -> None:
+        self.console.print(f"  {text}", highlight=False)
+
     def close(self) -> None:
         pass
 
 
 class LiveReporter:
-    """A bar for the sweep, one for the current run, and the last epoch's errors of every run."""
+    """A bar for the sweep, one per run in progress, and the last epoch's errors of every run."""
 
     def __init__(self, console: Console, runs: int) -> None:
+        self.console = console
         self.sweep = Progress(
             TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
             TimeRemainingColumn(), console=console,
         )  # fmt: skip
-        self.run = Progress(
+        self.runs = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
         )  # fmt: skip
         self.sweep_task = self.sweep.add_task("sweep", total=runs)
-        self.run_task = self.run.add_task("", total=1, info="", visible=False)
+        self.bars: dict[str, TaskID] = {}  # by run_id, while the run trains
         self.last: dict[str, tuple[RunConfig, EpochRecord]] = {}  # by run_id, in start order
         self.live = Live(self._render(), console=console, refresh_per_second=4)
         self.live.start()
@@ -80,24 +92,29 @@ class LiveReporter:
                 cfg.name, str(cfg.seed), f"{r.epoch}/{cfg.epochs}",
                 f"{r.train_error:.2f}", f"{r.test_error:.2f}",
             )  # fmt: skip
-        return Group(self.sweep, self.run, table)
+        return Group(self.sweep, self.runs, table)
 
     def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None:
-        self.run.update(
-            self.run_task, description=f"{cfg.name} seed {cfg.seed}", total=cfg.epochs,
-            completed=start_epoch - 1, info="", visible=True,
-        )  # fmt: skip
+        if cfg.run_id in self.bars:  # a retry
+            self.runs.remove_task(self.bars[cfg.run_id])
+        self.bars[cfg.run_id] = self.runs.add_task(
+            f"{cfg.name} seed {cfg.seed}", total=cfg.epochs, completed=start_epoch - 1, info=""
+        )
 
-    def step(self, iteration: int, epoch: int, lr: float) -> None:
-        self.run.update(self.run_task, info=f"epoch {epoch} it {iteration} lr {lr:g}")
+    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None:
+        self.runs.update(self.bars[cfg.run_id], info=f"epoch {epoch} it {iteration} lr {lr:g}")
 
     def epoch(self, cfg: RunConfig, r: EpochRecord) -> None:
-        self.run.update(self.run_task, completed=r.epoch)
+        self.runs.update(self.bars[cfg.run_id], completed=r.epoch)
         self.last[cfg.run_id] = (cfg, r)
         self.live.update(self._render())
 
     def end_run(self, cfg: RunConfig, status: str) -> None:
+        self.runs.remove_task(self.bars.pop(cfg.run_id))
         self.sweep.advance(self.sweep_task)
+
+    def note(self, text: str) -> None:
+        self.console.print(text, highlight=False)
 
     def close(self) -> None:
         self.live.stop()

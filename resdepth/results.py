@@ -28,7 +28,7 @@ RUNS_COLUMNS = (
     "run_id", "arch", "depth", "family", "width", "shortcut", "dataset", "seed", "train_subset",
     "val_split", "test_subset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "warmup",
     "precision", "params", "status", "epochs_done", "final_train_error", "final_test_error",
-    "best_test_error", "wall_seconds", "device", "torch_version", "resdepth_version", "started_at",
+    "best_test_error", "wall_seconds", "device", "threads", "torch_version", "resdepth_version", "started_at",
     "ended_at", "error",
 )  # fmt: skip
 STATUSES = ("completed", "diverged", "failed", "running", "interrupted")

@@ -1,6 +1,7 @@
-"""A sweep: expand the grid, find what is done, estimate the rest, and train the rest one by one.
+"""A sweep: expand the grid, find what is done, estimate the rest, and hand the rest to an executor.
 
-This module is the single writer of a results folder: training only reports epochs back to it.
+This module's `Writer` is the single writer of a results folder: training, wherever it runs, only
+reports epochs back to it.
 """
 
 from __future__ import annotations
@@ -11,26 +12,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from rich.console import Console
 
 import resdepth
 from resdepth import results
 from resdepth.config import RunConfig, SweepConfig, expand
 from resdepth.data.augment import Normalizer
-from resdepth.data.store import Dataset, load
+from resdepth.data.store import Dataset, load, resolve_root
 from resdepth.errors import UserError
+from resdepth.executors import MAX_ATTEMPTS, Event, Executor, Task
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
 from resdepth.progress import Reporter
-from resdepth.train import (
-    Diverged,
-    EpochRecord,
-    build,
-    load_checkpoint,
-    make_optimizer,
-    train_run,
-    train_step,
-)
+from resdepth.train import build, load_checkpoint, make_optimizer, train_step
 
 FINISHED = ("completed", "diverged")  # a diverged run would diverge again with the same seed
 
@@ -160,57 +153,78 @@ def _summary_fields(out: Path, run_id: str) -> dict[str, object]:
     }
 
 
-def run_sweep(
-    sweep: Sweep,
-    planned: list[PlannedRun],
-    device: torch.device,
-    report: Reporter,
-    fail_fast: bool = False,
-    console: Console | None = None,
-) -> list[tuple[RunConfig, str, str]]:
-    """Train every unfinished run; returns (run, status, error) for each run it touched."""
-    out = sweep.out
-    todo = [p for p in planned if not p.finished]
-    outcomes: list[tuple[RunConfig, str, str]] = []
-    for index, p in enumerate(todo, start=1):
-        cfg = p.cfg
-        data = sweep.split(cfg.dataset, cfg.seed)
-        base = {
+class Writer:
+    """The single writer of a results folder: every executor's events end here, in the driver."""
+
+    def __init__(self, sweep: Sweep, planned: list[PlannedRun], report: Reporter) -> None:
+        self.out = sweep.out
+        self.report = report
+        self.params = {p.cfg.run_id: p.params for p in planned}
+        self.total = sum(not p.finished for p in planned)
+        self.index: dict[str, int] = {}
+        self.base: dict[str, dict[str, object]] = {}
+        self.outcomes: list[tuple[RunConfig, str, str]] = []
+
+    def start(self, task: Task) -> None:
+        """Also on a retry: the rows past the checkpoint go, and the new attempt writes them again."""
+        cfg = task.cfg
+        state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
+        done = int(state["epoch"]) if state else 0
+        started = self.base.get(cfg.run_id, {}).get("started_at", _now())
+        base = self.base[cfg.run_id] = {
             **{k: v for k, v in asdict(cfg).items() if k != "milestones"},
             "run_id": cfg.run_id,
             "milestones": " ".join(f"{m:g}" for m in cfg.milestones),
-            "params": p.params,
-            "device": str(device),
+            "params": self.params[cfg.run_id],
+            "device": task.device,
+            "threads": task.threads,
             "torch_version": torch.__version__,
             "resdepth_version": resdepth.__version__,
-            "started_at": _now(),
+            "started_at": started,
         }  # fmt: skip
-        results.drop_rows_after(out, cfg.run_id, p.done_epochs)
-        results.write_run(out, {**base, "status": "running", "epochs_done": p.done_epochs})
-        report.start_run(cfg, index, len(todo), p.done_epochs + 1)
+        results.drop_rows_after(self.out, cfg.run_id, done)
+        results.write_run(self.out, {**base, "status": "running", "epochs_done": done})
+        index = self.index.setdefault(cfg.run_id, len(self.index) + 1)
+        self.report.start_run(cfg, index, self.total, done + 1)
 
-        def on_epoch(record: EpochRecord, cfg: RunConfig = cfg, base: dict[str, object] = base) -> None:
-            results.append_metrics(out, {**base, **asdict(record)})
-            report.epoch(cfg, record)
+    def event(self, task: Task, event: Event) -> None:
+        if event[0] == "epoch":
+            results.append_metrics(self.out, {**self.base[task.cfg.run_id], **asdict(event[1])})
+            self.report.epoch(task.cfg, event[1])
+        elif event[0] == "progress":
+            self.report.step(task.cfg, *event[1:])
 
-        status, error = "completed", ""
-        try:
-            train_run(cfg, data, device, sweep.checkpoint(cfg), on_epoch, report.step)
-        except Diverged as exc:
-            status, error = "diverged", str(exc)
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except Exception as exc:  # one broken run must not stop the others
-            status, error = "failed", f"{exc.__class__.__name__}: {exc}"
-            if fail_fast:
-                raise
-        finally:
-            results.write_run(
-                out,
-                {**base, **_summary_fields(out, cfg.run_id), "status": status,
-                 "ended_at": _now(), "error": error},
-            )  # fmt: skip
-            report.end_run(cfg, status)
-        outcomes.append((cfg, status, error))
-    return outcomes
+    def end(self, task: Task, status: str, error: str) -> None:
+        cfg = task.cfg
+        results.write_run(
+            self.out,
+            {**self.base[cfg.run_id], **_summary_fields(self.out, cfg.run_id), "status": status,
+             "ended_at": _now(), "error": error},
+        )  # fmt: skip
+        self.report.end_run(cfg, status)
+        self.outcomes.append((cfg, status, error))
+
+    def retry(self, task: Task, reason: str) -> None:
+        self.report.note(
+            f"{task.cfg.name} seed {task.cfg.seed}: {reason}; attempt {task.attempt + 1} of "
+            f"{MAX_ATTEMPTS} resumes from its last checkpoint"
+        )
+
+
+def run_sweep(
+    sweep: Sweep,
+    planned: list[PlannedRun],
+    executor: Executor,
+    report: Reporter,
+    fail_fast: bool = False,
+) -> list[tuple[RunConfig, str, str]]:
+    """Train every unfinished run; returns (run, status, error) for each run it touched."""
+    data_dir = None if sweep.cfg.dataset == "synthetic" else str(resolve_root(sweep.cfg.data_dir).absolute())
+    tasks = [
+        Task(p.cfg, data_dir, str(sweep.checkpoint(p.cfg).absolute()), executor.device, executor.threads)
+        for p in planned
+        if not p.finished
+    ]
+    writer = Writer(sweep, planned, report)
+    executor.run(tasks, writer, fail_fast)
+    return writer.outcomes

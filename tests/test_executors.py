@@ -1,0 +1,198 @@
+"""Scale-out: `--jobs N` processes and Ray tasks give the rows one process gives, survive killed
+workers by resuming from checkpoints, and refuse impossible requests in one line."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from resdepth import results
+from resdepth.config import RunConfig, SweepConfig
+from resdepth.executors import MAX_ATTEMPTS, make_executor
+from resdepth.sweep import Sweep, run_sweep
+from resdepth.train import EpochRecord, pick_device
+
+NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
+# Four runs; one thread per run everywhere, because CPU reductions round differently with more.
+SMALL = ["--dataset", "synthetic", "--depth", "8", "--seeds", "0,1", "--epochs", "2",
+         "--train-subset", "600", "--batch-size", "100", "--threads", "1"]  # fmt: skip
+
+
+def numbers(out: Path) -> pd.DataFrame:
+    return results.read_metrics(out)[NUMBERS].sort_values(["run_id", "epoch"]).reset_index(drop=True)
+
+
+class KillingReporter:
+    """Records each (re)start, and kills workers when a run reports the epoch `kill_at`."""
+
+    def __init__(self, kill: Callable[[], None], kill_at: int, times: int = 1) -> None:
+        self.kill, self.kill_at, self.times = kill, kill_at, times
+        self.starts: list[tuple[str, int]] = []
+        self.notes: list[str] = []
+
+    def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None:
+        self.starts.append((cfg.run_id, start_epoch))
+
+    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None:
+        pass
+
+    def epoch(self, cfg: RunConfig, record: EpochRecord) -> None:
+        if record.epoch == self.kill_at and self.times > 0:
+            self.times -= 1
+            self.kill()
+
+    def end_run(self, cfg: RunConfig, status: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def close(self) -> None:
+        pass
+
+
+def sweep_with(
+    out: Path, executor: str, report: KillingReporter, epochs: int = 5, **options: object
+) -> list[tuple[RunConfig, str, str]]:
+    """One ResNet-8 run of `epochs` epochs on 1,000 synthetic images: about a second an epoch."""
+    cfg = SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=epochs, train_subset=1000,
+                      batch_size=100, seeds=[0], device="cpu", out=str(out))  # fmt: skip
+    results.check_folder(out)
+    sw = Sweep(cfg)
+    device = pick_device("cpu")
+    pool = make_executor(executor, device, "cpu", lambda c: sw.split(c.dataset, c.seed), threads=1, **options)  # type: ignore[arg-type]
+    return run_sweep(sw, sw.plan(), pool, report)
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The rows of that run, uninterrupted, in this process."""
+    out = tmp_path_factory.mktemp("clean")
+    sweep_with(out, "local", KillingReporter(lambda: None, 0))
+    return numbers(out)
+
+
+def kill_local_workers() -> None:
+    for child in multiprocessing.active_children():
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+
+
+def kill_ray_workers() -> None:
+    """Ray names a worker process after the task it runs."""
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and title.startswith(b"ray::_ray_main"):
+            os.kill(int(proc.name), signal.SIGKILL)
+
+
+# --- local processes --------------------------------------------------------------------------
+
+
+def test_jobs_2_gives_the_rows_of_jobs_1(cli, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli("sweep", *SMALL, "--out", str(one)).code == 0
+    r = cli("sweep", *SMALL, "--jobs", "2", "--out", str(two))
+    assert r.code == 0, r.err
+    assert "2 at a time" in r.out
+    pd.testing.assert_frame_equal(numbers(one), numbers(two))
+    assert len(numbers(two)) == 8
+    runs = pd.read_csv(two / "runs.csv")
+    assert set(runs["status"]) == {"completed"} and set(runs["threads"]) == {1}
+
+
+def test_a_killed_worker_resumes_from_its_checkpoint(clean: pd.DataFrame, tmp_path: Path) -> None:
+    report = KillingReporter(kill_local_workers, kill_at=2)
+    (outcome,) = sweep_with(tmp_path / "killed", "local", report, jobs="2")
+    assert outcome[1] == "completed"
+    (run_id, first), (same, resumed) = report.starts
+    assert run_id == same and first == 1 and resumed >= 2  # not from scratch
+    assert "died (exit code -9)" in report.notes[0]
+    pd.testing.assert_frame_equal(clean, numbers(tmp_path / "killed"))
+
+
+def test_a_run_whose_worker_keeps_dying_is_marked_failed(tmp_path: Path) -> None:
+    report = KillingReporter(kill_local_workers, kill_at=1, times=MAX_ATTEMPTS)
+    out = tmp_path / "r"
+    ((_, status, error),) = sweep_with(out, "local", report, epochs=2, jobs="2")
+    assert status == "failed" and f"worker died {MAX_ATTEMPTS} times" in error
+    assert len(report.starts) == MAX_ATTEMPTS
+    assert pd.read_csv(out / "runs.csv")["status"].tolist() == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--jobs", "0"], "--jobs takes a positive number or auto"),
+        (["--jobs", "many"], "--jobs takes a positive number or auto"),
+        (["--threads", "0"], "--threads must be a positive number"),
+        (["--gpus-per-run", "1"], "are for --executor ray"),
+        (["--executor", "slurm"], "--executor must be local or ray"),
+        (["--executor", "ray", "--jobs", "2"], "--jobs is for the local executor"),
+        (["--executor", "ray", "--cpus-per-run", "0"], "--cpus-per-run must be above 0"),
+    ],
+)
+def test_bad_executor_options_are_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:
+    r = cli("sweep", "--dataset", "synthetic", "--epochs", "1", "--out", str(tmp_path / "o"), *args)
+    assert r.code == 2 and message in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "metrics.csv").exists()
+
+
+def test_ray_missing_says_how_to_install_it(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra
+    r = cli("sweep", "--dataset", "synthetic", "--epochs", "1", "--executor", "ray", "--out", str(tmp_path))
+    assert r.code == 2 and "pip install 'resdepth[ray]'" in r.err
+
+
+# --- Ray, a real local instance ---------------------------------------------------------------
+
+try:
+    import ray
+except ImportError:
+    ray = None
+# CI installs the extra and sets RESDEPTH_REQUIRE_RAY, so these fail there instead of skipping.
+needs_ray = pytest.mark.skipif(
+    ray is None and not os.environ.get("RESDEPTH_REQUIRE_RAY"), reason="the ray extra is not installed"
+)
+
+
+@needs_ray
+def test_ray_gives_the_rows_of_the_local_executor_and_leaves_home_alone(cli, tmp_path: Path) -> None:
+    local, through_ray = tmp_path / "local", tmp_path / "ray"
+    home = Path.home() / ".ray"
+    existed = home.exists()
+    assert cli("sweep", *SMALL, "--out", str(local)).code == 0
+    r = cli("sweep", *SMALL, "--executor", "ray", "--out", str(through_ray))
+    assert r.code == 0, r.err
+    pd.testing.assert_frame_equal(numbers(local), numbers(through_ray))
+    assert not ray.is_initialized()
+    assert home.exists() == existed
+
+
+@needs_ray
+def test_ray_retries_a_killed_worker_from_its_checkpoint(clean: pd.DataFrame, tmp_path: Path) -> None:
+    report = KillingReporter(kill_ray_workers, kill_at=2)
+    (outcome,) = sweep_with(tmp_path / "killed", "ray", report)
+    assert outcome[1] == "completed"
+    assert report.starts[0][1] == 1 and report.starts[1][1] >= 2
+    assert "Ray worker died" in report.notes[0]
+    pd.testing.assert_frame_equal(clean, numbers(tmp_path / "killed"))
+
+
+@needs_ray
+def test_ray_refuses_gpus_no_node_has_at_once(cli, tmp_path: Path) -> None:
+    r = cli("sweep", "--dataset", "synthetic", "--epochs", "1", "--executor", "ray", "--gpus-per-run", "1",
+            "--out", str(tmp_path / "o"))  # fmt: skip
+    assert r.code == 2
+    assert "no Ray node has 1 CPU(s) and 1 GPU(s)" in r.err
+    assert not ray.is_initialized()
