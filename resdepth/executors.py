@@ -21,6 +21,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import partial
 from multiprocessing import connection, get_context
@@ -68,10 +69,15 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+_loaded: dict[tuple[str, str | None], Dataset] = {}  # a worker process loads each dataset once
+
+
 def load_split(task: Task) -> Dataset:
     cfg = task.cfg
-    data = load(cfg.dataset, task.data_dir, offline=True)
-    return data.split(cfg.train_subset, cfg.val_split, cfg.seed, cfg.test_subset)
+    key = (cfg.dataset, task.data_dir)
+    if key not in _loaded:
+        _loaded[key] = load(cfg.dataset, task.data_dir, offline=True)
+    return _loaded[key].split(cfg.train_subset, cfg.val_split, cfg.seed, cfg.test_subset)
 
 
 def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None]) -> tuple[str, str]:
@@ -140,8 +146,8 @@ class Pool(Executor):
         return len(self.slots)
 
     @abstractmethod
-    def submit(self, task: Task) -> Any:
-        """Start `task` in a worker; returns its handle."""
+    def submit(self, task: Task, slot: int) -> Any:
+        """Start `task` in a worker, on its slot; returns its handle."""
 
     @abstractmethod
     def wait(self, handles: list[Any]) -> list[tuple[Any, Event]]:
@@ -164,7 +170,7 @@ class Pool(Executor):
                     slot = free.pop(0)
                     task = replace(pending.popleft(), device=self.slots[slot])
                     sink.start(task)
-                    active[self.submit(task)] = (task, slot)
+                    active[self.submit(task, slot)] = (task, slot)
                 for handle, event in self.wait(list(active)):
                     task, slot = active[handle]
                     if event[0] not in ("end", "crashed"):
@@ -195,12 +201,14 @@ class Pool(Executor):
 # --- local processes --------------------------------------------------------------------------
 
 
-def _process_main(task: Task, conn: connection.Connection) -> None:
-    """A worker process: each event goes down the pipe at once, so it outlives a kill that follows."""
+def _process_main(conn: connection.Connection) -> None:
+    """A worker process: trains the runs it is sent until told to stop. Each event goes down the
+    pipe at once, so an epoch's row reaches the driver even if a kill follows."""
     try:
-        status, error = run_task(task, None, conn.send)
-        conn.send(("end", status, error))
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the driver reports it
+        while (task := conn.recv()) is not None:
+            status, error = run_task(task, None, conn.send)
+            conn.send(("end", status, error))
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C reaches the whole process group; the driver reports it
         pass
     finally:
         conn.close()
@@ -210,27 +218,29 @@ def _process_main(task: Task, conn: connection.Connection) -> None:
 class _Worker:
     process: Any
     conn: connection.Connection
-    ended: bool = False
+    busy: bool = False
 
 
 class LocalPool(Pool):
-    """`--jobs N`: N worker processes at a time on this machine, started fresh for every run."""
+    """`--jobs N`: one worker process per slot, kept for run after run (torch and the data load
+    once per worker) and started again when one dies. A run's handle is its slot."""
 
     def __init__(self, slots: list[str], threads: int) -> None:
         super().__init__(slots, threads)
         # spawn, not fork: a forked copy of a process that already ran torch can deadlock.
         self.context = get_context("spawn")
         self.workers: dict[int, _Worker] = {}
-        self.next_id = 0
 
-    def submit(self, task: Task) -> int:
-        receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_process_main, args=(task, send), daemon=True)
-        process.start()
-        send.close()  # the child holds the only writing end: its exit means end of file here
-        self.next_id += 1
-        self.workers[self.next_id] = _Worker(process, receive)
-        return self.next_id
+    def submit(self, task: Task, slot: int) -> int:
+        if slot not in self.workers:
+            here, there = self.context.Pipe()
+            process = self.context.Process(target=_process_main, args=(there,), daemon=True)
+            process.start()
+            there.close()  # the child holds the only other end: its exit means end of file here
+            self.workers[slot] = _Worker(process, here)
+        self.workers[slot].conn.send(task)
+        self.workers[slot].busy = True
+        return slot
 
     def wait(self, handles: list[int]) -> list[tuple[int, Event]]:
         ready = set(connection.wait([self.workers[h].conn for h in handles], timeout=1.0))
@@ -240,19 +250,15 @@ class LocalPool(Pool):
             if w.conn not in ready:
                 continue
             try:
-                while w.conn.poll():
+                while w.busy and w.conn.poll():
                     event = w.conn.recv()
                     events.append((h, event))
-                    w.ended |= event[0] == "end"
-                if not w.ended:
-                    continue
+                    w.busy = event[0] != "end"
             except EOFError:  # the process is gone; whatever it sent came before this
-                pass
-            w.process.join()
-            w.conn.close()
-            if not w.ended:
+                w.process.join()
+                w.conn.close()
                 events.append((h, ("crashed", f"worker process died (exit code {w.process.exitcode})")))
-            del self.workers[h]
+                del self.workers[h]
         return events
 
     def cancel(self, handles: list[int]) -> None:
@@ -262,7 +268,16 @@ class LocalPool(Pool):
             self.workers.pop(h).process.join(timeout=10)
 
     def close(self) -> None:
-        self.cancel(list(self.workers))
+        """Idle workers are told to stop; a busy one (only after an error in the driver) is ended."""
+        for w in self.workers.values():
+            if w.busy:
+                w.process.terminate()
+            else:
+                with suppress(OSError):
+                    w.conn.send(None)
+        for w in self.workers.values():
+            w.process.join(timeout=10)
+        self.workers.clear()
 
 
 def make_executor(
@@ -406,7 +421,7 @@ class RayPool(Pool):
         )
         self.refs: dict[tuple[str, int], Any] = {}
 
-    def submit(self, task: Task) -> Any:
+    def submit(self, task: Task, slot: int) -> Any:
         ref = self.remote.remote(task, self.queue)
         self.refs[(task.cfg.run_id, task.attempt)] = ref
         return ref
