@@ -40,7 +40,10 @@ def load(path: str | Path) -> Loaded:
     runs["run_id"] = runs["run_id"].astype(str)
     metrics = metrics.copy()
     metrics["label"] = [
-        NetSpec(str(a), int(d)).name for a, d in zip(metrics["arch"], metrics["depth"], strict=True)
+        NetSpec(str(a), int(d), norm=str(n), activation=str(f)).name
+        for a, d, n, f in zip(
+            metrics["arch"], metrics["depth"], metrics["norm"], metrics["activation"], strict=True
+        )
     ]
     return Loaded(folder, metrics, runs)
 

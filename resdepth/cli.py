@@ -23,7 +23,8 @@ app = typer.Typer(
     "  resdepth sweep --depth 20,32,44,56\n\n"
     "  resdepth plot results/quick\n\n"
     "  resdepth report results/quick --format markdown\n\n"
-    "  resdepth bench --depth 20,56",
+    "  resdepth bench --depth 20,56\n\n"
+    "  resdepth diagnose results/quick",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -38,6 +39,14 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 DataDir = Annotated[
     str | None,
     typer.Option(help="Where datasets live (default: $RESDEPTH_DATA, else ~/.cache/resdepth)."),
+]
+
+
+Norm = Annotated[str, typer.Option(help="bn (the paper) or none: no normalisation, He init alone.")]
+Activation = Annotated[str, typer.Option(help="relu (the paper), tanh or sigmoid.")]
+NormOrConfig = Annotated[str | None, typer.Option("--norm", help="bn (the paper) or none (He init alone).")]
+ActivationOrConfig = Annotated[
+    str | None, typer.Option("--activation", help="relu (the paper), tanh or sigmoid.")
 ]
 
 
@@ -62,6 +71,8 @@ def describe(
     shortcut: Annotated[
         str | None, typer.Option(help="A: zero-pad identity, B: projection where shapes change.")
     ] = None,
+    norm: Norm = "bn",
+    activation: Activation = "relu",
     dataset: Annotated[str | None, typer.Option(help="Fix input shape and classes from a dataset.")] = None,
     input: Annotated[int | None, typer.Option("--input", help="Input size in pixels.")] = None,
     classes: Annotated[int | None, typer.Option(help="Number of classes.")] = None,
@@ -91,7 +102,7 @@ def describe(
         size = input or size
         n_classes = classes or n_classes
         for d in [CLASSIC_DEPTHS[a]] if a in CLASSIC_DEPTHS else depths:
-            spec = NetSpec(a, d, family, width, shortcut, n_classes, channels, size)
+            spec = NetSpec(a, d, family, width, shortcut, n_classes, channels, size, norm, activation)
             validate(spec)
             specs.append(spec)
     summaries = [summarize(s) for s in specs]
@@ -188,6 +199,8 @@ def sweep(
     family: Annotated[str | None, typer.Option(help="cifar or imagenet.")] = None,
     width: Annotated[int | None, typer.Option(help="Channels of the first stage.")] = None,
     shortcut: Annotated[str | None, typer.Option(help="A or B.")] = None,
+    norm: NormOrConfig = None,
+    activation: ActivationOrConfig = None,
     dataset: Annotated[str | None, typer.Option(help="cifar10, cifar100, mnist, synthetic.")] = None,
     data_dir: DataDir = None,
     train_subset: Annotated[
@@ -251,7 +264,8 @@ def sweep(
     from resdepth.train import pick_device, resolve_precision
 
     given = dict(
-        arch=arch, depth=depth, family=family, width=width, shortcut=shortcut, dataset=dataset,
+        arch=arch, depth=depth, family=family, width=width, shortcut=shortcut, norm=norm,
+        activation=activation, dataset=dataset,
         data_dir=data_dir, train_subset=train_subset, val_split=val_split, test_subset=test_subset,
         epochs=epochs,
         iterations=iterations, batch_size=batch_size, lr=lr, momentum=momentum,
@@ -330,11 +344,17 @@ def plot(
     x: Annotated[str, typer.Option(help="iteration (as in the paper) or epoch.")] = "iteration",
     paper: Annotated[bool, typer.Option(help="Mark He et al.'s Table 6 ResNet test errors.")] = False,
 ) -> None:
-    """Draw the error curves (He et al. Fig. 6) and the degradation curve (error vs depth)."""
-    from resdepth import analysis
+    """Draw the error curves (He et al. Fig. 6), the degradation curve (error vs depth) and, when
+    `resdepth diagnose` has run there, its figures."""
+    from resdepth import analysis, plot_diagnostics, results
     from resdepth import plot as plotting
 
-    for path in plotting.write(analysis.load(results_path), out, x, paper):
+    diagnostics = results.read_diagnostics(results_path) if results_path.is_dir() else {}
+    written = []
+    if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
+        written += plotting.write(analysis.load(results_path), out, x, paper)
+    written += plot_diagnostics.write(results_path, diagnostics, out)
+    for path in written:
         console.print(f"wrote {path}", highlight=False)
 
 
@@ -376,6 +396,8 @@ def report(
 def bench(
     arch: Annotated[str, typer.Option(help="plain, resnet (comma-separated).")] = "plain,resnet",
     depth: Annotated[str, typer.Option(help="Depths, e.g. 20,56,110.")] = "20,56",
+    norm: Norm = "bn",
+    activation: Activation = "relu",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto, fp32 or bf16 (resdepth's loop; the textbook loop is fp32).")
@@ -396,13 +418,15 @@ def bench(
         if a not in ("plain", "resnet"):
             raise UserError(f"bench measures plain and resnet nets, not {a!r}")
         for d in depths:
-            validate(NetSpec(a, d))
+            validate(NetSpec(a, d, norm=norm, activation=activation))
     check_precision(precision)
     if not seconds > 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
     dev = pick_device(device)
     prec = resolve_precision(precision, dev)
-    measured = [measure(a, d, dev, prec, seconds) for a in archs for d in depths]
+    measured = [
+        measure(a, d, dev, prec, seconds, norm=norm, activation=activation) for a in archs for d in depths
+    ]
     paper = {k: paper_sweep_seconds(measured, k) for k in ("resdepth", "textbook")}
     if as_json:
         rows = [{**m.__dict__, "ratio": m.ratio, "epochs_164_seconds": paper_run_seconds(m.resdepth),
@@ -423,6 +447,99 @@ def bench(
         f"{duration(paper['textbook'] or 0)} with the textbook loop",
         highlight=False,
     )
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth diagnose results/quick\n\n"
+    "  resdepth diagnose --arch plain,resnet --depth 20,56 --norm bn,none --activation relu,sigmoid --what grads\n\n"
+    "  resdepth diagnose results/quick --what lesion,identity --json"
+)
+def diagnose(
+    results_path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[RESULTS]", help="A results folder with checkpoints; omit to measure fresh nets."
+        ),
+    ] = None,
+    arch: Annotated[str | None, typer.Option(help="Fresh nets: plain,resnet.")] = None,
+    depth: Annotated[str | None, typer.Option(help="Fresh nets: depths, e.g. 20,56.")] = None,
+    norm: Annotated[str, typer.Option(help="Fresh nets: bn and/or none, e.g. bn,none.")] = "bn",
+    activation: Annotated[str, typer.Option(help="Fresh nets: relu, tanh and/or sigmoid.")] = "relu",
+    seeds: Annotated[str, typer.Option(help="Fresh nets: seeds (each its own init).")] = "0",
+    dataset: Annotated[str, typer.Option(help="Fresh nets: the images measured on.")] = "cifar10",
+    data_dir: DataDir = None,
+    test_subset: Annotated[
+        int | None, typer.Option(help="Class-balanced N test images (default: the run's own, else all).")
+    ] = None,
+    what: Annotated[str, typer.Option(help="grads, responses, lesion, identity (comma-separated).")] = (
+        "grads,responses,lesion,identity"
+    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Fresh nets: folder for diagnostics/ and figures/ (default results/diagnose)."),
+    ] = None,
+    offline: Annotated[bool, typer.Option(help="Never download data.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON.")] = False,
+) -> None:
+    """Measure why ResNets work: gradients per layer, layer responses, lesions, the identity argument."""
+    from resdepth import diagnose as dg
+    from resdepth import plot_diagnostics, results
+    from resdepth.config import parse_list
+    from resdepth.data.store import load
+    from resdepth.models import NetSpec
+
+    wanted = parse_list(what, str, "--what")
+    for w in wanted:
+        if w not in dg.WHAT:
+            raise UserError(f"--what takes {', '.join(dg.WHAT)}; got {w!r}")
+    if test_subset is not None and test_subset <= 0:
+        raise UserError(f"--test-subset must be a positive number, got {test_subset}")
+
+    def progress(text: str) -> None:
+        if not as_json:
+            err.print(f"measuring {text}", highlight=False)
+
+    if results_path is not None:
+        if arch is not None or depth is not None or out is not None:
+            raise UserError(
+                "give a RESULTS folder or --arch/--depth (fresh nets), not both; --out is for fresh nets"
+            )
+        if not results_path.is_dir():
+            raise UserError(f"{results_path} is not a folder; give a results folder a sweep wrote")
+        folder = results_path
+        tables = dg.diagnose_results(folder, wanted, data_dir, test_subset, progress)
+    else:
+        specs = [
+            NetSpec(a, d, norm=n, activation=f)
+            for n in parse_list(norm, str, "--norm")
+            for f in parse_list(activation, str, "--activation")
+            for a in parse_list(arch or "plain,resnet", str, "--arch")
+            for d in parse_list(depth or "20,56", int, "--depth")
+        ]
+        nets_seeds = parse_list(seeds, int, "--seeds")
+        for spec in specs:
+            dg.fresh(spec, 0)  # every net is checked before any data is loaded
+        data = load(dataset, data_dir, offline=offline).split(None, None, 0, test_subset)
+        folder = out or Path("results/diagnose")
+        results.check_folder(folder)
+        tables = dg.diagnose_fresh(specs, nets_seeds, wanted, data, progress)
+    written = [results.write_diagnostics(folder, name, rows) for name, rows in tables.items()]
+    frames = {name: frame for name, frame in results.read_diagnostics(folder).items() if name in tables}
+    written += plot_diagnostics.write(folder, frames)
+    if as_json:
+        print(json.dumps(tables, indent=2, default=str))
+        return
+    for name, summary in dg.summaries(tables).items():
+        table = Table(title=name, title_justify="left")
+        table.add_column("net")
+        table.add_column("state")
+        for col in summary.columns:
+            table.add_column(str(col), justify="right")
+        for key, row in zip(summary.index, summary.to_numpy(float), strict=True):
+            table.add_row(*(str(k) for k in key), *(f"{v:.3g}" for v in row))
+        console.print(table)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
 
 
 def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:

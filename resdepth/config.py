@@ -32,6 +32,7 @@ PRECISIONS = ("fp32", "bf16")
 # runs need because deep nets at lr 0.1 can take hundreds of iterations to start learning at all.
 WARMUPS = ("auto", "always", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+LATER_OPTIONS = {"norm": "bn", "activation": "relu"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class RunConfig:
     family: str
     width: int
     shortcut: str
+    norm: str
+    activation: str
     dataset: str
     seed: int
     train_subset: int | None
@@ -59,18 +62,24 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = asdict(self)
+        # Options added later are hashed only when not at the paper's value, so the runs of a
+        # results folder written before they existed keep their ids and still resume.
+        for key, paper in LATER_OPTIONS.items():
+            if fields[key] in (paper, "-"):
+                del fields[key]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def spec(self, num_classes: int, in_channels: int, input_size: int) -> NetSpec:
         return NetSpec(
             self.arch, self.depth, self.family, self.width, self.shortcut,
-            num_classes, in_channels, input_size,
+            num_classes, in_channels, input_size, self.norm, self.activation,
         )  # fmt: skip
 
     @property
     def name(self) -> str:
-        return NetSpec(self.arch, self.depth).name
+        return NetSpec(self.arch, self.depth, norm=self.norm, activation=self.activation).name
 
 
 @dataclass
@@ -82,6 +91,8 @@ class SweepConfig:
     family: str = "cifar"
     width: int | None = None
     shortcut: str | None = None
+    norm: str = "bn"
+    activation: str = "relu"
     dataset: str = "cifar10"
     data_dir: str | None = None
     train_subset: int | None = None
@@ -141,7 +152,8 @@ class SweepConfig:
             raise UserError("--seeds needs at least one seed")
         for a in self.arch:
             for d in self.depths_for(a):
-                validate(NetSpec(a, d, self.family, self.width, self.shortcut))
+                validate(NetSpec(a, d, self.family, self.width, self.shortcut, norm=self.norm,
+                                 activation=self.activation))  # fmt: skip
 
     def depths_for(self, arch: str) -> list[int]:
         return [CLASSIC_DEPTHS[arch]] if arch in CLASSIC_DEPTHS else list(self.depth)
@@ -197,7 +209,8 @@ def parse_list(text: str, kind: type, option: str) -> list[Any]:
 FIELD_TYPES: dict[str, tuple[type, bool]] = {
     # name: (item type, is a list)
     "arch": (str, True), "depth": (int, True), "family": (str, False), "width": (int, False),
-    "shortcut": (str, False), "dataset": (str, False), "data_dir": (str, False),
+    "shortcut": (str, False), "norm": (str, False), "activation": (str, False), "dataset": (str, False),
+    "data_dir": (str, False),
     "train_subset": (int, False), "val_split": (int, False), "test_subset": (int, False),
     "epochs": (int, False),
     "iterations": (int, False), "batch_size": (int, False), "lr": (float, False),
@@ -289,6 +302,8 @@ def expand(cfg: SweepConfig, train_sizes: dict[str, int]) -> list[RunConfig]:
                         family="-" if classic else cfg.family,
                         width=0 if classic else spec.resolved_width,
                         shortcut="-" if classic else spec.resolved_shortcut,
+                        norm="-" if classic else cfg.norm,
+                        activation="-" if classic else cfg.activation,
                         dataset=dataset,
                         seed=seed,
                         train_subset=cfg.train_subset,

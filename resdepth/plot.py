@@ -127,28 +127,30 @@ def depth_figure(loaded: Loaded, paper: bool = False) -> Figure:
     return fig
 
 
-def output_paths(loaded: Loaded, out: Path | None) -> tuple[Path, Path]:
-    """Default RESULTS/figures/{curves,depth}.png; `--out x.pdf` gives x-curves.pdf and x-depth.pdf."""
+def figure_path(folder: Path, out: Path | None, name: str) -> Path:
+    """Default RESULTS/figures/NAME.png; `--out x.pdf` gives x-NAME.pdf; `--out dir` gives dir/NAME.png."""
     if out is None:
-        folder = loaded.folder / "figures"
-        return folder / "curves.png", folder / "depth.png"
+        return folder / "figures" / f"{name}.png"
     if out.suffix:
         if out.suffix not in FORMATS:
             raise UserError(f"--out must end in {', '.join(FORMATS)} (or be a folder), got {out.name}")
-        return out.with_name(f"{out.stem}-curves{out.suffix}"), out.with_name(f"{out.stem}-depth{out.suffix}")
-    return out / "curves.png", out / "depth.png"
+        return out.with_name(f"{out.stem}-{name}{out.suffix}")
+    return out / f"{name}.png"
+
+
+def save(fig: Figure, path: Path) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def write(loaded: Loaded, out: Path | None, x: str = "iteration", paper: bool = False) -> list[Path]:
     if x not in ("iteration", "epoch"):
         raise UserError(f"--x must be iteration or epoch, got {x!r}")
-    curves_path, depth_path = output_paths(loaded, out)
-    written = []
-    for fig, path in ((curves_figure(loaded, x), curves_path), (depth_figure(loaded, paper), depth_path)):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=120)
-        except OSError as exc:
-            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-        written.append(path)
-    return written
+    return [
+        save(curves_figure(loaded, x), figure_path(loaded.folder, out, "curves")),
+        save(depth_figure(loaded, paper), figure_path(loaded.folder, out, "depth")),
+    ]

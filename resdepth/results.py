@@ -20,17 +20,35 @@ import pandas as pd
 from resdepth.errors import UserError
 
 METRICS_COLUMNS = (
-    "run_id", "arch", "depth", "family", "width", "shortcut", "dataset", "seed", "epoch",
+    "run_id", "arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed", "epoch",
     "iteration", "lr", "train_loss", "train_error", "test_loss", "test_error", "val_loss",
     "val_error", "epoch_seconds", "images_per_second",
 )  # fmt: skip
 RUNS_COLUMNS = (
-    "run_id", "arch", "depth", "family", "width", "shortcut", "dataset", "seed", "train_subset",
+    "run_id", "arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed", "train_subset",
     "val_split", "test_subset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "warmup",
     "precision", "params", "status", "epochs_done", "final_train_error", "final_test_error",
     "best_test_error", "wall_seconds", "device", "threads", "torch_version", "resdepth_version", "started_at",
     "ended_at", "error",
 )  # fmt: skip
+# `resdepth diagnose` writes one CSV per measurement into <results>/diagnostics/, whole each time.
+DIAGNOSTICS = "diagnostics"
+_NET = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
+DIAGNOSTICS_COLUMNS = {
+    "grads": (*_NET, "layer", "name", "grad_norm", "weight_norm"),
+    "responses": (*_NET, "layer", "name", "std"),
+    "lesion": (*_NET, "kind", "block", "k", "sample", "error"),
+    "identity": (
+        *_NET,
+        "grown_to",
+        "max_abs_diff",
+        "bitwise_equal",
+        "grown_output_spread",
+        "error",
+        "grown_error",
+    ),
+}
+TEXT_COLUMNS = ("run_id", "arch", "family", "shortcut", "norm", "activation", "dataset")
 STATUSES = ("completed", "diverged", "failed", "running", "interrupted")
 METRICS = "metrics.csv"
 RUNS = "runs.csv"
@@ -133,7 +151,7 @@ def read_metrics(out: Path) -> pd.DataFrame:
 def read_metrics_file(path: Path) -> pd.DataFrame:
     """A metrics CSV under any name, with numeric columns parsed."""
     frame = read_csv(path, METRICS_COLUMNS)
-    numeric = [c for c in METRICS_COLUMNS if c not in ("run_id", "arch", "family", "shortcut", "dataset")]
+    numeric = [c for c in METRICS_COLUMNS if c not in TEXT_COLUMNS]
     for c in numeric:
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     # A torn last line parses with missing fields; a row without its epoch or error is dropped.
@@ -163,6 +181,22 @@ def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([header, *kept])
     _atomic_write(path, buf.getvalue())
+
+
+def write_diagnostics(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+    path = out / DIAGNOSTICS / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = DIAGNOSTICS_COLUMNS[name]
+    text = _line(columns, {c: c for c in columns}) + "".join(_line(columns, r) for r in rows)
+    _atomic_write(path, text)
+    return path
+
+
+def read_diagnostics(out: Path) -> dict[str, pd.DataFrame]:
+    """The diagnostics CSVs a results folder has, by measurement."""
+    folder = out / DIAGNOSTICS
+    return {name: read_csv(folder / f"{name}.csv", columns)
+            for name, columns in DIAGNOSTICS_COLUMNS.items() if (folder / f"{name}.csv").is_file()}  # fmt: skip
 
 
 def read_runs(out: Path) -> dict[str, dict[str, str]]:

@@ -28,7 +28,8 @@ def write_results(folder: Path, finals: dict[tuple[str, int], list[float]], epoc
                 loss = float("nan") if diverge == (arch, depth) and epoch == epochs else 1.0
                 results.append_metrics(folder, {
                     "run_id": run_id, "arch": arch, "depth": depth, "family": "cifar", "width": 16,
-                    "shortcut": "A", "dataset": "cifar10", "seed": seed, "epoch": epoch,
+                    "shortcut": "A", "norm": "bn", "activation": "relu", "dataset": "cifar10", "seed": seed,
+                    "epoch": epoch,
                     "iteration": 100 * epoch, "lr": 0.1, "train_loss": loss, "train_error": train,
                     "test_error": train + 5.0, "test_loss": 1.0, "epoch_seconds": 2.0,
                     "images_per_second": 1000.0,

@@ -35,6 +35,8 @@ class Measurement:
     precision: str
     resdepth: float  # img/s
     textbook: float
+    norm: str = "bn"
+    activation: str = "relu"
 
     @property
     def ratio(self) -> float:
@@ -42,7 +44,7 @@ class Measurement:
 
     @property
     def label(self) -> str:
-        return NetSpec(self.arch, self.depth).name
+        return NetSpec(self.arch, self.depth, norm=self.norm, activation=self.activation).name
 
 
 def _median_rate(step: Callable[[], None], batch: int, seconds: float, sync: Callable[[], None]) -> float:
@@ -62,8 +64,9 @@ def _median_rate(step: Callable[[], None], batch: int, seconds: float, sync: Cal
 
 
 def measure(arch: str, depth: int, device: torch.device, precision: str, seconds: float,
-            batch: int = 128) -> Measurement:  # fmt: skip
+            batch: int = 128, norm: str = "bn", activation: str = "relu") -> Measurement:  # fmt: skip
     """Both loops on the same net (same init), each for `seconds` after its warm-up."""
+    spec = NetSpec(arch, depth, norm=norm, activation=activation)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (10 * batch, 3, 32, 32), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, 10, (10 * batch,), generator=g)
@@ -74,7 +77,7 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
 
     cfg = expand(SweepConfig(arch=[arch], depth=[depth], epochs=1, precision=precision), {"cifar10": 1})[0]
     torch.manual_seed(0)
-    model = build_model(NetSpec(arch, depth)).to(device)
+    model = build_model(spec).to(device)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = make_optimizer(model, cfg)
     dev_images, dev_labels = images.to(device), labels.to(device)
@@ -91,7 +94,7 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
     ours = _median_rate(fast, batch, seconds, sync)
 
     torch.manual_seed(0)
-    ref = build_model(NetSpec(arch, depth)).to(device)
+    ref = build_model(spec).to(device)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     stream = textbook.batches(images, labels, batch)
 
@@ -100,7 +103,7 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
         textbook.step(ref, ref_opt, x.to(device), y.to(device))
 
     theirs = _median_rate(slow, batch, seconds, sync)
-    return Measurement(arch, depth, str(device), precision, ours, theirs)
+    return Measurement(arch, depth, str(device), precision, ours, theirs, norm, activation)
 
 
 def epoch_seconds(rate: float) -> float:

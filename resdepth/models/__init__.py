@@ -8,7 +8,7 @@ from torch import nn
 
 from resdepth.errors import UserError
 from resdepth.models.classic import alexnet, lenet5, vgg16
-from resdepth.models.resnet import DEFAULT_SHORTCUT, FAMILIES, build_resnet, layout
+from resdepth.models.resnet import ACTIVATIONS, DEFAULT_SHORTCUT, FAMILIES, NORMS, build_resnet, layout
 
 RESIDUAL_ARCHS = ("plain", "resnet")
 CLASSIC_DEPTHS = {"lenet5": 5, "alexnet": 8, "vgg16": 16}
@@ -19,7 +19,8 @@ ORIGINAL_INPUT = {"lenet5": (1, 32), "alexnet": (3, 227), "vgg16": (3, 224)}
 
 @dataclass(frozen=True)
 class NetSpec:
-    """What to build. For the classic nets `depth` is fixed and family/width/shortcut are unused."""
+    """What to build. For the classic nets `depth` is fixed and family/width/shortcut/norm/activation
+    are unused."""
 
     arch: str
     depth: int
@@ -29,6 +30,8 @@ class NetSpec:
     num_classes: int = 10
     in_channels: int = 3
     input_size: int = 32
+    norm: str = "bn"
+    activation: str = "relu"
 
     @property
     def resolved_width(self) -> int:
@@ -40,10 +43,13 @@ class NetSpec:
 
     @property
     def name(self) -> str:
-        """The label used in tables and legends, e.g. `plain-20`, `ResNet-56`, `lenet5`."""
+        """The label used in tables and legends, e.g. `plain-20`, `ResNet-56 (no BN, sigmoid)`, `lenet5`."""
         if self.arch in CLASSIC_DEPTHS:
             return self.arch
-        return f"{'ResNet' if self.arch == 'resnet' else 'plain'}-{self.depth}"
+        name = f"{'ResNet' if self.arch == 'resnet' else 'plain'}-{self.depth}"
+        variant = ["no BN"] if self.norm == "none" else []
+        variant += [self.activation] if self.activation not in ("relu", "-") else []
+        return f"{name} ({', '.join(variant)})" if variant else name
 
 
 def check_arch(arch: str) -> None:
@@ -60,6 +66,10 @@ def validate(spec: NetSpec) -> None:
         return
     if spec.family not in FAMILIES:
         raise UserError(f"unknown family {spec.family!r}; valid: {', '.join(FAMILIES)}")
+    if spec.norm not in NORMS:
+        raise UserError(f"unknown norm {spec.norm!r}; valid: {', '.join(NORMS)}")
+    if spec.activation not in ACTIVATIONS:
+        raise UserError(f"unknown activation {spec.activation!r}; valid: {', '.join(ACTIVATIONS)}")
     layout(spec.family, spec.depth, spec.resolved_width)
 
 
@@ -80,4 +90,6 @@ def build_model(spec: NetSpec) -> nn.Module:
         num_classes=spec.num_classes,
         in_channels=spec.in_channels,
         input_size=spec.input_size,
+        norm=spec.norm,
+        act=spec.activation,
     )

@@ -18,6 +18,9 @@ from resdepth.errors import UserError
 
 FAMILIES = ("cifar", "imagenet")
 SHORTCUTS = ("A", "B")
+# Model options for the diagnostics (why ResNets work): the paper's nets are bn + relu.
+NORMS = ("bn", "none")
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 DEFAULT_SHORTCUT = {"cifar": "A", "imagenet": "B"}
 
 # He et al. Table 1: (block kind, blocks per stage) for the ImageNet depths, as in torchvision.
@@ -90,27 +93,44 @@ class PadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
 
 
-def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """BatchNorm, or nothing at all for `--norm none` (the net then rests on He init alone)."""
+    return nn.BatchNorm2d(channels) if kind == "bn" else nn.Identity()
+
+
+def activation(kind: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if kind == "relu" else ACTIVATIONS[kind]()
+
+
+def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int, norm: str = "bn") -> nn.Module:
     """Identity where shapes agree; option A (pad) or B (1x1 projection + BN) where they change."""
     if stride == 1 and in_ch == out_ch:
         return nn.Identity()
     if kind == "A":
         return PadShortcut(stride, out_ch - in_ch)
     if kind == "B":
-        return nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+        return nn.Sequential(conv1x1(in_ch, out_ch, stride), norm_layer(norm, out_ch))
     raise UserError(f"unknown shortcut {kind!r}; valid: {', '.join(SHORTCUTS)}")
 
 
 class BasicBlock(nn.Module):
     """Two 3x3 convs. With a shortcut the second ReLU comes after the addition (He et al. Fig. 2)."""
 
-    def __init__(self, in_ch: int, planes: int, stride: int, shortcut: nn.Module | None) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        planes: int,
+        stride: int,
+        shortcut: nn.Module | None,
+        norm: str = "bn",
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_ch, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(norm, planes)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn2 = norm_layer(norm, planes)
+        self.relu = activation(act)
         self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,16 +144,24 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (carrying the stride, as torchvision does), 1x1 expand by 4."""
 
-    def __init__(self, in_ch: int, planes: int, stride: int, shortcut: nn.Module | None) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        planes: int,
+        stride: int,
+        shortcut: nn.Module | None,
+        norm: str = "bn",
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         out_ch = planes * 4
         self.conv1 = conv1x1(in_ch, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(norm, planes)
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(norm, planes)
         self.conv3 = conv1x1(planes, out_ch)
-        self.bn3 = nn.BatchNorm2d(out_ch)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn3 = norm_layer(norm, out_ch)
+        self.relu = activation(act)
         self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,19 +188,22 @@ class ResNet(nn.Module):
         in_channels: int,
         input_size: int,
         stem_width: int,
+        norm: str = "bn",
+        act: str = "relu",
     ) -> None:
         super().__init__()
         self.layout = lay
         self.residual = residual
+        self.act = act
         if input_size <= SMALL_INPUT:
             self.stem = nn.Sequential(
-                conv3x3(in_channels, stem_width), nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)
+                conv3x3(in_channels, stem_width), norm_layer(norm, stem_width), activation(act)
             )
         else:
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False),
-                nn.BatchNorm2d(stem_width),
-                nn.ReLU(inplace=True),
+                norm_layer(norm, stem_width),
+                activation(act),
                 nn.MaxPool2d(3, stride=2, padding=1),
             )
         block_cls = Bottleneck if lay.block == "bottleneck" else BasicBlock
@@ -183,8 +214,8 @@ class ResNet(nn.Module):
             for j in range(n_blocks):
                 stride = stage_stride if j == 0 else 1
                 out_ch = planes * lay.expansion
-                sc = make_shortcut(shortcut, in_ch, out_ch, stride) if residual else None
-                blocks.append(block_cls(in_ch, planes, stride, sc))
+                sc = make_shortcut(shortcut, in_ch, out_ch, stride, norm) if residual else None
+                blocks.append(block_cls(in_ch, planes, stride, sc, norm, act))
                 in_ch = out_ch
             self.add_module(f"stage{i + 1}", nn.Sequential(*blocks))
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -192,9 +223,10 @@ class ResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        """He init (gain of the net's activation), BN at scale 1 and shift 0."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity=self.act)  # type: ignore[arg-type]  # one of ACTIVATIONS
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -218,6 +250,8 @@ def build_resnet(
     num_classes: int = 10,
     in_channels: int = 3,
     input_size: int = 32,
+    norm: str = "bn",
+    act: str = "relu",
 ) -> ResNet:
     """A plain (residual=False) or residual net of the given family and depth."""
     if family not in FAMILIES:
@@ -229,4 +263,8 @@ def build_resnet(
     shortcut = shortcut or DEFAULT_SHORTCUT[family]
     if shortcut not in SHORTCUTS:
         raise UserError(f"unknown shortcut {shortcut!r}; valid: {', '.join(SHORTCUTS)}")
-    return ResNet(lay, residual, shortcut, num_classes, in_channels, input_size, stem_width=width)
+    if norm not in NORMS:
+        raise UserError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+    if act not in ACTIVATIONS:
+        raise UserError(f"unknown activation {act!r}; valid: {', '.join(ACTIVATIONS)}")
+    return ResNet(lay, residual, shortcut, num_classes, in_channels, input_size, width, norm, act)

@@ -1,0 +1,156 @@
+"""Figures of `resdepth diagnose`: gradients per layer, layer responses (He et al. Fig. 7), lesions
+(Veit et al. 2016 Fig. 3 and 5) and the identity check; each averaged over seeds.
+
+Colour is depth, as in the error curves; plain nets are dashed, ResNets solid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from resdepth.plot import PALETTE, figure_path, save
+
+
+def _style(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """net label -> (colour by depth, line style by arch)."""
+    depths = sorted(frame["depth"].astype(int).unique())
+    colour = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(depths)}
+    nets = frame.drop_duplicates("net")
+    return {
+        str(net): (colour[int(depth)], "-" if arch == "resnet" else "--")
+        for net, depth, arch in zip(nets["net"], nets["depth"], nets["arch"], strict=True)
+    }
+
+
+def _variant(norm: str, activation: str) -> str:
+    return f"{'BN' if norm == 'bn' else 'no BN'}, {activation}"
+
+
+def grads_figure(grads: pd.DataFrame) -> Figure:
+    """Weight-gradient norm per layer, from input to output: one panel per state and variant."""
+    g = grads.assign(
+        variant=[_variant(n, a) for n, a in zip(grads["norm"], grads["activation"], strict=True)]
+    )
+    states = sorted(g["state"].unique(), key=lambda s: (s != "init", s))
+    variants = list(dict.fromkeys(g["variant"]))
+    fig = Figure(figsize=(4.8 * len(variants), 3.8 * len(states)), layout="constrained")
+    axes = fig.subplots(len(states), len(variants), squeeze=False, sharex=True)
+    style = _style(g)
+    for r, state in enumerate(states):
+        for c, variant in enumerate(variants):
+            ax = axes[r][c]
+            sub = g[(g["state"] == state) & (g["variant"] == variant)]
+            for net, rows in sub.groupby("net", sort=False):
+                mean = rows.groupby("layer")["grad_norm"].mean().clip(lower=1e-30)
+                colour, line = style[str(net)]
+                ax.plot(mean.index, mean.to_numpy(), color=colour, linestyle=line, label=str(net))
+            ax.set_yscale("log")
+            ax.set_title(f"{variant} — {'at initialisation' if state == 'init' else f'trained ({state})'}",
+                         fontsize=9)  # fmt: skip
+            ax.grid(alpha=0.3)
+            if not sub.empty:
+                ax.legend(fontsize="x-small")
+    for ax in axes[-1]:
+        ax.set_xlabel("layer (1 = first conv, last = classifier)")
+    for row in axes:
+        row[0].set_ylabel("‖∂loss/∂W‖ (mean over 4 batches)")
+    fig.suptitle("gradient norm per layer: plain (dashed) vs ResNet (solid)", fontsize=10)
+    return fig
+
+
+def responses_figure(responses: pd.DataFrame) -> Figure:
+    """He et al. Fig. 7: std of each 3x3 layer's response, in layer order and sorted by magnitude."""
+    trained = responses[responses["state"] != "init"]
+    frame = trained if not trained.empty else responses
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    by_layer, by_size = fig.subplots(1, 2)
+    style = _style(frame)
+    for net, rows in frame.groupby("net", sort=False):
+        std = rows.groupby("layer")["std"].mean()
+        colour, line = style[str(net)]
+        by_layer.plot(std.index, std.to_numpy(), color=colour, linestyle=line, label=str(net))
+        ranked = np.sort(std.to_numpy())[::-1]
+        by_size.plot(np.arange(1, len(ranked) + 1), ranked, color=colour, linestyle=line, label=str(net))
+    by_layer.set_xlabel("layer index (original order)")
+    by_size.set_xlabel("layer index (sorted by magnitude)")
+    for ax in (by_layer, by_size):
+        ax.set_ylabel("std of response")
+        ax.grid(alpha=0.3)
+    by_layer.legend(fontsize="small")
+    state = "trained nets" if not trained.empty else "at initialisation"
+    fig.suptitle(
+        f"layer responses on the test set, after BN and before the nonlinearity ({state})", fontsize=10
+    )
+    return fig
+
+
+def lesion_figure(lesion: pd.DataFrame) -> Figure:
+    """Test error without one block (by position), and without k random blocks."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    single_ax, random_ax = fig.subplots(1, 2)
+    style = _style(lesion)
+    for net, rows in lesion.groupby("net", sort=False):
+        colour, line = style[str(net)]
+        intact = rows.loc[rows["kind"] == "intact", "error"].mean()
+        single = rows[rows["kind"] == "single"].groupby("block")["error"].mean()
+        single_ax.plot(single.index.to_numpy(float), single.to_numpy(), color=colour, linestyle=line,
+                       marker="o", markersize=3, label=f"{net} (intact {intact:.1f}%)")  # fmt: skip
+        random = rows[rows["kind"] == "random"].groupby("k")["error"]
+        mean, std = random.mean(), random.std(ddof=0).fillna(0)
+        ks = np.concatenate([[0], mean.index.to_numpy(float)])
+        values = np.concatenate([[intact], mean.to_numpy()])
+        random_ax.plot(ks, values, color=colour, linestyle=line, marker="o", markersize=3, label=str(net))
+        random_ax.fill_between(
+            ks[1:], (mean - std).to_numpy(), (mean + std).to_numpy(), color=colour, alpha=0.15
+        )
+    single_ax.set_xlabel("deleted block")
+    random_ax.set_xlabel("number of random blocks deleted (shape-keeping blocks)")
+    for ax in (single_ax, random_ax):
+        ax.axhline(90.0, color="gray", linewidth=0.8, linestyle=":")  # chance on 10 classes
+        ax.set_ylabel("test error (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    single_ax.legend(fontsize="x-small")
+    fig.suptitle("lesion study (Veit et al. 2016): blocks deleted at test time; dotted = chance", fontsize=10)
+    return fig
+
+
+def identity_figure(identity: pd.DataFrame) -> Figure:
+    """Test error of each net and of the net grown by zeroed blocks; bars labelled with max |Δ|."""
+    nets = identity.groupby("net", sort=False).agg(
+        error=("error", "mean"), grown_error=("grown_error", "mean"), diff=("max_abs_diff", "max"),
+        grown_to=("grown_to", "first"),
+    )  # fmt: skip
+    fig = Figure(figsize=(max(6.0, 1.6 * len(nets)), 4.2), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(nets))
+    ax.bar(x - 0.2, nets["error"], width=0.4, color="#1f77b4", label="the net")
+    ax.bar(
+        x + 0.2, nets["grown_error"], width=0.4, color="#ff7f0e", label="grown by zeroed blocks (+6 layers)"
+    )
+    tops = np.maximum(nets["error"].to_numpy(float), nets["grown_error"].to_numpy(float))
+    for i, (diff, top) in enumerate(zip(nets["diff"].to_numpy(float), tops, strict=True)):
+        ax.annotate(f"max |Δlogit| {diff:.2g}", (i, top), textcoords="offset points", xytext=(0, 4),
+                    ha="center", fontsize=8)  # fmt: skip
+    ax.set_xticks(x, [str(n) for n in nets.index], fontsize=8)
+    ax.set_ylabel("test error (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize="small")
+    fig.suptitle(
+        "identity: a ResNet grown by blocks with zero last BN scale computes the same function", fontsize=10
+    )
+    return fig
+
+
+FIGURES = {"grads": grads_figure, "responses": responses_figure, "lesion": lesion_figure,
+           "identity": identity_figure}  # fmt: skip
+
+
+def write(folder: Path, tables: dict[str, pd.DataFrame], out: Path | None = None) -> list[Path]:
+    """One figure per diagnostics table that has rows."""
+    return [save(FIGURES[name](frame), figure_path(folder, out, name))
+            for name, frame in tables.items() if not frame.empty]  # fmt: skip

@@ -1,0 +1,188 @@
+"""`resdepth diagnose` and the model options it needs, checked on small nets with known answers."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from resdepth import diagnose as dg
+from resdepth import results
+from resdepth.config import SweepConfig, expand
+from resdepth.data.store import load
+from resdepth.models import NetSpec, build_model
+from resdepth.models.summary import count_params
+from resdepth.train import train_run
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> dg.Inputs:
+    return dg.inputs(load("synthetic").split(None, None, 0, None))
+
+
+def trained(arch: str, depth: int = 14, epochs: int = 3) -> dg.Net:
+    """A net trained on the synthetic task as a sweep would train it (same seed, same init)."""
+    data = load("synthetic").split(None, None, 0, None)
+    cfg = expand(SweepConfig(arch=[arch], depth=[depth], dataset="synthetic", epochs=epochs, batch_size=100,
+                             warmup="always"), {"synthetic": 2000})[0]  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        train_run(cfg, data, torch.device("cpu"), Path(folder) / "c.pt", lambda r: None)
+        state = torch.load(Path(folder) / "c.pt", weights_only=True)
+    net = dg.fresh(NetSpec(arch, depth), 0)
+    net.model.load_state_dict(state["model"])
+    net.state = f"epoch {epochs}"
+    return net
+
+
+# --- model options ----------------------------------------------------------------------------
+
+
+def test_norm_none_drops_exactly_the_batchnorm_parameters() -> None:
+    # ResNet-20 has 19 BN layers over 16/32/64 channels: 2 * (16 * 7 + 32 * 6 + 64 * 6) = 1,376 parameters.
+    assert count_params(build_model(NetSpec("resnet", 20))) == 269_722
+    bare = build_model(NetSpec("resnet", 20, norm="none"))
+    assert count_params(bare) == 269_722 - 1_376
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in bare.modules())
+
+
+@pytest.mark.parametrize(("activation", "kind"), [("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid)])
+def test_activation_replaces_every_relu(activation: str, kind: type[nn.Module]) -> None:
+    model = build_model(NetSpec("plain", 8, activation=activation))
+    assert sum(isinstance(m, kind) for m in model.modules()) == 1 + 3  # the stem and one per block
+    assert not any(isinstance(m, nn.ReLU) for m in model.modules())
+
+
+def test_run_id_keeps_old_ids_and_changes_with_norm_and_activation() -> None:
+    cfg = dict(arch=["resnet"], depth=[8], dataset="synthetic", epochs=2, seeds=[0], train_subset=1000)
+    (paper,) = expand(SweepConfig(**cfg), {"synthetic": 1000})  # type: ignore[arg-type]
+    assert paper.run_id == "88d7c447a85b"  # the id this run had before the options existed
+    ids = {expand(SweepConfig(**cfg, norm=n, activation=a), {"synthetic": 1000})[0].run_id  # type: ignore[arg-type]
+           for n in ("bn", "none") for a in ("relu", "tanh", "sigmoid")}  # fmt: skip
+    assert len(ids) == 6 and paper.run_id in ids
+
+
+def test_sweep_records_the_options_in_both_csvs(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    r = cli("sweep", "--dataset", "synthetic", "--arch", "plain", "--depth", "8", "--epochs", "1",
+            "--norm", "none", "--activation", "tanh", "--out", str(out))  # fmt: skip
+    assert r.code == 0, r.err
+    m = results.read_metrics(out)
+    assert (m["norm"].tolist(), m["activation"].tolist()) == (["none"], ["tanh"])
+    assert "plain-8 (no BN, tanh)" in r.out
+    bad = cli("sweep", "--dataset", "synthetic", "--norm", "layer", "--out", str(tmp_path / "b"))
+    assert bad.code == 2 and "unknown norm 'layer'; valid: bn, none" in bad.err
+
+
+# --- the four measurements --------------------------------------------------------------------
+
+
+def test_gradients_vanish_with_sigmoid_and_no_bn_but_not_with_bn(synthetic: dg.Inputs) -> None:
+    def ratio(spec: NetSpec) -> float:
+        rows = dg.grad_norms(dg.fresh(spec, 0), synthetic.train_x, synthetic.train_y)
+        assert [r["layer"] for r in rows] == list(range(1, 15))  # 13 convs and the classifier
+        return float(rows[0]["grad_norm"]) / float(rows[-1]["grad_norm"])  # type: ignore[arg-type]
+
+    assert ratio(NetSpec("plain", 14)) > 0.1
+    assert ratio(NetSpec("resnet", 14)) > 0.1
+    assert ratio(NetSpec("plain", 14, norm="none", activation="sigmoid")) < 1e-6
+
+
+def test_responses_are_the_std_after_bn_of_every_3x3_layer(synthetic: dg.Inputs) -> None:
+    net = dg.fresh(NetSpec("resnet", 20), 0)
+    rows = dg.responses(net, synthetic.test_x)
+    assert len(rows) == 19  # the stem and two per block
+    assert [r["name"] for r in rows[:3]] == ["stem", "stage1.0.bn1", "stage1.0.bn2"]
+    with torch.no_grad():
+        stem = net.model.stem[1](net.model.stem[0](synthetic.test_x)).double()
+    assert rows[0]["std"] == pytest.approx(float(stem.std(unbiased=False)), rel=1e-6)
+
+
+def test_identity_is_exact_for_resnets_and_impossible_for_plain_nets(synthetic: dg.Inputs) -> None:
+    for spec in (NetSpec("resnet", 8), NetSpec("resnet", 8, norm="none")):
+        (row,) = dg.identity(dg.fresh(spec, 0), synthetic.test_x, synthetic.test_y)
+        assert row["bitwise_equal"] is True and row["max_abs_diff"] == 0.0 and row["grown_to"] == 14
+    (plain,) = dg.identity(dg.fresh(NetSpec("plain", 8), 0), synthetic.test_x, synthetic.test_y)
+    assert plain["max_abs_diff"] > 0.01
+    assert plain["grown_output_spread"] == 0.0  # a zeroed plain block outputs nothing of its input
+
+
+def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:
+    resnet, plain = trained("resnet"), trained("plain")
+    rows = pd.DataFrame(dg.lesions(resnet, synthetic.test_x, synthetic.test_y))
+    intact = float(rows.loc[rows["kind"] == "intact", "error"].iloc[0])
+    assert intact < 10.0
+    single = rows[rows["kind"] == "single"]
+    assert len(single) == 6  # every block of ResNet-14, the downsampling ones included
+    # Smooth: most single deletions cost a ResNet little.
+    assert (single["error"] < intact + 10).sum() >= 3
+    p = pd.DataFrame(dg.lesions(plain, synthetic.test_x, synthetic.test_y))
+    p_single = p[p["kind"] == "single"]
+    assert len(p_single) == 4  # the shape-keeping blocks only
+    assert p_single["error"].max() >= 85.0  # a plain net without one of its blocks is at chance
+    # Deleting blocks whose residual branch is zero is no lesion at all: the grown net keeps its error.
+    big = dg.grown(resnet)
+    every = dg.blocks(big)
+    assert dg.error(big, synthetic.test_x, synthetic.test_y) == intact
+    with dg.deleted(big, [every[2], every[5], every[8]]):  # the last block of each stage
+        assert dg.error(big, synthetic.test_x, synthetic.test_y) == intact
+    with dg.deleted(big, [every[1]]):
+        assert dg.error(big, synthetic.test_x, synthetic.test_y) != intact
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    sweep = cli("sweep", "--dataset", "synthetic", "--depth", "8", "--epochs", "1", "--out", str(out))
+    assert sweep.code == 0, sweep.err
+    r = cli("diagnose", str(out), "--test-subset", "200")
+    assert r.code == 0, r.err
+    tables = results.read_diagnostics(out)
+    assert set(tables) == {"grads", "responses", "lesion", "identity"}
+    assert set(tables["grads"]["state"]) == {"init", "epoch 1"}  # gradients at init and trained
+    assert set(tables["identity"]["state"]) == {"epoch 1"}
+    assert set(tables["grads"]["net"]) == {"plain-8", "ResNet-8"}
+    for name in ("grads", "responses", "lesion", "identity"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+    again = cli("plot", str(out))
+    assert again.code == 0 and "curves.png" in again.out and "lesion.png" in again.out
+
+
+def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
+    r = cli("diagnose", "--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--what", "identity",
+            "--out", str(tmp_path), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert '"bitwise_equal": true' in r.out
+    assert (tmp_path / "diagnostics" / "identity.csv").is_file()
+    assert not (tmp_path / "diagnostics" / "grads.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--what", "grads,saliency"], "--what takes grads, responses, lesion, identity; got 'saliency'"),
+        (["--arch", "vgg16"], "diagnose measures plain and resnet nets, not 'vgg16'"),
+        (["--depth", "9"], "depth 9 cannot be built"),
+        (["--activation", "gelu"], "unknown activation 'gelu'"),
+        (["--test-subset", "0"], "--test-subset must be a positive number"),
+    ],
+)
+def test_bad_diagnose_input_is_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:
+    r = cli("diagnose", "--dataset", "synthetic", "--out", str(tmp_path / "o"), *args)
+    assert r.code == 2 and message in r.err
+    assert len(r.err.strip().splitlines()) == 1
+
+
+def test_diagnose_refuses_folders_without_runs_or_checkpoints(cli, tmp_path: Path) -> None:
+    r = cli("diagnose", str(tmp_path))
+    assert r.code == 2 and "has no runs.csv" in r.err
+    results.write_run(tmp_path, {"run_id": "abc", "arch": "resnet", "depth": 8, "dataset": "synthetic"})
+    r = cli("diagnose", str(tmp_path))
+    assert r.code == 2 and "has no checkpoint of a plain or resnet run" in r.err
+    r = cli("diagnose", str(tmp_path), "--arch", "plain")
+    assert r.code == 2 and "not both" in r.err
