@@ -406,4 +406,5 @@ def summaries(tables: dict[str, list[dict[str, object]]]) -> dict[str, pd.DataFr
             by = f.groupby(keys)
             out[name] = pd.DataFrame({"grown to": by["grown_to"].first(), "max |Δlogit|": by["max_abs_diff"].max(),
                                       "error": by["error"].mean(), "grown error": by["grown_error"].mean()})  # fmt: skip
+        out[name] = out[name].reindex(pd.MultiIndex.from_frame(f[keys].drop_duplicates()))  # measured order
     return out

@@ -31,33 +31,39 @@ def _variant(norm: str, activation: str) -> str:
 
 
 def grads_figure(grads: pd.DataFrame) -> Figure:
-    """Weight-gradient norm per layer, from input to output: one panel per state and variant."""
+    """Weight-gradient norm per layer, from input to output: one panel per state and variant, three
+    panels to a row. A gradient that vanished to exactly 0 is drawn at 1e-30."""
     g = grads.assign(
         variant=[_variant(n, a) for n, a in zip(grads["norm"], grads["activation"], strict=True)]
     )
     states = sorted(g["state"].unique(), key=lambda s: (s != "init", s))
-    variants = list(dict.fromkeys(g["variant"]))
-    fig = Figure(figsize=(4.8 * len(variants), 3.8 * len(states)), layout="constrained")
-    axes = fig.subplots(len(states), len(variants), squeeze=False, sharex=True)
+    panels = [
+        (s, v)
+        for s in states
+        for v in dict.fromkeys(g["variant"])
+        if ((g["state"] == s) & (g["variant"] == v)).any()
+    ]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(5.2 * cols, 3.9 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     style = _style(g)
-    for r, state in enumerate(states):
-        for c, variant in enumerate(variants):
-            ax = axes[r][c]
-            sub = g[(g["state"] == state) & (g["variant"] == variant)]
-            for net, rows in sub.groupby("net", sort=False):
-                mean = rows.groupby("layer")["grad_norm"].mean().clip(lower=1e-30)
-                colour, line = style[str(net)]
-                ax.plot(mean.index, mean.to_numpy(), color=colour, linestyle=line, label=str(net))
-            ax.set_yscale("log")
-            ax.set_title(f"{variant} — {'at initialisation' if state == 'init' else f'trained ({state})'}",
-                         fontsize=9)  # fmt: skip
-            ax.grid(alpha=0.3)
-            if not sub.empty:
-                ax.legend(fontsize="x-small")
-    for ax in axes[-1]:
+    for ax, (state, variant) in zip(axes, panels, strict=False):
+        sub = g[(g["state"] == state) & (g["variant"] == variant)]
+        for net, layers in sub.groupby("net", sort=False):
+            mean = layers.groupby("layer")["grad_norm"].mean().clip(lower=1e-30)
+            colour, line = style[str(net)]
+            ax.plot(mean.index, mean.to_numpy(), color=colour, linestyle=line, label=str(net))
+        ax.set_yscale("log")
+        ax.set_title(
+            f"{variant}: {'at initialisation' if state == 'init' else f'trained ({state})'}", fontsize=9
+        )
         ax.set_xlabel("layer (1 = first conv, last = classifier)")
-    for row in axes:
-        row[0].set_ylabel("‖∂loss/∂W‖ (mean over 4 batches)")
+        ax.set_ylabel("‖∂loss/∂W‖, mean of 4 batches")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
     fig.suptitle("gradient norm per layer: plain (dashed) vs ResNet (solid)", fontsize=10)
     return fig
 

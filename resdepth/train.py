@@ -171,8 +171,15 @@ def build(cfg: RunConfig, data: Dataset, device: torch.device) -> nn.Module:
     spec = cfg.spec(data.num_classes, data.channels, data.size)
     check_memory(spec, cfg.batch_size)
     torch.manual_seed(cfg.seed)
-    model = build_model(spec).to(device)
-    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return on_device(build_model(spec), device)
+
+
+def on_device(model: nn.Module, device: torch.device) -> nn.Module:
+    """Channels-last on `device`; on CUDA, cuDNN benchmark mode, since every batch has one shape
+    and timing the convolution algorithms once pays back within the first epoch."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.SGD:

@@ -19,7 +19,7 @@ from resdepth.benchmarks import textbook
 from resdepth.config import SweepConfig, epochs_for, expand, read_toml
 from resdepth.data.augment import Normalizer
 from resdepth.models import NetSpec, build_model
-from resdepth.train import make_optimizer, train_step
+from resdepth.train import make_optimizer, on_device, train_step
 
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 PAPER_EPOCHS = 164
@@ -77,8 +77,7 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
 
     cfg = expand(SweepConfig(arch=[arch], depth=[depth], epochs=1, precision=precision), {"cifar10": 1})[0]
     torch.manual_seed(0)
-    model = build_model(spec).to(device)
-    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = on_device(build_model(spec), device)
     optimizer = make_optimizer(model, cfg)
     dev_images, dev_labels = images.to(device), labels.to(device)
     normalize = Normalizer(textbook.CIFAR_MEAN, textbook.CIFAR_STD, device)
