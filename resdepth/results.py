@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from resdepth.errors import UserError
+from resdepth.models import CLASSIC_DEPTHS
 
 METRICS_COLUMNS = (
     "run_id", "arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed", "epoch",
@@ -48,6 +49,8 @@ DIAGNOSTICS_COLUMNS = {
         "grown_error",
     ),
 }
+# Columns added after results folders already existed, with what an older row meant by them.
+ADDED_COLUMNS = {"norm": "bn", "activation": "relu", "threads": ""}
 TEXT_COLUMNS = ("run_id", "arch", "family", "shortcut", "norm", "activation", "dataset")
 STATUSES = ("completed", "diverged", "failed", "running", "interrupted")
 METRICS = "metrics.csv"
@@ -88,11 +91,40 @@ def check_folder(out: Path) -> None:
         raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
     for name, columns in ((METRICS, METRICS_COLUMNS), (RUNS, RUNS_COLUMNS)):
         header = _header(out / name)
-        if header is not None and tuple(header) != columns:
+        if header is None or tuple(header) == columns:
+            continue
+        if not _older(header, columns):
             raise UserError(
                 f"{out / name} has other columns than resdepth writes; "
                 "choose another --out (nothing was changed)"
             )
+        _upgrade(out / name, columns)
+
+
+def _older(header: list[str], columns: tuple[str, ...]) -> bool:
+    """Whether `header` is this schema as an earlier resdepth wrote it: some added columns missing."""
+    return [c for c in columns if c in header] == header and all(
+        c in ADDED_COLUMNS for c in columns if c not in header
+    )
+
+
+def _added_value(column: str, arch: str) -> str:
+    """What a row written before `column` existed meant by it."""
+    if column in ("norm", "activation") and arch in CLASSIC_DEPTHS:
+        return "-"
+    return ADDED_COLUMNS[column]
+
+
+def _upgrade(path: Path, columns: tuple[str, ...]) -> None:
+    """Rewrite an older resdepth CSV in the current schema, atomically, so new rows can follow it."""
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if None not in r.values()]  # a torn last line is dropped
+    for r in rows:
+        for c in columns:
+            if c not in r:
+                r[c] = _added_value(c, r.get("arch", ""))
+    text = _line(columns, {c: c for c in columns}) + "".join(_line(columns, r) for r in rows)
+    _atomic_write(path, text)
 
 
 def append_metrics(out: Path, row: Mapping[str, Any]) -> None:
@@ -139,8 +171,10 @@ def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a readable CSV: {exc}") from None
     missing = [c for c in columns if c not in frame.columns]
-    if missing:
+    if any(c not in ADDED_COLUMNS for c in missing):
         raise UserError(f"{path} lacks resdepth's columns {', '.join(missing)}; is it another tool's?")
+    for c in missing:  # written by an earlier resdepth
+        frame[c] = [_added_value(c, str(a)) for a in frame.get("arch", pd.Series([""] * len(frame)))]
     return frame[list(columns)]
 
 

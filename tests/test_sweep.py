@@ -281,3 +281,20 @@ def test_torn_last_line_is_dropped_and_healed(tmp_path: Path) -> None:
     assert len(results.read_metrics(tmp_path)) == 1
     results.append_metrics(tmp_path, {**row, "epoch": 2})
     assert results.read_metrics(tmp_path)["epoch"].tolist() == [1, 2]
+
+
+def test_a_folder_written_before_norm_activation_and_threads_is_upgraded_and_kept(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = ["sweep", *TINY, "--arch", "resnet", "--epochs", "2", "--out", str(out)]
+    assert cli(*args).code == 0
+    before = numbers(out)
+    for name in (results.METRICS, results.RUNS):  # as resdepth wrote them before those columns existed
+        frame = pd.read_csv(out / name, dtype=str, keep_default_na=False)
+        frame.drop(columns=[c for c in results.ADDED_COLUMNS if c in frame]).to_csv(out / name, index=False)
+    assert cli("report", str(out)).code == 0  # read as the paper's nets
+    again = cli(*args)
+    assert again.code == 0 and "0 to train, 1 done" in again.out  # same run ids: nothing retrained
+    with (out / "metrics.csv").open() as f:
+        assert f.readline().strip() == ",".join(results.METRICS_COLUMNS)
+    pd.testing.assert_frame_equal(numbers(out), before)
+    assert set(results.read_metrics(out)["norm"]) == {"bn"}
