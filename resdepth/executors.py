@@ -36,9 +36,8 @@ from resdepth.errors import UserError
 from resdepth.train import Diverged, train_run
 
 MAX_ATTEMPTS = 3  # a run whose worker dies three times is marked failed
-Event = tuple[
-    Any, ...
-]  # ("epoch", EpochRecord) | ("progress", iteration, epoch, lr) | ("end", status, error)
+# ("epoch", EpochRecord) | ("progress", iteration, epoch, lr) | ("end", status, error) | ("crashed", why)
+Event = tuple[Any, ...]
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,7 @@ class Writer:
         self.out = sweep.out
         self.report = report
         self.params = {p.cfg.run_id: p.params for p in planned}
+        self.planned_epochs = {p.cfg.run_id: p.done_epochs for p in planned}  # read by plan()
         self.total = sum(not p.finished for p in planned)
         self.index: dict[str, int] = {}
         self.base: dict[str, dict[str, object]] = {}
@@ -168,8 +169,11 @@ class Writer:
     def start(self, task: Task) -> None:
         """Also on a retry: the rows past the checkpoint go, and the new attempt writes them again."""
         cfg = task.cfg
-        state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
-        done = int(state["epoch"]) if state else 0
+        if task.attempt == 1:
+            done = self.planned_epochs[cfg.run_id]
+        else:  # a dead worker may have saved more epochs than the plan saw
+            state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
+            done = int(state["epoch"]) if state else 0
         started = self.base.get(cfg.run_id, {}).get("started_at", _now())
         base = self.base[cfg.run_id] = {
             **{k: v for k, v in asdict(cfg).items() if k != "milestones"},
