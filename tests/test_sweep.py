@@ -283,7 +283,9 @@ def test_torn_last_line_is_dropped_and_healed(tmp_path: Path) -> None:
     assert results.read_metrics(tmp_path)["epoch"].tolist() == [1, 2]
 
 
-def test_a_folder_written_before_norm_activation_and_threads_is_upgraded_and_kept(cli, tmp_path: Path) -> None:
+def test_a_folder_written_before_norm_activation_and_threads_is_upgraded_and_kept(
+    cli, tmp_path: Path
+) -> None:
     out = tmp_path / "r"
     args = ["sweep", *TINY, "--arch", "resnet", "--epochs", "2", "--out", str(out)]
     assert cli(*args).code == 0
