@@ -30,9 +30,10 @@ def numbers(out: Path) -> pd.DataFrame:
 
 
 class KillingReporter:
-    """Records each (re)start, and kills workers when a run reports the epoch `kill_at`."""
+    """Records each (re)start, and kills workers when a run reports the epoch `kill_at` (None: any
+    epoch), `times` times."""
 
-    def __init__(self, kill: Callable[[], None], kill_at: int, times: int = 1) -> None:
+    def __init__(self, kill: Callable[[], None], kill_at: int | None, times: int = 1) -> None:
         self.kill, self.kill_at, self.times = kill, kill_at, times
         self.starts: list[tuple[str, int]] = []
         self.notes: list[str] = []
@@ -44,7 +45,7 @@ class KillingReporter:
         pass
 
     def epoch(self, cfg: RunConfig, record: EpochRecord) -> None:
-        if record.epoch == self.kill_at and self.times > 0:
+        if self.kill_at in (None, record.epoch) and self.times > 0:
             self.times -= 1
             self.kill()
 
@@ -121,9 +122,10 @@ def test_a_killed_worker_resumes_from_its_checkpoint(clean: pd.DataFrame, tmp_pa
 
 
 def test_a_run_whose_worker_keeps_dying_is_marked_failed(tmp_path: Path) -> None:
-    report = KillingReporter(kill_local_workers, kill_at=1, times=MAX_ATTEMPTS)
+    # Each attempt is killed at its first epoch, so three attempts get at most three of six epochs done.
+    report = KillingReporter(kill_local_workers, kill_at=None, times=MAX_ATTEMPTS)
     out = tmp_path / "r"
-    ((_, status, error),) = sweep_with(out, "local", report, epochs=2, jobs="2")
+    ((_, status, error),) = sweep_with(out, "local", report, epochs=6, jobs="2")
     assert status == "failed" and f"worker died {MAX_ATTEMPTS} times" in error
     assert len(report.starts) == MAX_ATTEMPTS
     assert pd.read_csv(out / "runs.csv")["status"].tolist() == ["failed"]
