@@ -24,6 +24,7 @@ from torch import nn
 from resdepth.config import WARMUP_ERROR, WARMUP_MAX_ITERATIONS, WARMUP_WINDOW, RunConfig
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.data.store import Dataset
+from resdepth.errors import UserError
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
 
@@ -52,13 +53,22 @@ class EpochRecord:
 
 
 def pick_device(name: str) -> torch.device:
+    """The device `name` means on this machine; one that is not here is a one-line error."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"--device {name}: torch sees no CUDA GPU on this machine "
+            "(with --executor ray, --device auto gives runs the cluster's GPUs)"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: this machine has no Apple MPS device")
+    return device
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from resdepth import results
 from resdepth.config import RunConfig, SweepConfig
@@ -198,3 +199,11 @@ def test_ray_refuses_gpus_no_node_has_at_once(cli, tmp_path: Path) -> None:
     assert r.code == 2
     assert "no Ray node has 1 CPU(s) and 1 GPU(s)" in r.err
     assert not ray.is_initialized()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_asking_for_a_gpu_this_machine_lacks_is_one_line(cli, tmp_path: Path) -> None:
+    for args in (["sweep", "--dataset", "synthetic", "--out", str(tmp_path / "o")], ["bench"]):
+        r = cli(*args, "--device", "cuda")
+        assert r.code == 2 and "torch sees no CUDA GPU on this machine" in r.err
+    assert not (tmp_path / "o").exists()
