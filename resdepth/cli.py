@@ -227,7 +227,8 @@ def sweep(
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="Seeds, e.g. 0,1,2.")] = None,
     precision: Annotated[
-        str | None, typer.Option(help="fp32, bf16 (autocast) or auto (bf16 where the hardware runs it fast).")
+        str | None,
+        typer.Option(help="auto (default: bf16 where the hardware runs it fast, else fp32), fp32 or bf16."),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
     out: Annotated[str | None, typer.Option(help="Results folder (default results/sweep).")] = None,

@@ -107,7 +107,7 @@ class SweepConfig:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     warmup: str = "auto"
     seeds: list[int] = field(default_factory=lambda: [0])
-    precision: str = "fp32"
+    precision: str = "auto"  # bf16 where fast: matched fp32 within the seed spread (README)
     device: str = "auto"
     out: str = "results/sweep"
 

@@ -57,7 +57,15 @@ def test_activation_replaces_every_relu(activation: str, kind: type[nn.Module]) 
 
 
 def test_run_id_keeps_old_ids_and_changes_with_norm_and_activation() -> None:
-    cfg = dict(arch=["resnet"], depth=[8], dataset="synthetic", epochs=2, seeds=[0], train_subset=1000)
+    cfg = dict(
+        arch=["resnet"],
+        depth=[8],
+        dataset="synthetic",
+        epochs=2,
+        seeds=[0],
+        train_subset=1000,
+        precision="fp32",
+    )
     (paper,) = expand(SweepConfig(**cfg), {"synthetic": 1000})  # type: ignore[arg-type]
     assert paper.run_id == "88d7c447a85b"  # the id this run had before the options existed
     ids = {expand(SweepConfig(**cfg, norm=n, activation=a), {"synthetic": 1000})[0].run_id  # type: ignore[arg-type]
