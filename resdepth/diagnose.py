@@ -28,12 +28,11 @@ from resdepth.data.store import Dataset, load
 from resdepth.errors import UserError
 from resdepth.models import NetSpec, build_model, validate
 from resdepth.models.resnet import BasicBlock, Bottleneck, ResNet
-from resdepth.train import load_checkpoint
+from resdepth.train import EVAL_BATCH, load_checkpoint
 
 WHAT = ("grads", "responses", "lesion", "identity")
 GRAD_BATCHES = 4  # mini-batches of 128 training images whose gradient norms are averaged
 BATCH = 128
-EVAL_BATCH = 500
 LESION_SAMPLES = 8  # random draws of k deleted blocks, for each k
 LESION_MAX_K = 8
 Block = BasicBlock | Bottleneck
