@@ -6,13 +6,18 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from resdepth.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from resdepth.step import Engine
 
 app = typer.Typer(
     help="Reproduce He et al. 2016: deeper plain nets train worse, ResNets do not.",
@@ -44,10 +49,28 @@ DataDir = Annotated[
 
 Norm = Annotated[str, typer.Option(help="bn (the paper) or none: no normalisation, He init alone.")]
 Activation = Annotated[str, typer.Option(help="relu (the paper), tanh or sigmoid.")]
+Compile = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the model (minutes of compiling first; CUDA).")
+]
+CudaGraphs = Annotated[
+    bool | None,
+    typer.Option(
+        "--cuda-graphs/--no-cuda-graphs", help="Replay each step from a CUDA graph (default: on CUDA)."
+    ),
+]
 NormOrConfig = Annotated[str | None, typer.Option("--norm", help="bn (the paper) or none (He init alone).")]
 ActivationOrConfig = Annotated[
     str | None, typer.Option("--activation", help="relu (the paper), tanh or sigmoid.")
 ]
+
+
+def _engine(compile: bool, cuda_graphs: bool | None, device: torch.device, executor: str = "local") -> Engine:
+    """The step engine; CUDA graphs asked for by name on a local device without CUDA is an error."""
+    from resdepth.step import Engine
+
+    if cuda_graphs and executor == "local" and device.type != "cuda":
+        raise UserError(f"--cuda-graphs needs a CUDA device, and this machine trains on {device}")
+    return Engine(compile=compile, cuda_graphs=cuda_graphs is not False)
 
 
 def _fmt_int(n: int) -> str:
@@ -254,6 +277,8 @@ def sweep(
         float | None,
         typer.Option(help="Ray: GPUs each run asks for, e.g. 0.5 (default 1 if the cluster has GPUs)."),
     ] = None,
+    compile: Compile = False,
+    cuda_graphs: CudaGraphs = None,
 ) -> None:
     """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
     from resdepth import results
@@ -297,6 +322,7 @@ def sweep(
                           str(c.epochs), p.state)  # fmt: skip
         console.print(table)
         return
+    engine = _engine(compile, cuda_graphs, dev, executor)
     pool = make_executor(executor, dev, cfg.device, lambda c: sw.split(c.dataset, c.seed), jobs, threads,
                          runs_per_gpu, address, cpus_per_run, gpus_per_run)  # fmt: skip
     (out_dir / "sweep.toml").write_text(cfg.to_toml())
@@ -305,7 +331,7 @@ def sweep(
     )  # fmt: skip
     summary = f"{len(planned)} runs ({len(todo)} to train, {len(planned) - len(todo)} done) on {where}"
     if executor == "local":  # timed here, on this machine's device
-        estimate = sw.estimate_seconds(planned, dev)
+        estimate = sw.estimate_seconds(planned, dev, engine)
         summary += f"; estimated {duration(estimate)} one at a time"
     console.print(summary, highlight=False)
     if executor == "local" and estimate > 3600:
@@ -316,7 +342,7 @@ def sweep(
         )
     report = reporter(console, len(todo))
     try:
-        outcomes = run_sweep(sw, planned, pool, report, fail_fast=fail_fast)
+        outcomes = run_sweep(sw, planned, pool, report, fail_fast=fail_fast, engine=engine)
     except KeyboardInterrupt:
         report.close()
         err.print(
@@ -404,10 +430,14 @@ def bench(
         str, typer.Option(help="auto, fp32 or bf16 (resdepth's loop; the textbook loop is fp32).")
     ] = "auto",
     seconds: Annotated[float, typer.Option(help="Timed seconds per loop and net (after warm-up).")] = 10.0,
+    compile: Compile = False,
+    cuda_graphs: CudaGraphs = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Training images/s of resdepth's loop vs the textbook DataLoader loop, and projected paper times."""
-    from resdepth.benchmarks.bench import measure, paper_run_seconds, paper_sweep_seconds
+    import torch
+
+    from resdepth.benchmarks.bench import device_name, measure, paper_run_seconds, paper_sweep_seconds
     from resdepth.config import check_precision, parse_list
     from resdepth.models import NetSpec, validate
     from resdepth.sweep import duration
@@ -425,21 +455,26 @@ def bench(
         raise UserError(f"--seconds must be positive, got {seconds}")
     dev = pick_device(device)
     prec = resolve_precision(precision, dev)
+    engine = _engine(compile, cuda_graphs, dev)
     measured = [
-        measure(a, d, dev, prec, seconds, norm=norm, activation=activation) for a in archs for d in depths
+        measure(a, d, dev, prec, seconds, norm=norm, activation=activation, engine=engine)
+        for a in archs
+        for d in depths
     ]
     paper = {k: paper_sweep_seconds(measured, k) for k in ("resdepth", "textbook")}
+    hardware = device_name(dev)
     if as_json:
         rows = [{**m.__dict__, "ratio": m.ratio, "epochs_164_seconds": paper_run_seconds(m.resdepth),
                  "textbook_epochs_164_seconds": paper_run_seconds(m.textbook)} for m in measured]  # fmt: skip
-        print(json.dumps({"runs": rows, "paper_sweep_seconds": paper}, indent=2))
+        print(json.dumps({"hardware": hardware, "torch": torch.__version__, "runs": rows,
+                          "paper_sweep_seconds": paper}, indent=2))  # fmt: skip
         return
-    table = Table(title=f"training throughput, batch 128, {dev}", title_justify="left")
-    for col in ("model", "device", "precision", "resdepth img/s", "textbook img/s", "ratio",
+    table = Table(title=f"training throughput, batch 128, {hardware}", title_justify="left")
+    for col in ("model", "device", "precision", "engine", "resdepth img/s", "textbook img/s", "ratio",
                 "164 epochs", "164 epochs (textbook)"):  # fmt: skip
         table.add_column(col, justify="left" if col == "model" else "right")
     for m in measured:
-        table.add_row(m.label, m.device, m.precision, f"{m.resdepth:,.0f}", f"{m.textbook:,.0f}",
+        table.add_row(m.label, m.device, m.precision, m.engine, f"{m.resdepth:,.0f}", f"{m.textbook:,.0f}",
                       f"{m.ratio:.2f}x", duration(paper_run_seconds(m.resdepth)),
                       duration(paper_run_seconds(m.textbook)))  # fmt: skip
     console.print(table)

@@ -33,6 +33,7 @@ import torch
 from resdepth.config import RunConfig
 from resdepth.data.store import Dataset, load
 from resdepth.errors import UserError
+from resdepth.step import DEFAULT_ENGINE, Engine
 from resdepth.train import Diverged, train_run
 
 MAX_ATTEMPTS = 3  # a run whose worker dies three times is marked failed
@@ -49,6 +50,7 @@ class Task:
     checkpoint: str
     device: str
     threads: int
+    engine: Engine = DEFAULT_ENGINE
     attempt: int = 1
 
 
@@ -91,6 +93,7 @@ def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None]) ->
             Path(task.checkpoint),
             lambda record: emit(("epoch", record)),
             lambda iteration, epoch, lr: emit(("progress", iteration, epoch, lr)),
+            task.engine,
         )
     except Diverged as exc:
         return "diverged", str(exc)

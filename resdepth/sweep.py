@@ -23,7 +23,8 @@ from resdepth.executors import MAX_ATTEMPTS, Event, Executor, Task
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
 from resdepth.progress import Reporter
-from resdepth.train import build, load_checkpoint, make_optimizer, train_step
+from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, make_optimizer
+from resdepth.train import build, load_checkpoint
 
 FINISHED = ("completed", "diverged")  # a diverged run would diverge again with the same seed
 
@@ -88,7 +89,7 @@ class Sweep:
             planned.append(PlannedRun(cfg, params, done, finished or done >= cfg.epochs))
         return planned
 
-    def estimate_seconds(self, planned: list[PlannedRun], device: torch.device) -> float:
+    def estimate_seconds(self, planned: list[PlannedRun], device: torch.device, engine: Engine) -> float:
         """Time a few real steps of each distinct net on this device and scale to the work left."""
         per_image: dict[tuple[str, int, str], float] = {}
         total = 0.0
@@ -98,7 +99,7 @@ class Sweep:
             cfg = p.cfg
             key = (cfg.arch, cfg.depth, cfg.dataset)
             if key not in per_image:
-                per_image[key] = _seconds_per_image(cfg, self.datasets[cfg.dataset], device)
+                per_image[key] = _seconds_per_image(cfg, self.datasets[cfg.dataset], device, engine)
             data = self.split(cfg.dataset, cfg.seed)
             val = 0 if data.val_y is None else len(data.val_y)
             # Evaluation is forward only: about a third of a training step's cost per image.
@@ -107,22 +108,25 @@ class Sweep:
         return total
 
 
-def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device) -> float:
-    """A few real training steps (augmentation included) on random pixels, timed after one warm-up."""
+def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engine: Engine) -> float:
+    """Three real training steps (augmentation included) on random pixels, timed once the engine is
+    warm. Compilation is left out: its kernels run about as fast as a graph's, and it takes minutes."""
     model = build(cfg, data, device).train()
     optimizer = make_optimizer(model, cfg)
+    step = Stepper(model, optimizer, Normalizer(data.mean, data.std, device), cfg.precision,
+                   Engine(compile=False, cuda_graphs=engine.cuda_graphs), cfg.batch_size)  # fmt: skip
+    step.set_lr(cfg.lr)
     g = torch.Generator(device=device).manual_seed(0)
     shape = (cfg.batch_size, data.channels, data.size, data.size)
     images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device, generator=g)
     labels = torch.randint(0, data.num_classes, (cfg.batch_size,), device=device, generator=g)
-    normalize = Normalizer(data.mean, data.std, device)
-    seconds = 0.0
-    for i in range(4):
-        started = time.perf_counter()
-        loss, _ = train_step(model, optimizer, images, labels, normalize, g, cfg.precision)
-        loss.item()  # wait for the device
-        seconds += (time.perf_counter() - started) if i else 0.0
-    return seconds / (3 * cfg.batch_size)
+    for _ in range(step.warm_steps):
+        step(images, labels, g)
+    started = time.perf_counter()
+    for _ in range(3):
+        loss, _ = step(images, labels, g)
+    loss.item()  # wait for the device
+    return (time.perf_counter() - started) / (3 * cfg.batch_size)
 
 
 def duration(seconds: float) -> str:
@@ -221,11 +225,19 @@ def run_sweep(
     executor: Executor,
     report: Reporter,
     fail_fast: bool = False,
+    engine: Engine = DEFAULT_ENGINE,
 ) -> list[tuple[RunConfig, str, str]]:
     """Train every unfinished run; returns (run, status, error) for each run it touched."""
     data_dir = None if sweep.cfg.dataset == "synthetic" else str(resolve_root(sweep.cfg.data_dir).absolute())
     tasks = [
-        Task(p.cfg, data_dir, str(sweep.checkpoint(p.cfg).absolute()), executor.device, executor.threads)
+        Task(
+            p.cfg,
+            data_dir,
+            str(sweep.checkpoint(p.cfg).absolute()),
+            executor.device,
+            executor.threads,
+            engine,
+        )
         for p in planned
         if not p.finished
     ]

@@ -2,7 +2,8 @@
 
 The whole (sub)set lives on the device as uint8; each step augments its batch with tensor ops, and
 loss and error counts are summed on the device and read once per epoch, so the host never waits on
-the device mid-epoch. Data order and augmentation are drawn from a generator seeded by (seed, epoch),
+the device mid-epoch. How a step executes (eager, compiled, CUDA graph) is `resdepth.step`'s
+business. Data order and augmentation are drawn from a generator seeded by (seed, epoch),
 which is what makes a resumed run write exactly the rows an uninterrupted one would.
 """
 
@@ -12,7 +13,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from resdepth.config import WARMUP_ERROR, WARMUP_MAX_ITERATIONS, WARMUP_WINDOW, RunConfig
-from resdepth.data.augment import Normalizer, crop_flip
+from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset
 from resdepth.errors import UserError
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
+from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, autocast, make_optimizer
 
 EVAL_BATCH = 1000
 # MNIST is fed as LeNet-5 was: no crops or flips (a mirrored digit is another digit).
@@ -84,12 +85,6 @@ def resolve_precision(requested: str, device: torch.device) -> str:
             return "fp32"
         return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
     return "fp32"
-
-
-def autocast(device: torch.device, precision: str) -> Any:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 class Schedule:
@@ -192,38 +187,6 @@ def on_device(model: nn.Module, device: torch.device) -> nn.Module:
     return model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
-def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.SGD:
-    # foreach: one fused kernel per parameter group instead of a Python loop over tensors.
-    return torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
-    )
-
-
-def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    normalize: Normalizer,
-    generator: torch.Generator | None,
-    precision: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on a uint8 batch: augment (when given a generator), normalise, forward, backward.
-
-    Returns the batch's loss and its count of wrong predictions, left on the device (no sync).
-    """
-    if generator is not None:
-        images = crop_flip(images, generator)[0]
-    x = normalize(images).contiguous(memory_format=torch.channels_last)
-    with autocast(images.device, precision):
-        logits = model(x)
-    loss = F.cross_entropy(logits.float(), labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach(), (logits.argmax(1) != labels).sum()
-
-
 def train_run(
     cfg: RunConfig,
     data: Dataset,
@@ -231,6 +194,7 @@ def train_run(
     checkpoint: Path,
     on_epoch: Callable[[EpochRecord], None],
     on_progress: Callable[[int, int, float], None] | None = None,
+    engine: Engine = DEFAULT_ENGINE,
 ) -> int:
     """Train (or resume) one run, calling `on_epoch` with each finished epoch. Returns the params.
 
@@ -258,6 +222,7 @@ def train_run(
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, iteration = state["epoch"] + 1, state["iteration"]
         schedule.load(state["schedule"])
+    step_fn = Stepper(model, optimizer, normalize, cfg.precision, engine, cfg.batch_size)
 
     generator = torch.Generator(device=device)
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -271,10 +236,8 @@ def train_run(
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             yb = train_y[idx]
             lr = schedule.lr(iteration)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, batch_wrong = train_step(model, optimizer, train_x[idx], yb, normalize,
-                                           generator if augment else None, cfg.precision)  # fmt: skip
+            step_fn.set_lr(lr)
+            loss, batch_wrong = step_fn(train_x[idx], yb, generator if augment else None)
             loss_sum += loss * len(yb)
             wrong += batch_wrong
             if schedule.warmup_end is None:  # the only per-step sync, for at most 400 steps

@@ -10,7 +10,7 @@ import torch
 from resdepth.benchmarks import textbook
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.models import NetSpec, build_model
-from resdepth.train import train_step
+from resdepth.step import train_step
 
 
 def test_same_loss_and_same_update_on_a_fixed_batch_in_fp32() -> None:

@@ -19,12 +19,13 @@ from resdepth.benchmarks import textbook
 from resdepth.config import SweepConfig, epochs_for, expand, read_toml
 from resdepth.data.augment import Normalizer
 from resdepth.models import NetSpec, build_model
-from resdepth.train import make_optimizer, on_device, train_step
+from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, make_optimizer
+from resdepth.train import on_device
 
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 PAPER_EPOCHS = 164
 WINDOWS = 5
-WARMUP_STEPS = 3
+WARMUP_STEPS = 3  # after the engine's own warm-up (compilation, CUDA graph capture)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Measurement:
     textbook: float
     norm: str = "bn"
     activation: str = "relu"
+    engine: str = "eager"
 
     @property
     def ratio(self) -> float:
@@ -47,8 +49,10 @@ class Measurement:
         return NetSpec(self.arch, self.depth, norm=self.norm, activation=self.activation).name
 
 
-def _median_rate(step: Callable[[], None], batch: int, seconds: float, sync: Callable[[], None]) -> float:
-    for _ in range(WARMUP_STEPS):
+def _median_rate(
+    step: Callable[[], None], batch: int, seconds: float, sync: Callable[[], None], warmup: int = WARMUP_STEPS
+) -> float:
+    for _ in range(warmup):
         step()
     sync()
     rates = []
@@ -63,8 +67,8 @@ def _median_rate(step: Callable[[], None], batch: int, seconds: float, sync: Cal
     return statistics.median(rates)
 
 
-def measure(arch: str, depth: int, device: torch.device, precision: str, seconds: float,
-            batch: int = 128, norm: str = "bn", activation: str = "relu") -> Measurement:  # fmt: skip
+def measure(arch: str, depth: int, device: torch.device, precision: str, seconds: float, batch: int = 128,
+            norm: str = "bn", activation: str = "relu", engine: Engine = DEFAULT_ENGINE) -> Measurement:  # fmt: skip
     """Both loops on the same net (same init), each for `seconds` after its warm-up."""
     spec = NetSpec(arch, depth, norm=norm, activation=activation)
     g = torch.Generator().manual_seed(0)
@@ -81,6 +85,8 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
     optimizer = make_optimizer(model, cfg)
     dev_images, dev_labels = images.to(device), labels.to(device)
     normalize = Normalizer(textbook.CIFAR_MEAN, textbook.CIFAR_STD, device)
+    step = Stepper(model, optimizer, normalize, precision, engine, batch)
+    step.set_lr(cfg.lr)
     dev_g = torch.Generator(device=device).manual_seed(0)
     cursor = [0]
 
@@ -88,9 +94,9 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
         i = cursor[0] % 10
         cursor[0] += 1
         sl = slice(i * batch, (i + 1) * batch)
-        train_step(model, optimizer, dev_images[sl], dev_labels[sl], normalize, dev_g, precision)
+        step(dev_images[sl], dev_labels[sl], dev_g)
 
-    ours = _median_rate(fast, batch, seconds, sync)
+    ours = _median_rate(fast, batch, seconds, sync, step.warm_steps + WARMUP_STEPS)
 
     torch.manual_seed(0)
     ref = build_model(spec).to(device)
@@ -102,7 +108,25 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
         textbook.step(ref, ref_opt, x.to(device), y.to(device))
 
     theirs = _median_rate(slow, batch, seconds, sync)
-    return Measurement(arch, depth, str(device), precision, ours, theirs, norm, activation)
+    label = Engine(engine.compile, step.graphed).label
+    return Measurement(arch, depth, str(device), precision, ours, theirs, norm, activation, label)
+
+
+def device_name(device: torch.device) -> str:
+    """The card or processor the figures belong to, as a README should name it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        try:
+            info = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return f"CPU, {torch.get_num_threads()} threads"
+        model = next(
+            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+            "CPU",
+        )
+        return f"{model}, {torch.get_num_threads()} threads"
+    return str(device)
 
 
 def epoch_seconds(rate: float) -> float:

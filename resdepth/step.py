@@ -1,0 +1,190 @@
+"""One SGD step, and the three ways it can execute: eagerly, through torch.compile, or as a CUDA graph.
+
+All three compute the same step (the tests compare them); they differ in what the host does per step.
+A CIFAR ResNet's kernels are tiny, so on a GPU the time goes into launching several hundred of them
+one by one from Python, not into the arithmetic. A CUDA graph records the whole step (normalise,
+forward, backward, SGD update) once and then replays it with a single launch; torch.compile fuses
+batch norm, ReLU and the casts into fewer kernels. Neither changes the recipe, so neither is part of
+a run's id.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resdepth.config import RunConfig
+from resdepth.data.augment import Normalizer, crop_flip
+
+# Eager steps before a CUDA graph is captured: cuDNN times its algorithms, the momentum buffers and
+# the compiled kernels come into being, none of which may happen during capture.
+WARM_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How a run's training steps execute on its device (never what they compute)."""
+
+    compile: bool = False  # torch.compile the model for full batches
+    cuda_graphs: bool = True  # replay full batches from a CUDA graph when the device is CUDA
+
+    @property
+    def label(self) -> str:
+        return (
+            "+".join(name for name, on in (("compile", self.compile), ("graphs", self.cuda_graphs)) if on)
+            or "eager"
+        )
+
+
+DEFAULT_ENGINE = Engine()
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """bf16 autocast, or nothing. No weight-cast cache: each weight is cast once per forward anyway,
+    and a cache that outlives a CUDA graph capture would point into the graph's memory."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+    return nullcontext()
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.SGD:
+    """The paper's SGD. On CUDA the fused kernel (one launch for all parameters, and the only SGD that
+    takes its learning rate from a device tensor, which a CUDA graph needs); elsewhere foreach."""
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, foreach=not fused, fused=fused)  # fmt: skip
+
+
+def update(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalize: Normalizer,
+    precision: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise a uint8 batch, forward, backward, SGD update: the part of a step a CUDA graph holds.
+
+    Returns the batch's loss and its count of wrong predictions, left on the device (no sync).
+    """
+    x = normalize(images).contiguous(memory_format=torch.channels_last)
+    with autocast(images.device, precision):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (logits.argmax(1) != labels).sum()
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalize: Normalizer,
+    generator: torch.Generator | None,
+    precision: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One eager SGD step on a uint8 batch, augmented first when given a generator."""
+    if generator is not None:
+        images = crop_flip(images, generator)[0]
+    return update(model, optimizer, images, labels, normalize, precision)
+
+
+class Stepper:
+    """A run's training steps under an `Engine`; owns the compiled model and the CUDA graph.
+
+    Only full batches of `batch_size` go through the compiled model or the graph: an epoch's last,
+    smaller batch runs eagerly on the plain model, which costs less than compiling or capturing a
+    second shape. Augmentation stays outside the graph, so its random draws are the eager ones.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        normalize: Normalizer,
+        precision: str,
+        engine: Engine,
+        batch_size: int,
+    ) -> None:
+        device = next(model.parameters()).device
+        self.model, self.optimizer, self.normalize, self.precision = model, optimizer, normalize, precision
+        self.batch_size = batch_size
+        self.fast: nn.Module = torch.compile(model) if engine.compile else model  # type: ignore[assignment]
+        self.graphed = engine.cuda_graphs and device.type == "cuda"
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.steps = 0
+        self.lr_value: float | None = None
+        self.lr: torch.Tensor | None = None
+        if self.graphed:  # a graph replays the lr it captured: make that a tensor we can refill
+            self.lr = torch.zeros((), device=device)
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr
+
+    @property
+    def warm_steps(self) -> int:
+        """Steps before every step costs the same: compilation, cuDNN timing, then the capture."""
+        return WARM_STEPS + 1 if self.graphed else 1
+
+    def set_lr(self, lr: float) -> None:
+        if lr == self.lr_value:
+            return
+        self.lr_value = lr
+        if self.lr is not None:
+            self.lr.fill_(lr)
+        else:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step; the returned loss and count stay on the device, and a graphed step's are
+        overwritten by the next step, so read or accumulate them before calling again."""
+        if generator is not None:
+            images = crop_flip(images, generator)[0]
+        if len(labels) != self.batch_size:
+            return update(self.model, self.optimizer, images, labels, self.normalize, self.precision)
+        self.steps += 1
+        if not self.graphed:
+            return update(self.fast, self.optimizer, images, labels, self.normalize, self.precision)
+        if self.graph is None:
+            if self.steps <= WARM_STEPS:
+                return self._on_side_stream(images, labels)
+            self._capture(images, labels)
+        self.static_images.copy_(images)
+        self.static_labels.copy_(labels)
+        assert self.graph is not None
+        self.graph.replay()
+        return self.static_loss, self.static_wrong
+
+    def _on_side_stream(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Warm-up steps run on a side stream, as CUDA graph capture requires of them."""
+        side = torch.cuda.Stream(images.device)
+        side.wait_stream(torch.cuda.current_stream(images.device))
+        with torch.cuda.stream(side):
+            out = update(self.fast, self.optimizer, images, labels, self.normalize, self.precision)
+        torch.cuda.current_stream(images.device).wait_stream(side)
+        return out
+
+    def _capture(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.static_images, self.static_labels = images.clone(), labels.clone()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_loss, self.static_wrong = update(
+                self.fast,
+                self.optimizer,
+                self.static_images,
+                self.static_labels,
+                self.normalize,
+                self.precision,
+            )
