@@ -50,7 +50,10 @@ DataDir = Annotated[
 Norm = Annotated[str, typer.Option(help="bn (the paper) or none: no normalisation, He init alone.")]
 Activation = Annotated[str, typer.Option(help="relu (the paper), tanh or sigmoid.")]
 Compile = Annotated[
-    bool, typer.Option("--compile", help="torch.compile the model (minutes of compiling first; CUDA).")
+    bool,
+    typer.Option(
+        "--compile", help="torch.compile the model: +30% on an H100, after about a minute of compiling."
+    ),
 ]
 CudaGraphs = Annotated[
     bool | None,

@@ -62,6 +62,9 @@ def test_bench_command_runs_end_to_end(cli) -> None:
         ("resnet", 8, "fp32"), ("resnet", 14, "fp32"),
     ]  # fmt: skip
     assert all(m["resdepth"] > 0 and m["textbook"] > 0 for m in data["runs"])
+    # The figures name what produced them: the card or processor, torch, and the step engine.
+    assert data["hardware"] and data["torch"] == torch.__version__
+    assert {m["engine"] for m in data["runs"]} == {"graphs" if torch.cuda.is_available() else "eager"}
     assert data["paper_sweep_seconds"]["resdepth"] > 0
 
 
