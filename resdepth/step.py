@@ -82,21 +82,6 @@ def update(
     return loss.detach(), (logits.argmax(1) != labels).sum()
 
 
-def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    normalize: Normalizer,
-    generator: torch.Generator | None,
-    precision: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One eager SGD step on a uint8 batch, augmented first when given a generator."""
-    if generator is not None:
-        images = crop_flip(images, generator)[0]
-    return update(model, optimizer, images, labels, normalize, precision)
-
-
 class Stepper:
     """A run's training steps under an `Engine`; owns the compiled model and the CUDA graph.
 

@@ -10,7 +10,7 @@ import torch
 from resdepth.benchmarks import textbook
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.models import NetSpec, build_model
-from resdepth.step import train_step
+from resdepth.step import update
 
 
 def test_same_loss_and_same_update_on_a_fixed_batch_in_fp32() -> None:
@@ -28,7 +28,7 @@ def test_same_loss_and_same_update_on_a_fixed_batch_in_fp32() -> None:
     x_ref = torch.stack([(img.float() / 255 - textbook.AugmentedImages(images, labels).mean)
                          / textbook.AugmentedImages(images, labels).std for img in images])  # fmt: skip
     torch.testing.assert_close(normalize(images), x_ref, rtol=1e-5, atol=1e-5)
-    loss, wrong = train_step(ours, opt, images, labels, normalize, None, "fp32")
+    loss, wrong = update(ours, opt, images, labels, normalize, "fp32")
     ref_loss = textbook.step(ref, ref_opt, x_ref, labels)
     assert abs(loss.item() - ref_loss) < 1e-4
     assert 0 <= int(wrong) <= 16

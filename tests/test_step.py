@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from resdepth.config import SweepConfig, expand
-from resdepth.data.augment import Normalizer
+from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.models import NetSpec, build_model
-from resdepth.step import WARM_STEPS, Engine, Stepper, make_optimizer, train_step
+from resdepth.step import WARM_STEPS, Engine, Stepper, make_optimizer, update
 from resdepth.train import on_device
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
@@ -60,22 +60,24 @@ def assert_same_steps(a: Steps, b: Steps, rtol: float) -> None:
             torch.testing.assert_close(pa, pb, rtol=0, atol=atol)
 
 
-def test_eager_stepper_is_train_step_and_follows_the_lr() -> None:
+def test_eager_stepper_is_one_plain_step_and_follows_the_lr() -> None:
     losses, _, snapshots = run_steps(Engine(cuda_graphs=False), "cpu")
     assert len(losses) == len(SIZES) and all(0.5 < loss < 5 for loss in losses)
     # lr 0 from the second-to-last step on: the weights stop moving though momentum is not zero.
     for before, after in zip(snapshots[-3], snapshots[-1], strict=True):
         assert torch.equal(before, after)
     assert any(not torch.equal(a, b) for a, b in zip(snapshots[0], snapshots[-3], strict=True))
-    # The stepper's first step is exactly the eager train_step of the same net and batch.
+    # The stepper's first step is exactly a plain crop-flip + update of the same net and batch.
     cfg = expand(SweepConfig(arch=["resnet"], depth=[8], epochs=1), {"cifar10": 1})[0]
     torch.manual_seed(0)
     model = on_device(build_model(NetSpec("resnet", 8)), torch.device("cpu"))
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (BATCH, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (BATCH,), generator=g)
-    loss, _ = train_step(model, make_optimizer(model, cfg), x, y, Normalizer((0.5,) * 3, (0.25,) * 3, "cpu"),
-                         torch.Generator().manual_seed(2), "fp32")  # fmt: skip
+    cropped = crop_flip(x, torch.Generator().manual_seed(2))[0]
+    loss, _ = update(
+        model, make_optimizer(model, cfg), cropped, y, Normalizer((0.5,) * 3, (0.25,) * 3, "cpu"), "fp32"
+    )
     assert loss.item() == losses[0]
 
 
