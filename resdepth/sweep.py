@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -114,7 +114,7 @@ def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engi
     model = build(cfg, data, device).train()
     optimizer = make_optimizer(model, cfg)
     step = Stepper(model, optimizer, Normalizer(data.mean, data.std, device), cfg.precision,
-                   Engine(compile=False, cuda_graphs=engine.cuda_graphs), cfg.batch_size)  # fmt: skip
+                   replace(engine, compile=False), cfg.batch_size)  # fmt: skip
     step.set_lr(cfg.lr)
     g = torch.Generator(device=device).manual_seed(0)
     shape = (cfg.batch_size, data.channels, data.size, data.size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from resdepth.config import SweepConfig, expand
 from resdepth.data.augment import Normalizer, crop_flip
@@ -23,25 +24,29 @@ SIZES = [BATCH] * (WARM_STEPS + 2) + [BATCH - 8] + [BATCH] * 4
 LRS = [0.1] * (WARM_STEPS + 3) + [0.01] * 2 + [0.0] * 2
 
 
-def run_steps(engine: Engine, device: str, precision: str = "fp32") -> Steps:
-    """SIZES steps of a ResNet-8 from one init on fixed batches; the losses, errors and final weights."""
-    dev = torch.device(device)
+def fresh_net(dev: torch.device) -> tuple[nn.Module, torch.optim.SGD, Normalizer]:
+    """ResNet-8 from seed 0, its SGD and a normaliser: the same start for every engine."""
     cfg = expand(SweepConfig(arch=["resnet"], depth=[8], epochs=1), {"cifar10": 1})[0]
     torch.manual_seed(0)
     model = on_device(build_model(NetSpec("resnet", 8)), dev)
-    step = Stepper(model, make_optimizer(model, cfg), Normalizer((0.5,) * 3, (0.25,) * 3, dev), precision,
-                   engine, BATCH)  # fmt: skip
+    return model, make_optimizer(model, cfg), Normalizer((0.5,) * 3, (0.25,) * 3, dev)
+
+
+def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed uint8 batches of SIZES images with random labels."""
     g = torch.Generator().manual_seed(1)
-    batches = [
-        (
-            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-            torch.randint(0, 10, (n,), generator=g),
-        )
-        for n in SIZES
-    ]
+    return [(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+             torch.randint(0, 10, (n,), generator=g)) for n in SIZES]  # fmt: skip
+
+
+def run_steps(engine: Engine, device: str, precision: str = "fp32") -> Steps:
+    """SIZES steps of a ResNet-8 from one init on fixed batches; the losses, errors and final weights."""
+    dev = torch.device(device)
+    model, optimizer, normalize = fresh_net(dev)
+    step = Stepper(model, optimizer, normalize, precision, engine, BATCH)
     aug = torch.Generator(device=dev).manual_seed(2)
     losses, wrongs, snapshots = [], [], []
-    for (x, y), lr in zip(batches, LRS, strict=True):
+    for (x, y), lr in zip(batches(), LRS, strict=True):
         step.set_lr(lr)
         loss, wrong = step(x.to(dev), y.to(dev), aug)
         losses.append(loss.item())
@@ -68,16 +73,10 @@ def test_eager_stepper_is_one_plain_step_and_follows_the_lr() -> None:
         assert torch.equal(before, after)
     assert any(not torch.equal(a, b) for a, b in zip(snapshots[0], snapshots[-3], strict=True))
     # The stepper's first step is exactly a plain crop-flip + update of the same net and batch.
-    cfg = expand(SweepConfig(arch=["resnet"], depth=[8], epochs=1), {"cifar10": 1})[0]
-    torch.manual_seed(0)
-    model = on_device(build_model(NetSpec("resnet", 8)), torch.device("cpu"))
-    g = torch.Generator().manual_seed(1)
-    x = torch.randint(0, 256, (BATCH, 3, 32, 32), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (BATCH,), generator=g)
+    model, optimizer, normalize = fresh_net(torch.device("cpu"))
+    x, y = batches()[0]
     cropped = crop_flip(x, torch.Generator().manual_seed(2))[0]
-    loss, _ = update(
-        model, make_optimizer(model, cfg), cropped, y, Normalizer((0.5,) * 3, (0.25,) * 3, "cpu"), "fp32"
-    )
+    loss, _ = update(model, optimizer, cropped, y, normalize, "fp32")
     assert loss.item() == losses[0]
 
 
