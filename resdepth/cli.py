@@ -1,10 +1,15 @@
-"""The `resdepth` command: parse options, call the modules, turn known errors into one line."""
+"""The `resdepth` command: each command parses its options, calls one function that does the work, and
+prints what it returned; known errors (`UserError`) become one line and an exit code."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
+import typing
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,12 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from resdepth.config import OPTIONS, Role, SweepConfig, option_types, parse_list
 from resdepth.errors import UserError
 
 if TYPE_CHECKING:
-    import torch
-
-    from resdepth.step import Engine
+    from resdepth.sweep import Plan
 
 app = typer.Typer(
     help="Reproduce He et al. 2016: deeper plain nets train worse, ResNets do not.",
@@ -40,40 +44,62 @@ app.add_typer(data_app, name="data")
 # Logs and pipes get wide lines rather than tables squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-DataDir = Annotated[
-    str | None,
-    typer.Option(help="Where datasets live (default: $RESDEPTH_DATA, else ~/.cache/resdepth)."),
-]
-
-
-Norm = Annotated[str, typer.Option(help="bn (the paper) or none: no normalisation, He init alone.")]
-Activation = Annotated[str, typer.Option(help="relu (the paper), tanh or sigmoid.")]
-Compile = Annotated[
-    bool,
-    typer.Option(
-        "--compile", help="torch.compile the model: +30% on an H100, after about a minute of compiling."
-    ),
-]
-CudaGraphs = Annotated[
-    bool | None,
-    typer.Option(
-        "--cuda-graphs/--no-cuda-graphs", help="Replay each step from a CUDA graph (default: on CUDA)."
-    ),
-]
-NormOrConfig = Annotated[str | None, typer.Option("--norm", help="bn (the paper) or none (He init alone).")]
-ActivationOrConfig = Annotated[
-    str | None, typer.Option("--activation", help="relu (the paper), tanh or sigmoid.")
-]
+PANELS = {
+    Role.GRID: "What to train",
+    Role.RECIPE: "The recipe (He et al. 2016 §4.2)",
+    Role.EXECUTION: "Execution",
+}
+LONG = 3600  # seconds: a sweep estimated longer than this gets a hint how to shorten it
 
 
-def _engine(compile: bool, cuda_graphs: bool | None, device: torch.device, executor: str = "local") -> Engine:
-    """The step engine; CUDA graphs asked for by name on a local device without CUDA is an error."""
-    from resdepth.step import Engine
+def help_of(name: str) -> str:
+    """A sweep option's help text, for the commands that take the same option."""
+    return OPTIONS[name].help
 
-    if cuda_graphs and executor == "local" and device.type != "cuda":
-        raise UserError(f"--cuda-graphs needs a CUDA device, and this machine trains on {device}")
-    return Engine(compile=compile, cuda_graphs=cuda_graphs is not False)
+
+def _cli_parameter(name: str) -> inspect.Parameter:
+    """A `SweepConfig` field as a command-line option whose default, None, means "not given"."""
+    meta = OPTIONS[name]
+    kind, is_list = option_types()[name]
+    value = getattr(SweepConfig(), name)
+    shown = ",".join(str(v) for v in value) if is_list else value
+    info = typer.Option(
+        meta.flag or f"--{name.replace('_', '-')}",
+        help=meta.help,
+        rich_help_panel=PANELS[meta.role],
+        show_default=str(shown) if shown not in (None, False) else False,
+    )
+    annotation = Annotated[(str if is_list else kind) | None, info]  # type: ignore[valid-type]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+def sweep_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` every `SweepConfig` field as an option; it receives those the user gave (the
+    others None) as `given`, and its own parameters as they are."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [
+        p.replace(annotation=hints[p.name])
+        for p in inspect.signature(command).parameters.values()
+        if p.name != "given"
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        command(given={name: kwargs.pop(name) for name in OPTIONS}, **kwargs)
+
+    params = own + [_cli_parameter(name) for name in OPTIONS]
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return wrapper
+
+
+Arch = Annotated[str, typer.Option(help=help_of("arch"))]
+Depth = Annotated[str, typer.Option(help=help_of("depth"))]
+Norm = Annotated[str, typer.Option(help=help_of("norm"))]
+Activation = Annotated[str, typer.Option(help=help_of("activation"))]
+DataDir = Annotated[str | None, typer.Option(help=help_of("data_dir"))]
+Offline = Annotated[bool, typer.Option(help=help_of("offline"))]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Results = Annotated[Path, typer.Argument(metavar="RESULTS", help="A results folder or its metrics.csv.")]
 
 
 def _fmt_int(n: int) -> str:
@@ -86,52 +112,40 @@ def _fmt_int(n: int) -> str:
     "  resdepth describe --arch vgg16 --input 224"
 )
 def describe(
-    arch: Annotated[
-        str, typer.Option(help="plain, resnet, lenet5, alexnet, vgg16 (comma-separated).")
-    ] = "plain,resnet",
-    depth: Annotated[str, typer.Option(help="Depths for plain/resnet, e.g. 20,32,44,56.")] = "20,32,44,56",
-    family: Annotated[str, typer.Option(help="cifar (He et al. §4.2) or imagenet (Table 1).")] = "cifar",
-    width: Annotated[
-        int | None, typer.Option(help="Channels of the first stage (cifar 16, imagenet 64).")
-    ] = None,
-    shortcut: Annotated[
-        str | None, typer.Option(help="A: zero-pad identity, B: projection where shapes change.")
-    ] = None,
+    arch: Annotated[str, typer.Option(help="plain, resnet, lenet5, alexnet, vgg16 (comma-separated).")] = (
+        "plain,resnet"
+    ),
+    depth: Depth = "20,32,44,56",
+    family: Annotated[str, typer.Option(help=help_of("family"))] = "cifar",
+    width: Annotated[int | None, typer.Option(help=help_of("width"))] = None,
+    shortcut: Annotated[str | None, typer.Option(help=help_of("shortcut"))] = None,
     norm: Norm = "bn",
     activation: Activation = "relu",
     dataset: Annotated[str | None, typer.Option(help="Fix input shape and classes from a dataset.")] = None,
     input: Annotated[int | None, typer.Option("--input", help="Input size in pixels.")] = None,
     classes: Annotated[int | None, typer.Option(help="Number of classes.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Show each network's stages (or layers), output shapes, parameters and multiply-accumulates."""
-    from resdepth.config import parse_list
     from resdepth.data.sources import SHAPES
-    from resdepth.models import CLASSIC_DEPTHS, ORIGINAL_INPUT, NetSpec, check_arch, validate
+    from resdepth.models import CLASSIC_DEPTHS, specs
     from resdepth.models.summary import summarize
 
-    archs = parse_list(arch, str, "--arch")
-    for a in archs:
-        check_arch(a)
-    depths = parse_list(depth, int, "--depth")
     if dataset is not None and dataset not in SHAPES:
         raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(SHAPES)}")
-    specs = []
-    for a in archs:
-        if dataset is not None:
-            channels, size, n_classes = SHAPES[dataset]
-        elif a in CLASSIC_DEPTHS:
-            channels, size = ORIGINAL_INPUT[a]
-            n_classes = 10 if a == "lenet5" else 1000
-        else:
-            channels, size, n_classes = SHAPES["cifar10"]
-        size = input or size
-        n_classes = classes or n_classes
-        for d in [CLASSIC_DEPTHS[a]] if a in CLASSIC_DEPTHS else depths:
-            spec = NetSpec(a, d, family, width, shortcut, n_classes, channels, size, norm, activation)
-            validate(spec)
-            specs.append(spec)
-    summaries = [summarize(s) for s in specs]
+    nets = specs(
+        parse_list(arch, str, "--arch"),
+        parse_list(depth, int, "--depth"),
+        family=family,
+        width=width,
+        shortcut=shortcut,
+        norm=norm,
+        activation=activation,
+        shape=SHAPES[dataset] if dataset else None,
+        input_size=input,
+        classes=classes,
+    )
+    summaries = [summarize(s) for s in nets]
     if as_json:
         print(json.dumps([s.to_json() for s in summaries], indent=2))
         return
@@ -143,10 +157,8 @@ def describe(
         )
         table = Table(title=title, title_justify="left")
         table.add_column("part")
-        table.add_column("output HxWxC", justify="right")
-        table.add_column("blocks", justify="right")
-        table.add_column("params", justify="right")
-        table.add_column("MACs", justify="right")
+        for col in ("output HxWxC", "blocks", "params", "MACs"):
+            table.add_column(col, justify="right")
         for part in s.parts:
             blocks = "" if part.blocks is None else str(part.blocks)
             table.add_row(part.name, part.shape_text, blocks, _fmt_int(part.params), _fmt_int(part.macs))
@@ -169,8 +181,7 @@ def download(
 
     if name not in REMOTES:
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(REMOTES)}")
-    root = resolve_root(data_dir)
-    folder = fetch(name, root, show_progress=console.is_terminal)
+    folder = fetch(name, resolve_root(data_dir), show_progress=console.is_terminal)
     console.print(f"{name} is ready in {folder}", highlight=False)
 
 
@@ -182,28 +193,16 @@ def info(
     name: Annotated[str, typer.Argument(help="cifar10, cifar100, mnist or synthetic.")],
     data_dir: DataDir = None,
     offline: Annotated[bool, typer.Option(help="Never download; fail if the data is missing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Where a dataset is, its split sizes, images per class, per-channel mean and std, class names."""
     from resdepth.data.store import load
 
-    d = load(name, data_dir, offline=offline)
-    facts: dict[str, Any] = {
-        "name": d.name,
-        "source": d.source,
-        "train": len(d.train_y),
-        "test": len(d.test_y),
-        "shape": [d.channels, d.size, d.size],
-        "train_per_class": d.per_class(d.train_y),
-        "test_per_class": d.per_class(d.test_y),
-        "mean": [round(m, 4) for m in d.mean],
-        "std": [round(s, 4) for s in d.std],
-        "classes": list(d.classes),
-    }
+    facts = load(name, data_dir, offline=offline).facts()
     if as_json:
         print(json.dumps(facts, indent=2))
         return
-    table = Table(show_header=False, title=f"{d.name}", title_justify="left")
+    table = Table(show_header=False, title=str(facts["name"]), title_justify="left")
     for key, value in facts.items():
         text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
         table.add_row(key.replace("_", " "), text)
@@ -216,150 +215,80 @@ def info(
     "  resdepth sweep --config experiments/paper.toml --dry-run\n\n"
     "  resdepth sweep --arch resnet --depth 20,110 --seeds 0,1,2 --out results/r110"
 )
+@sweep_options
 def sweep(
+    given: dict[str, Any],
     config: Annotated[
         Path | None, typer.Option(help="TOML file with the same keys as these options.")
     ] = None,
-    arch: Annotated[str | None, typer.Option(help="plain,resnet (also lenet5, vgg16).")] = None,
-    depth: Annotated[str | None, typer.Option(help="Depths, e.g. 20,32,44,56.")] = None,
-    family: Annotated[str | None, typer.Option(help="cifar or imagenet.")] = None,
-    width: Annotated[int | None, typer.Option(help="Channels of the first stage.")] = None,
-    shortcut: Annotated[str | None, typer.Option(help="A or B.")] = None,
-    norm: NormOrConfig = None,
-    activation: ActivationOrConfig = None,
-    dataset: Annotated[str | None, typer.Option(help="cifar10, cifar100, mnist, synthetic.")] = None,
-    data_dir: DataDir = None,
-    train_subset: Annotated[
-        int | None, typer.Option(help="Class-balanced subset of N training images.")
-    ] = None,
-    val_split: Annotated[int | None, typer.Option(help="Hold out N training images for validation.")] = None,
-    test_subset: Annotated[
-        int | None, typer.Option(help="Evaluate on a class-balanced N test images.")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training length in epochs.")] = None,
-    iterations: Annotated[
-        int | None, typer.Option(help="Training length in iterations (default 64000).")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size (default 128).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Initial learning rate (default 0.1).")] = None,
-    momentum: Annotated[float | None, typer.Option(help="SGD momentum (default 0.9).")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay (default 1e-4).")] = None,
-    milestones: Annotated[
-        str | None, typer.Option(help="Fractions of training where lr /= 10 (0.5,0.75).")
-    ] = None,
-    warmup: Annotated[
-        str | None,
-        typer.Option(help="lr/10 until train error < 80% (<= 400 its): auto (depth >= 110), always, none."),
-    ] = None,
-    seeds: Annotated[str | None, typer.Option(help="Seeds, e.g. 0,1,2.")] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(help="auto (default: bf16 where the hardware runs it fast, else fp32), fp32 or bf16."),
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    out: Annotated[str | None, typer.Option(help="Results folder (default results/sweep).")] = None,
-    offline: Annotated[bool, typer.Option(help="Never download data.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit.")] = False,
-    fail_fast: Annotated[bool, typer.Option(help="Stop at the first failed run.")] = False,
-    jobs: Annotated[
-        str,
-        typer.Option(
-            help="Runs at a time on this machine, each its own process; auto: 1 per GPU or per 4 CPUs."
-        ),
-    ] = "1",
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads per run (default: this machine's, divided by --jobs).")
-    ] = None,
-    runs_per_gpu: Annotated[int, typer.Option(help="Runs sharing one GPU under --jobs.")] = 1,
-    executor: Annotated[str, typer.Option(help="local (this machine) or ray (a Ray cluster).")] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance).")
-    ] = None,
-    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run asks for.")] = 1.0,
-    gpus_per_run: Annotated[
-        float | None,
-        typer.Option(help="Ray: GPUs each run asks for, e.g. 0.5 (default 1 if the cluster has GPUs)."),
-    ] = None,
-    compile: Compile = False,
-    cuda_graphs: CudaGraphs = None,
 ) -> None:
     """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
-    from resdepth import results
+    from resdepth import sweep as sweeping
     from resdepth.config import resolve
-    from resdepth.executors import make_executor
-    from resdepth.models.resnet import layout
-    from resdepth.progress import reporter
-    from resdepth.sweep import Sweep, duration, run_sweep
-    from resdepth.train import pick_device, resolve_precision
+    from resdepth.progress import duration, reporter
+    from resdepth.results import Status
 
-    given = dict(
-        arch=arch, depth=depth, family=family, width=width, shortcut=shortcut, norm=norm,
-        activation=activation, dataset=dataset,
-        data_dir=data_dir, train_subset=train_subset, val_split=val_split, test_subset=test_subset,
-        epochs=epochs,
-        iterations=iterations, batch_size=batch_size, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, milestones=milestones, warmup=warmup, seeds=seeds,
-        precision=precision, device=device, out=out,
-    )  # fmt: skip
-    cfg = resolve(config, given)
-    dev = pick_device(cfg.device)
-    cfg.precision = resolve_precision(cfg.precision, dev)  # what ran is what run_id and sweep.toml record
-    out_dir = Path(cfg.out)
-    if not dry_run:
-        results.check_folder(out_dir)
-    sw = Sweep(cfg, offline=offline)
-    planned = sw.plan()
-    todo = [p for p in planned if not p.finished]
+    plan = sweeping.prepare(resolve(config, given), dry_run=dry_run)
     if dry_run:
-        table = Table(title=f"plan: {len(planned)} runs into {out_dir}", title_justify="left")
-        for col in ("run_id", "net", "seed", "dataset", "layout", "params", "epochs", "state"):
-            table.add_column(col, no_wrap=col != "state")
-        for p in planned:
-            c = p.cfg
-            lay = (
-                "fixed"
-                if c.family == "-"
-                else "x".join(str(b) for b in layout(c.family, c.depth, c.width).blocks) + " blocks"
-            )
-            table.add_row(c.run_id, c.name, str(c.seed), c.dataset, lay, _fmt_int(p.params),
-                          str(c.epochs), p.state)  # fmt: skip
-        console.print(table)
+        _print_plan(plan)
         return
-    engine = _engine(compile, cuda_graphs, dev, executor)
-    pool = make_executor(executor, dev, cfg.device, lambda c: sw.split(c.dataset, c.seed), jobs, threads,
-                         runs_per_gpu, address, cpus_per_run, gpus_per_run)  # fmt: skip
-    (out_dir / "sweep.toml").write_text(cfg.to_toml())
-    where = f"Ray ({pool.at_once} at a time)" if executor == "ray" else (
-        f"{dev}, {jobs} at a time" if jobs != "1" else str(dev)
-    )  # fmt: skip
-    summary = f"{len(planned)} runs ({len(todo)} to train, {len(planned) - len(todo)} done) on {where}"
-    if executor == "local":  # timed here, on this machine's device
-        estimate = sw.estimate_seconds(planned, dev, engine)
-        summary += f"; estimated {duration(estimate)} one at a time"
+    summary = f"{len(plan.runs)} runs ({len(plan.todo)} to train, {len(plan.runs) - len(plan.todo)} done) on {plan.where}"
+    if plan.estimate is not None:  # timed here, on this machine's device
+        summary += f"; estimated {duration(plan.estimate)} one at a time"
     console.print(summary, highlight=False)
-    if executor == "local" and estimate > 3600:
+    if plan.estimate is not None and plan.estimate > LONG:
         console.print(
             "  that is long: shorten with --epochs, --train-subset or fewer --depth/--seeds, "
             "or see experiments/quick.toml",
             highlight=False,
         )
-    report = reporter(console, len(todo))
+    report = reporter(console, len(plan.todo))
     try:
-        outcomes = run_sweep(sw, planned, pool, report, fail_fast=fail_fast, engine=engine)
+        outcomes = sweeping.run(plan, report)
     except KeyboardInterrupt:
         report.close()
         err.print(
-            "interrupted: finished epochs are saved; run the same command again to resume",
-            highlight=False,
+            "interrupted: finished epochs are saved; run the same command again to resume", highlight=False
         )
         raise typer.Exit(130) from None
     report.close()
-    bad = [(c, s, e) for c, s, e in outcomes if s in ("failed", "diverged")]
-    for c, s, e in bad:
-        err.print(f"{c.name} seed {c.seed} ({c.run_id}) {s}: {e}", highlight=False, markup=False)
-    console.print(f"results in {out_dir}/metrics.csv and {out_dir}/runs.csv", highlight=False)
-    if any(s == "failed" for _, s, _ in outcomes):
+    for o in outcomes:
+        if o.status in (Status.FAILED, Status.DIVERGED):
+            err.print(
+                f"{o.cfg.name} seed {o.cfg.seed} ({o.cfg.run_id}) {o.status}: {o.error}",
+                highlight=False,
+                markup=False,
+            )
+    console.print(f"results in {plan.sweep.out}/metrics.csv and {plan.sweep.out}/runs.csv", highlight=False)
+    if any(o.status is Status.FAILED for o in outcomes):
         raise typer.Exit(1)
+
+
+def _print_plan(plan: Plan) -> None:
+    from resdepth.models.resnet import layout
+
+    table = Table(title=f"plan: {len(plan.runs)} runs into {plan.sweep.out}", title_justify="left")
+    for col in ("run_id", "net", "seed", "dataset", "layout", "params", "epochs", "state"):
+        table.add_column(col, no_wrap=col != "state")
+    for p in plan.runs:
+        c = p.cfg
+        lay = (
+            "fixed"
+            if c.family == "-"
+            else "x".join(str(b) for b in layout(c.family, c.depth, c.width).blocks)
+        )
+        table.add_row(
+            c.run_id,
+            c.name,
+            str(c.seed),
+            c.dataset,
+            lay if lay == "fixed" else f"{lay} blocks",
+            _fmt_int(p.params),
+            str(c.epochs),
+            p.state,
+        )
+    console.print(table)
 
 
 @app.command(
@@ -367,24 +296,16 @@ def sweep(
     "  resdepth plot results/quick/metrics.csv --x epoch"
 )
 def plot(
-    results_path: Annotated[
-        Path, typer.Argument(metavar="RESULTS", help="A results folder or its metrics.csv.")
-    ],
+    results_path: Results,
     out: Annotated[Path | None, typer.Option(help="A folder, or a file name ending .png/.pdf/.svg.")] = None,
     x: Annotated[str, typer.Option(help="iteration (as in the paper) or epoch.")] = "iteration",
     paper: Annotated[bool, typer.Option(help="Mark He et al.'s Table 6 ResNet test errors.")] = False,
 ) -> None:
     """Draw the error curves (He et al. Fig. 6), the degradation curve (error vs depth) and, when
     `resdepth diagnose` has run there, its figures."""
-    from resdepth import analysis, plot_diagnostics, results
     from resdepth import plot as plotting
 
-    diagnostics = results.read_diagnostics(results_path) if results_path.is_dir() else {}
-    written = []
-    if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
-        written += plotting.write(analysis.load(results_path), out, x, paper)
-    written += plot_diagnostics.write(results_path, diagnostics, out)
-    for path in written:
+    for path in plotting.write_all(results_path, out, x=x, paper=paper):
         console.print(f"wrote {path}", highlight=False)
 
 
@@ -392,9 +313,7 @@ def plot(
     epilog="Examples:\n\n  resdepth report results/quick\n\n  resdepth report results/paper --format markdown"
 )
 def report(
-    results_path: Annotated[
-        Path, typer.Argument(metavar="RESULTS", help="A results folder or its metrics.csv.")
-    ],
+    results_path: Results,
     format: Annotated[str, typer.Option("--format", help="table, markdown or csv.")] = "table",
 ) -> None:
     """Final and best errors per architecture and depth (mean ± std over seeds), and a verdict."""
@@ -428,62 +347,86 @@ def bench(
     depth: Annotated[str, typer.Option(help="Depths, e.g. 20,56,110.")] = "20,56",
     norm: Norm = "bn",
     activation: Activation = "relu",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: Annotated[str, typer.Option(help=help_of("device"))] = "auto",
     precision: Annotated[
-        str, typer.Option(help="auto, fp32 or bf16 (resdepth's loop; the textbook loop is fp32).")
+        str, typer.Option(help=help_of("precision") + " The textbook loop is fp32.")
     ] = "auto",
     seconds: Annotated[float, typer.Option(help="Timed seconds per loop and net (after warm-up).")] = 10.0,
-    compile: Compile = False,
-    cuda_graphs: CudaGraphs = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help=help_of("compile"))] = False,
+    cuda_graphs: Annotated[
+        bool | None, typer.Option(OPTIONS["cuda_graphs"].flag, help=help_of("cuda_graphs"))
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Training images/s of resdepth's loop vs the textbook DataLoader loop, and projected paper times."""
     import torch
 
-    from resdepth.benchmarks.bench import device_name, measure, paper_run_seconds, paper_sweep_seconds
-    from resdepth.config import check_precision, parse_list
-    from resdepth.models import NetSpec, validate
-    from resdepth.sweep import duration
-    from resdepth.train import pick_device, resolve_precision
+    from resdepth.benchmarks import bench as benchmarks
+    from resdepth.progress import duration
 
-    archs = parse_list(arch, str, "--arch")
-    depths = parse_list(depth, int, "--depth")
-    for a in archs:
-        if a not in ("plain", "resnet"):
-            raise UserError(f"bench measures plain and resnet nets, not {a!r}")
-        for d in depths:
-            validate(NetSpec(a, d, norm=norm, activation=activation))
-    check_precision(precision)
-    if not seconds > 0:
-        raise UserError(f"--seconds must be positive, got {seconds}")
-    dev = pick_device(device)
-    prec = resolve_precision(precision, dev)
-    engine = _engine(compile, cuda_graphs, dev)
-    measured = [
-        measure(a, d, dev, prec, seconds, norm=norm, activation=activation, engine=engine)
-        for a in archs
-        for d in depths
-    ]
-    paper = {k: paper_sweep_seconds(measured, k) for k in ("resdepth", "textbook")}
-    hardware = device_name(dev)
+    b = benchmarks.run(
+        parse_list(arch, str, "--arch"),
+        parse_list(depth, int, "--depth"),
+        device=device,
+        precision=precision,
+        seconds=seconds,
+        norm=norm,
+        activation=activation,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+    )
+    paper = b.paper_sweep_seconds
     if as_json:
-        rows = [{**m.__dict__, "ratio": m.ratio, "epochs_164_seconds": paper_run_seconds(m.resdepth),
-                 "textbook_epochs_164_seconds": paper_run_seconds(m.textbook)} for m in measured]  # fmt: skip
-        print(json.dumps({"hardware": hardware, "torch": torch.__version__, "runs": rows,
-                          "paper_sweep_seconds": paper}, indent=2))  # fmt: skip
+        rows = [
+            {
+                **m.__dict__,
+                "ratio": m.ratio,
+                "epochs_164_seconds": benchmarks.paper_run_seconds(m.resdepth),
+                "textbook_epochs_164_seconds": benchmarks.paper_run_seconds(m.textbook),
+            }
+            for m in b.measurements
+        ]
+        print(
+            json.dumps(
+                {
+                    "hardware": b.hardware,
+                    "torch": torch.__version__,
+                    "runs": rows,
+                    "paper_sweep_seconds": paper,
+                },
+                indent=2,
+            )
+        )
         return
-    table = Table(title=f"training throughput, batch 128, {hardware}", title_justify="left")
-    for col in ("model", "device", "precision", "engine", "resdepth img/s", "textbook img/s", "ratio",
-                "164 epochs", "164 epochs (textbook)"):  # fmt: skip
+    table = Table(title=f"training throughput, batch 128, {b.hardware}", title_justify="left")
+    for col in (
+        "model",
+        "device",
+        "precision",
+        "engine",
+        "resdepth img/s",
+        "textbook img/s",
+        "ratio",
+        "164 epochs",
+        "164 epochs (textbook)",
+    ):
         table.add_column(col, justify="left" if col == "model" else "right")
-    for m in measured:
-        table.add_row(m.label, m.device, m.precision, m.engine, f"{m.resdepth:,.0f}", f"{m.textbook:,.0f}",
-                      f"{m.ratio:.2f}x", duration(paper_run_seconds(m.resdepth)),
-                      duration(paper_run_seconds(m.textbook)))  # fmt: skip
+    for m in b.measurements:
+        table.add_row(
+            m.label,
+            m.device,
+            m.precision,
+            m.engine,
+            f"{m.resdepth:,.0f}",
+            f"{m.textbook:,.0f}",
+            f"{m.ratio:.2f}x",
+            duration(benchmarks.paper_run_seconds(m.resdepth)),
+            duration(benchmarks.paper_run_seconds(m.textbook)),
+        )
     console.print(table)
     console.print(
-        f"experiments/paper.toml (164 epochs per net): about {duration(paper['resdepth'] or 0)} with resdepth, "
-        f"{duration(paper['textbook'] or 0)} with the textbook loop",
+        f"experiments/paper.toml (164 epochs per net): about {duration(paper['resdepth'])} with resdepth, "
+        f"{duration(paper['textbook'])} with the textbook loop",
         highlight=False,
     )
 
@@ -517,58 +460,45 @@ def diagnose(
         Path | None,
         typer.Option(help="Fresh nets: folder for diagnostics/ and figures/ (default results/diagnose)."),
     ] = None,
-    offline: Annotated[bool, typer.Option(help="Never download data.")] = False,
+    offline: Offline = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON.")] = False,
 ) -> None:
     """Measure why ResNets work: gradients per layer, layer responses, lesions, the identity argument."""
     from resdepth import diagnose as dg
-    from resdepth import plot_diagnostics, results
-    from resdepth.config import parse_list
-    from resdepth.data.store import load
     from resdepth.models import NetSpec
 
-    wanted = parse_list(what, str, "--what")
-    for w in wanted:
-        if w not in dg.WHAT:
-            raise UserError(f"--what takes {', '.join(dg.WHAT)}; got {w!r}")
-    if test_subset is not None and test_subset <= 0:
-        raise UserError(f"--test-subset must be a positive number, got {test_subset}")
+    if results_path is not None and (arch is not None or depth is not None or out is not None):
+        raise UserError(
+            "give a RESULTS folder or --arch/--depth (fresh nets), not both; --out is for fresh nets"
+        )
+    specs = [
+        NetSpec(a, d, norm=n, activation=f)
+        for n in parse_list(norm, str, "--norm")
+        for f in parse_list(activation, str, "--activation")
+        for a in parse_list(arch or "plain,resnet", str, "--arch")
+        for d in parse_list(depth or "20,56", int, "--depth")
+    ]
 
     def progress(text: str) -> None:
         if not as_json:
             err.print(f"measuring {text}", highlight=False)
 
-    if results_path is not None:
-        if arch is not None or depth is not None or out is not None:
-            raise UserError(
-                "give a RESULTS folder or --arch/--depth (fresh nets), not both; --out is for fresh nets"
-            )
-        if not results_path.is_dir():
-            raise UserError(f"{results_path} is not a folder; give a results folder a sweep wrote")
-        folder = results_path
-        tables = dg.diagnose_results(folder, wanted, data_dir, test_subset, progress)
-    else:
-        specs = [
-            NetSpec(a, d, norm=n, activation=f)
-            for n in parse_list(norm, str, "--norm")
-            for f in parse_list(activation, str, "--activation")
-            for a in parse_list(arch or "plain,resnet", str, "--arch")
-            for d in parse_list(depth or "20,56", int, "--depth")
-        ]
-        nets_seeds = parse_list(seeds, int, "--seeds")
-        for spec in specs:
-            dg.fresh(spec, 0)  # every net is checked before any data is loaded
-        data = load(dataset, data_dir, offline=offline).split(None, None, 0, test_subset)
-        folder = out or Path("results/diagnose")
-        results.check_folder(folder)
-        tables = dg.diagnose_fresh(specs, nets_seeds, wanted, data, progress)
-    written = [results.write_diagnostics(folder, name, rows) for name, rows in tables.items()]
-    frames = {name: frame for name, frame in results.read_diagnostics(folder).items() if name in tables}
-    written += plot_diagnostics.write(folder, frames)
+    result = dg.run(
+        results_path,
+        specs=specs,
+        seeds=parse_list(seeds, int, "--seeds"),
+        what=parse_list(what, str, "--what"),
+        dataset=dataset,
+        data_dir=data_dir,
+        test_subset=test_subset,
+        out=out,
+        offline=offline,
+        progress=progress,
+    )
     if as_json:
-        print(json.dumps(tables, indent=2, default=str))
+        print(json.dumps(result.tables, indent=2, default=str))
         return
-    for name, summary in dg.summaries(tables).items():
+    for name, summary in dg.summaries(result.tables).items():
         table = Table(title=name, title_justify="left")
         table.add_column("net")
         table.add_column("state")
@@ -577,7 +507,7 @@ def diagnose(
         for key, row in zip(summary.index, summary.to_numpy(float), strict=True):
             table.add_row(*(str(k) for k in key), *(f"{v:.3g}" for v in row))
         console.print(table)
-    for path in written:
+    for path in result.written:
         console.print(f"wrote {path}", highlight=False)
 
 

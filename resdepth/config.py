@@ -1,8 +1,12 @@
-"""The sweep's options: defaults (He et al. §4.2), TOML merge, validation, expansion into runs.
+"""The sweep's options, each defined once, and the paper's recipe, readable in one place.
 
-A `SweepConfig` is what the user asked for; `expand` turns it into one `RunConfig` per
-(arch, depth, seed). A run's `run_id` hashes every field that changes its numbers, so runs of
-different sweeps can share one results folder without mixing up.
+Every option is a field of `SweepConfig` with its type, default, help text and role. Everything else is
+derived from those fields: the TOML keys and their type checks, the `resdepth sweep` command-line
+options, each run's `RunConfig` and hence the `runs.csv` columns, and the run id.
+
+A run's `run_id` hashes every grid and recipe value of its `RunConfig` (the things that change its
+numbers), so runs of different sweeps can share one results folder without mixing up. Execution
+options (device, jobs, step engine, ...) never change the numbers and are never hashed.
 """
 
 from __future__ import annotations
@@ -11,115 +15,176 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from resdepth.data.sources import DATASETS
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS, RESIDUAL_ARCHS, NetSpec, check_arch, validate
 
-PAPER_ITERATIONS = 64_000
-# The paper's warm-up: lr/10 until training error < 80%, for ResNet-110 and deeper.
-WARMUP_DEPTH = 110
-WARMUP_MAX_ITERATIONS = 400
-WARMUP_ERROR = 80.0
-WARMUP_WINDOW = 10  # mini-batches whose mean error decides that warm-up is over
+# --- He et al. 2016, §4.2 (CIFAR-10): the parts of the recipe that are not options ----------------
+PAPER_ITERATIONS = 64_000  # "terminate training at 64k iterations" (default length; --iterations)
+LR_DECAY = 0.1  # "divide it by 10 at 32k and 48k iterations" (the fractions are --milestones)
+CROP_PADDING = 4  # "4 pixels are padded on each side, and a 32x32 crop is randomly sampled"
+# "In this case [110 layers], we find that the initial learning rate of 0.1 is slightly too large to
+# start converging. So we use 0.01 to warm up the training until the training error is below 80%
+# (about 400 iterations), and then go back to 0.1."
+WARMUP_DEPTH = 110  # --warmup auto warms up nets this deep and deeper
+WARMUP_LR_DIVISOR = 10  # lr 0.1 -> 0.01
+WARMUP_ERROR = 80.0  # training error (%) that ends the warm-up ...
+WARMUP_WINDOW = 10  # ... as the mean of this many mini-batches (ours: one batch can dip by chance)
+WARMUP_MAX_ITERATIONS = 400  # "about 400 iterations": the warm-up never lasts longer
+
 # Classic nets train on the data they were designed for (lenet5: MNIST digits).
 CLASSIC_DATASET = {"lenet5": "mnist"}
 PRECISIONS = ("fp32", "bf16")
-# auto: the paper's choice (depth >= 110 only); always: every plain and residual net, which short
-# runs need because deep nets at lr 0.1 can take hundreds of iterations to start learning at all.
+# auto: the paper's choice (depth >= WARMUP_DEPTH only); always: every plain and residual net, which
+# short runs need, because deep nets at lr 0.1 can take hundreds of iterations to start learning.
 WARMUPS = ("auto", "always", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-LATER_OPTIONS = {"norm": "bn", "activation": "relu"}
+EXECUTORS = ("local", "ray")
+NOT_APPLICABLE = "-"  # a classic net's value for the residual nets' model options
+
+
+class Role(StrEnum):
+    """What an option is to a run."""
+
+    GRID = "grid"  # one run per combination of their values (arch x depth x seed); hashed
+    RECIPE = "recipe"  # the same for every run of a sweep and changes its numbers; hashed
+    EXECUTION = "execution"  # where and how the runs train; never changes the numbers, never hashed
+
+
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """One training run. Every field but `out`-like ones changes the numbers, so all are hashed."""
+class Meta:
+    """What the command line, the TOML reader, `RunConfig` and the run id need to know of an option."""
 
-    arch: str
-    depth: int
-    family: str
-    width: int
-    shortcut: str
-    norm: str
-    activation: str
-    dataset: str
-    seed: int
-    train_subset: int | None
-    val_split: int | None
-    test_subset: int | None
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    milestones: tuple[float, ...]
-    warmup: bool
-    precision: str
+    help: str
+    role: Role
+    run: str | None  # the RunConfig field it becomes (None: the sweep resolves it into another)
+    later: Any = _UNSET  # added after results folders existed: what their rows meant (not hashed)
+    flag: str | None = None  # a boolean's command-line form, e.g. "--compile/--no-compile"
 
-    @property
-    def run_id(self) -> str:
-        fields = asdict(self)
-        # Options added later are hashed only when not at the paper's value, so the runs of a
-        # results folder written before they existed keep their ids and still resume.
-        for key, paper in LATER_OPTIONS.items():
-            if fields[key] in (paper, "-"):
-                del fields[key]
-        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
-    def spec(self, num_classes: int, in_channels: int, input_size: int) -> NetSpec:
-        return NetSpec(
-            self.arch, self.depth, self.family, self.width, self.shortcut,
-            num_classes, in_channels, input_size, self.norm, self.activation,
-        )  # fmt: skip
-
-    @property
-    def name(self) -> str:
-        return NetSpec(self.arch, self.depth, norm=self.norm, activation=self.activation).name
+def option(
+    default: Any,
+    help: str,
+    role: Role,
+    *,
+    run: str | None | Any = _UNSET,
+    later: Any = _UNSET,
+    flag: str | None = None,
+) -> Any:
+    """A `SweepConfig` field. Grid and recipe options become the `RunConfig` field of their own name
+    unless `run` says otherwise; execution options become none."""
+    if run is _UNSET:
+        run = None if role is Role.EXECUTION else ""
+    meta = {"option": Meta(help, role, run, later, flag)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class SweepConfig:
-    """Everything `resdepth sweep` takes; CLI options override the TOML file, which overrides these."""
+    """Everything `resdepth sweep` takes; the command line overrides the TOML file, which overrides
+    these defaults: He et al. 2016 §4.2, CIFAR-10."""
 
-    arch: list[str] = field(default_factory=lambda: ["plain", "resnet"])
-    depth: list[int] = field(default_factory=lambda: [20, 32, 44, 56])
-    family: str = "cifar"
-    width: int | None = None
-    shortcut: str | None = None
-    norm: str = "bn"
-    activation: str = "relu"
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    train_subset: int | None = None
-    val_split: int | None = None
-    test_subset: int | None = None
-    epochs: int | None = None
-    iterations: int | None = None
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
-    warmup: str = "auto"
-    seeds: list[int] = field(default_factory=lambda: [0])
-    precision: str = "auto"  # bf16 where fast: matched fp32 within the seed spread (README)
-    device: str = "auto"
-    out: str = "results/sweep"
+    # --- what to train: one run per arch x depth x seed ----------------------------------------
+    arch: list[str] = option(["plain", "resnet"], "plain,resnet (also lenet5, vgg16).", Role.GRID)
+    depth: list[int] = option([20, 32, 44, 56], "Depths, e.g. 20,32,44,56 (6n+2: §4.2).", Role.GRID)
+    # --- the model: §4.2's nets are cifar family, width 16, option-A shortcuts, BN and ReLU -----
+    family: str = option("cifar", "cifar (§4.2) or imagenet (Table 1).", Role.RECIPE)
+    width: int | None = option(None, "Channels of the first stage (cifar 16, imagenet 64).", Role.RECIPE)
+    shortcut: str | None = option(None, "A (zero-pad, §4.2's CIFAR nets) or B (projection).", Role.RECIPE)
+    norm: str = option(
+        "bn", "bn (the paper) or none: no normalisation, He init alone.", Role.RECIPE, later="bn"
+    )
+    activation: str = option("relu", "relu (the paper), tanh or sigmoid.", Role.RECIPE, later="relu")
+    # --- the data ----------------------------------------------------------------------------------
+    dataset: str = option("cifar10", "cifar10, cifar100, mnist or synthetic.", Role.RECIPE)
+    seeds: list[int] = option(
+        [0], "Seeds, e.g. 0,1,2: init, data order, augmentation.", Role.GRID, run="seed"
+    )
+    train_subset: int | None = option(None, "Class-balanced subset of N training images.", Role.RECIPE)
+    val_split: int | None = option(None, "Hold out N training images for validation.", Role.RECIPE)
+    test_subset: int | None = option(None, "Evaluate on a class-balanced N test images.", Role.RECIPE)
+    # --- the training recipe, §4.2 -------------------------------------------------------------------
+    epochs: int | None = option(None, "Training length in epochs (default: from --iterations).", Role.RECIPE)
+    # "terminate training at 64k iterations", rounded up to whole epochs: 164 on 50k images
+    iterations: int | None = option(
+        None, f"Training length in iterations (default {PAPER_ITERATIONS}).", Role.RECIPE, run=None
+    )
+    batch_size: int = option(128, "Mini-batch size.", Role.RECIPE)  # "a mini-batch size of 128"
+    lr: float = option(0.1, "Initial learning rate.", Role.RECIPE)  # "We start with a learning rate of 0.1"
+    momentum: float = option(0.9, "SGD momentum.", Role.RECIPE)  # "a momentum of 0.9"
+    weight_decay: float = option(1e-4, "Weight decay.", Role.RECIPE)  # "a weight decay of 0.0001"
+    # "divide it by 10 at 32k and 48k iterations" of 64k
+    milestones: list[float] = option([0.5, 0.75], "Fractions of training where lr /= 10.", Role.RECIPE)
+    warmup: str = option(
+        "auto",
+        f"lr/{WARMUP_LR_DIVISOR} until train error < {WARMUP_ERROR:g}% (<= {WARMUP_MAX_ITERATIONS} its): "
+        f"auto (depth >= {WARMUP_DEPTH}, as §4.2), always, none.",
+        Role.RECIPE,
+    )
+    # bf16 matched fp32 within the seed spread on real CIFAR-10 (README); the paper trained in fp32
+    precision: str = option(
+        "auto", "auto (bf16 where the hardware runs it fast, else fp32), fp32 or bf16.", Role.RECIPE
+    )
+    # --- execution: where and how the runs train -----------------------------------------------
+    data_dir: str | None = option(
+        None, "Where datasets live (default: $RESDEPTH_DATA, else ~/.cache/resdepth).", Role.EXECUTION
+    )
+    offline: bool = option(False, "Never download data.", Role.EXECUTION, flag="--offline/--online")
+    out: str = option("results/sweep", "Results folder.", Role.EXECUTION)
+    device: str = option("auto", "auto, cpu, cuda or mps.", Role.EXECUTION)
+    jobs: str = option(
+        "1",
+        "Runs at a time on this machine, each its own process; auto: 1 per GPU or per 4 CPUs.",
+        Role.EXECUTION,
+    )
+    threads: int | None = option(
+        None, "CPU threads per run (default: this machine's, divided by --jobs).", Role.EXECUTION
+    )
+    runs_per_gpu: int = option(1, "Runs sharing one GPU under --jobs.", Role.EXECUTION)
+    executor: str = option("local", "local (this machine) or ray (a Ray cluster).", Role.EXECUTION)
+    address: str | None = option(
+        None, "Ray cluster to join (default: $RAY_ADDRESS, else a local instance).", Role.EXECUTION
+    )
+    cpus_per_run: float = option(1.0, "Ray: CPUs each run asks for.", Role.EXECUTION)
+    gpus_per_run: float | None = option(
+        None, "Ray: GPUs each run asks for, e.g. 0.5 (default 1 if the cluster has GPUs).", Role.EXECUTION
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the model: +30% on an H100, after about a minute of compiling.",
+        Role.EXECUTION,
+        flag="--compile/--no-compile",
+    )
+    cuda_graphs: bool | None = option(
+        None,
+        "Replay each step from a CUDA graph (default: on CUDA).",
+        Role.EXECUTION,
+        flag="--cuda-graphs/--no-cuda-graphs",
+    )
+    fail_fast: bool = option(False, "Stop at the first failed run.", Role.EXECUTION, flag="--fail-fast")
 
     def validate(self) -> None:
-        for a in self.arch:
-            check_arch(a)
         if not self.arch:
             raise UserError("--arch needs at least one architecture")
+        for a in self.arch:
+            check_arch(a)
         if any(a in RESIDUAL_ARCHS for a in self.arch) and not self.depth:
             raise UserError("--depth needs at least one depth")
-        if self.dataset not in DATASETS:
-            raise UserError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        _choice("dataset", self.dataset, DATASETS, "unknown dataset {value!r}; valid: {valid}")
         if "alexnet" in self.arch:
             raise UserError(
                 "alexnet needs 227-px images and no built-in dataset has them; "
@@ -127,12 +192,8 @@ class SweepConfig:
             )
         if self.epochs is not None and self.iterations is not None:
             raise UserError("give --epochs or --iterations, not both")
-        _positive("--epochs", self.epochs)
-        _positive("--iterations", self.iterations)
-        _positive("--batch-size", self.batch_size)
-        _positive("--train-subset", self.train_subset)
-        _positive("--test-subset", self.test_subset)
-        _positive("--width", self.width)
+        for name in ("epochs", "iterations", "batch_size", "train_subset", "test_subset", "width"):
+            _positive(name, getattr(self, name))
         if self.val_split is not None and self.val_split < 0:
             raise UserError(f"--val-split must be >= 0, got {self.val_split}")
         if not self.lr > 0:
@@ -143,17 +204,44 @@ class SweepConfig:
             raise UserError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise UserError("--milestones are increasing fractions of training in (0, 1), e.g. 0.5,0.75")
-        if self.warmup not in WARMUPS:
-            raise UserError(f"--warmup must be one of {', '.join(WARMUPS)}, got {self.warmup!r}")
+        _choice("warmup", self.warmup, WARMUPS)
         check_precision(self.precision)
-        if self.device not in DEVICES:
-            raise UserError(f"--device must be one of {', '.join(DEVICES)}")
+        _choice("device", self.device, DEVICES)
+        self._validate_execution()
         if not self.seeds:
             raise UserError("--seeds needs at least one seed")
         for a in self.arch:
             for d in self.depths_for(a):
-                validate(NetSpec(a, d, self.family, self.width, self.shortcut, norm=self.norm,
-                                 activation=self.activation))  # fmt: skip
+                validate(self.spec(a, d))
+
+    def _validate_execution(self) -> None:
+        _choice("executor", self.executor, EXECUTORS, "--executor must be local or ray, got {value!r}")
+        if self.jobs != "auto" and not (self.jobs.isdigit() and int(self.jobs) >= 1):
+            raise UserError(f"--jobs takes a positive number or auto, got {self.jobs!r}")
+        for name in ("threads", "runs_per_gpu"):
+            _positive(name, getattr(self, name))
+        if self.executor == "ray":
+            if self.jobs != "1":
+                raise UserError(
+                    "--jobs is for the local executor; with Ray, size runs by --cpus-per-run/--gpus-per-run"
+                )
+            if not self.cpus_per_run > 0:
+                raise UserError(f"--cpus-per-run must be above 0, got {self.cpus_per_run:g}")
+            if self.gpus_per_run is not None and self.gpus_per_run < 0:
+                raise UserError(f"--gpus-per-run must be >= 0, got {self.gpus_per_run:g}")
+        elif self.address is not None or self.gpus_per_run is not None or self.cpus_per_run != 1.0:
+            raise UserError("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
+
+    def spec(self, arch: str, depth: int) -> NetSpec:
+        return NetSpec(
+            arch,
+            depth,
+            family=self.family,
+            width=self.width,
+            shortcut=self.shortcut,
+            norm=self.norm,
+            activation=self.activation,
+        )
 
     def depths_for(self, arch: str) -> list[int]:
         return [CLASSIC_DEPTHS[arch]] if arch in CLASSIC_DEPTHS else list(self.depth)
@@ -165,32 +253,142 @@ class SweepConfig:
         return CLASSIC_DATASET.get(arch, self.dataset)
 
     def to_toml(self) -> str:
-        lines = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                lines.append(f"{f.name} = {_toml_value(value)}")
+        """The options that say what to train and how, as a TOML file `--config` reads back."""
+        lines = [
+            f"{f.name} = {_toml_value(getattr(self, f.name))}"
+            for f in fields(self)
+            if getattr(self, f.name) is not None
+        ]
         return "\n".join(lines) + "\n"
 
 
-def check_precision(value: str) -> None:
-    if value not in ("auto", *PRECISIONS):
-        raise UserError(f"--precision must be auto, fp32 or bf16, got {value!r}")
+def _meta(f: Any) -> Meta:
+    meta: Meta = f.metadata["option"]
+    return meta
 
 
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value <= 0:
-        raise UserError(f"{name} must be a positive number, got {value}")
+OPTIONS: dict[str, Meta] = {f.name: _meta(f) for f in fields(SweepConfig)}
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return repr(value)
+@dataclass(frozen=True)
+class RunField:
+    """One `RunConfig` field: the option it comes from, and what older results meant by it."""
+
+    name: str
+    option: str
+    later: Any
+
+
+# The fields of a run, in the order of the runs.csv columns: every grid and recipe option but those
+# the sweep resolves into another (--iterations into epochs).
+RUN_FIELDS: tuple[RunField, ...] = tuple(
+    RunField(meta.run or name, name, meta.later) for name, meta in OPTIONS.items() if meta.run is not None
+)
+_RUN_NAMES = tuple(f.name for f in RUN_FIELDS)
+
+
+class RunConfig:
+    """One training run: the value of every grid and recipe option as `expand` resolved it for this
+    run (one arch, depth and seed; epochs, warm-up, width and shortcut made explicit).
+
+    Read a field as an attribute (`run.lr`). Immutable and hashable; its fields are `RUN_FIELDS`.
+    """
+
+    __slots__ = ("_values",)
+    _values: dict[str, Any]
+
+    def __init__(self, **values: Any) -> None:
+        if set(values) != set(_RUN_NAMES):
+            missing, extra = set(_RUN_NAMES) - set(values), set(values) - set(_RUN_NAMES)
+            raise TypeError(f"RunConfig fields: missing {sorted(missing)}, unknown {sorted(extra)}")
+        frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        object.__setattr__(self, "_values", {name: frozen[name] for name in _RUN_NAMES})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"RunConfig has no field {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("RunConfig is immutable; use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunConfig) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values.items()))
+
+    def __repr__(self) -> str:
+        return "RunConfig(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_run_config, (dict(self._values),))
+
+    def fields(self) -> dict[str, Any]:
+        """Every field by name, in `RUN_FIELDS` order."""
+        return dict(self._values)
+
+    def replace(self, **changes: Any) -> Self:
+        return type(self)(**{**self._values, **changes})
+
+    @property
+    def run_id(self) -> str:
+        values = self.fields()
+        # Options added later are hashed only when they differ from what older rows meant, so the
+        # runs of a results folder written before they existed keep their ids and still resume.
+        for f in RUN_FIELDS:
+            if f.later is not _UNSET and values[f.name] in (f.later, NOT_APPLICABLE):
+                del values[f.name]
+        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def spec(self, num_classes: int, in_channels: int, input_size: int) -> NetSpec:
+        return NetSpec(
+            self.arch,
+            self.depth,
+            family=self.family,
+            width=self.width,
+            shortcut=self.shortcut,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            input_size=input_size,
+            norm=self.norm,
+            activation=self.activation,
+        )
+
+    @property
+    def name(self) -> str:
+        return NetSpec(self.arch, self.depth, norm=self.norm, activation=self.activation).name
+
+
+def _run_config(values: dict[str, Any]) -> RunConfig:
+    return RunConfig(**values)
+
+
+def added_fields() -> dict[str, Any]:
+    """Run fields added after results folders existed, with what an older row meant by each."""
+    return {f.name: f.later for f in RUN_FIELDS if f.later is not _UNSET}
+
+
+# --- reading options from TOML and the command line --------------------------------------------
+
+
+@cache
+def option_types() -> dict[str, tuple[type, bool]]:
+    """Each option's item type and whether it takes a list, read off `SweepConfig`'s annotations."""
+    out = {}
+    for name, hint in typing.get_type_hints(SweepConfig).items():
+        if name not in OPTIONS:
+            continue
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) is list:
+            out[name] = (args[0], True)
+        elif typing.get_origin(hint) in (types.UnionType, typing.Union):
+            out[name] = (args[0], False)
+        else:
+            out[name] = (hint, False)
+    return out
 
 
 def parse_list(text: str, kind: type, option: str) -> list[Any]:
@@ -206,36 +404,26 @@ def parse_list(text: str, kind: type, option: str) -> list[Any]:
     return out
 
 
-FIELD_TYPES: dict[str, tuple[type, bool]] = {
-    # name: (item type, is a list)
-    "arch": (str, True), "depth": (int, True), "family": (str, False), "width": (int, False),
-    "shortcut": (str, False), "norm": (str, False), "activation": (str, False), "dataset": (str, False),
-    "data_dir": (str, False),
-    "train_subset": (int, False), "val_split": (int, False), "test_subset": (int, False),
-    "epochs": (int, False),
-    "iterations": (int, False), "batch_size": (int, False), "lr": (float, False),
-    "momentum": (float, False), "weight_decay": (float, False), "milestones": (float, True),
-    "warmup": (str, False), "seeds": (int, True), "precision": (str, False), "device": (str, False),
-    "out": (str, False),
-}  # fmt: skip
-
-
 def coerce(key: str, value: Any, origin: str) -> Any:
     """Check one option's type (from TOML or the command line) and normalise lists."""
-    kind, is_list = FIELD_TYPES[key]
-    option = f"{origin}{key.replace('_', '-') if origin == '--' else key}"
+    kind, is_list = option_types()[key]
+    option_name = f"{origin}{key.replace('_', '-') if origin == '--' else key}"
     if is_list:
         if isinstance(value, str):
-            return parse_list(value, kind, option)
+            return parse_list(value, kind, option_name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, list):
-            raise UserError(f"{option} must be a list, got {value!r}")
-        return [coerce_scalar(v, kind, option) for v in value]
-    return coerce_scalar(value, kind, option)
+            raise UserError(f"{option_name} must be a list, got {value!r}")
+        return [coerce_scalar(v, kind, option_name) for v in value]
+    return coerce_scalar(value, kind, option_name)
 
 
 def coerce_scalar(value: Any, kind: type, option: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{option} must be true or false, got {value!r}")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is str and isinstance(value, str):
@@ -261,13 +449,13 @@ def read_toml(path: Path) -> dict[str, Any]:
     out = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
-        if name not in FIELD_TYPES:
-            raise UserError(f"{path}: unknown key {key!r}; valid keys: {', '.join(FIELD_TYPES)}")
+        if name not in OPTIONS:
+            raise UserError(f"{path}: unknown key {key!r}; valid keys: {', '.join(OPTIONS)}")
         out[name] = coerce(name, value, f"{path.name}: ")
     return out
 
 
-def resolve(config_file: Path | None, cli: dict[str, Any]) -> SweepConfig:
+def resolve(config_file: Path | None, cli: Mapping[str, Any]) -> SweepConfig:
     """Defaults, then the TOML file, then whatever the command line set (None means not given)."""
     values: dict[str, Any] = read_toml(config_file) if config_file else {}
     for key, value in cli.items():
@@ -278,6 +466,35 @@ def resolve(config_file: Path | None, cli: dict[str, Any]) -> SweepConfig:
     return cfg
 
 
+def check_precision(value: str) -> None:
+    if value not in ("auto", *PRECISIONS):
+        raise UserError(f"--precision must be auto, fp32 or bf16, got {value!r}")
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...], message: str | None = None) -> None:
+    if value not in valid:
+        text = message or "--{option} must be one of {valid}, got {value!r}"
+        raise UserError(text.format(option=name.replace("_", "-"), value=value, valid=", ".join(valid)))
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+# --- expanding a sweep into runs ---------------------------------------------------------------
+
+
 def epochs_for(cfg: SweepConfig, train_size: int) -> int:
     """--epochs as given, else --iterations (default: the paper's 64k) rounded up to whole epochs."""
     if cfg.epochs is not None:
@@ -286,38 +503,37 @@ def epochs_for(cfg: SweepConfig, train_size: int) -> int:
     return math.ceil((cfg.iterations or PAPER_ITERATIONS) / per_epoch)
 
 
-def expand(cfg: SweepConfig, train_sizes: dict[str, int]) -> list[RunConfig]:
-    """One RunConfig per (arch, depth, seed); `train_sizes` maps dataset -> training images used."""
-    runs = []
+def grid(cfg: SweepConfig) -> Iterator[tuple[str, int, int]]:
+    """(arch, depth, seed) of every run, in the order they train."""
     for arch in cfg.arch:
-        dataset = cfg.dataset_for(arch)
         for depth in cfg.depths_for(arch):
             for seed in cfg.seeds:
-                classic = arch in CLASSIC_DEPTHS
-                spec = NetSpec(arch, depth, cfg.family, cfg.width, cfg.shortcut)
-                runs.append(
-                    RunConfig(
-                        arch=arch,
-                        depth=depth,
-                        family="-" if classic else cfg.family,
-                        width=0 if classic else spec.resolved_width,
-                        shortcut="-" if classic else spec.resolved_shortcut,
-                        norm="-" if classic else cfg.norm,
-                        activation="-" if classic else cfg.activation,
-                        dataset=dataset,
-                        seed=seed,
-                        train_subset=cfg.train_subset,
-                        val_split=cfg.val_split,
-                        test_subset=cfg.test_subset,
-                        epochs=epochs_for(cfg, train_sizes[dataset]),
-                        batch_size=cfg.batch_size,
-                        lr=cfg.lr,
-                        momentum=cfg.momentum,
-                        weight_decay=cfg.weight_decay,
-                        milestones=tuple(cfg.milestones),
-                        warmup=not classic
-                        and (cfg.warmup == "always" or (cfg.warmup == "auto" and depth >= WARMUP_DEPTH)),
-                        precision=cfg.precision,
-                    )
-                )
+                yield arch, depth, seed
+
+
+def expand(cfg: SweepConfig, train_sizes: dict[str, int]) -> list[RunConfig]:
+    """One RunConfig per (arch, depth, seed); `train_sizes` maps dataset -> training images used.
+
+    Recipe options are copied as given, except those each run resolves for itself below.
+    """
+    runs = []
+    for arch, depth, seed in grid(cfg):
+        classic = arch in CLASSIC_DEPTHS
+        spec = cfg.spec(arch, depth)
+        dataset = cfg.dataset_for(arch)
+        resolved = {
+            "arch": arch,
+            "depth": depth,
+            "seed": seed,
+            "family": NOT_APPLICABLE if classic else cfg.family,
+            "width": 0 if classic else spec.resolved_width,
+            "shortcut": NOT_APPLICABLE if classic else spec.resolved_shortcut,
+            "norm": NOT_APPLICABLE if classic else cfg.norm,
+            "activation": NOT_APPLICABLE if classic else cfg.activation,
+            "dataset": dataset,
+            "epochs": epochs_for(cfg, train_sizes[dataset]),
+            "warmup": not classic
+            and (cfg.warmup == "always" or (cfg.warmup == "auto" and depth >= WARMUP_DEPTH)),
+        }
+        runs.append(RunConfig(**{f.name: resolved.get(f.name, getattr(cfg, f.option)) for f in RUN_FIELDS}))
     return runs

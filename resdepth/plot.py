@@ -13,17 +13,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from resdepth import analysis, results
 from resdepth.analysis import Loaded, diverged_ids, final_rows, per_net
+from resdepth.diagnose.figures import write_figures
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS
+from resdepth.style import PALETTE, figure_path, save
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets (best of 5 runs for 110).
 PAPER_RESNET_TEST = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
-FORMATS = (".png", ".pdf", ".svg")
 PANEL_TITLES = {"plain": "plain", "resnet": "ResNet", "classic": "classic nets"}
-PALETTE = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
-]  # fmt: skip
 
 
 def _panel(arch: str) -> str:
@@ -69,8 +68,14 @@ def curves_figure(loaded: Loaded, x: str = "iteration") -> Figure:
             for column, style, width in (("train_error", "--", 1.0), ("test_error", "-", 2.2)):
                 mean = stats[(column, "mean")].to_numpy()
                 suffix = " (diverged)" if set(group["run_id"]) & diverged else ""
-                ax.plot(xs, mean, style, color=colour, linewidth=width,
-                        label=f"{name}{suffix}" if column == "test_error" else None)  # fmt: skip
+                ax.plot(
+                    xs,
+                    mean,
+                    style,
+                    color=colour,
+                    linewidth=width,
+                    label=f"{name}{suffix}" if column == "test_error" else None,
+                )
                 if several:
                     std = stats[(column, "std")].fillna(0).to_numpy()
                     ax.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
@@ -101,18 +106,38 @@ def depth_figure(loaded: Loaded, paper: bool = False) -> Figure:
             sub = nets[nets["arch"] == arch].sort_values("depth")
             if sub.empty:
                 continue
-            ax.errorbar(sub["depth"].to_numpy(float), sub[f"{column}_mean"].to_numpy(float),
-                        yerr=sub[f"{column}_std"].to_numpy(float), color=colour,
-                        marker=marker, capsize=3, linewidth=2, label=name)  # fmt: skip
+            ax.errorbar(
+                sub["depth"].to_numpy(float),
+                sub[f"{column}_mean"].to_numpy(float),
+                yerr=sub[f"{column}_std"].to_numpy(float),
+                color=colour,
+                marker=marker,
+                capsize=3,
+                linewidth=2,
+                label=name,
+            )
         for n in nets[nets["arch"].isin(CLASSIC_DEPTHS)].itertuples():
             mean = getattr(n, f"{column}_mean")
-            ax.errorbar([n.depth], [mean], yerr=[getattr(n, f"{column}_std")], color="gray",
-                        marker="D", capsize=3, linestyle="none")  # fmt: skip
+            ax.errorbar(
+                [n.depth],
+                [mean],
+                yerr=[getattr(n, f"{column}_std")],
+                color="gray",
+                marker="D",
+                capsize=3,
+                linestyle="none",
+            )
             ax.annotate(str(n.label), (n.depth, mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
         if paper and column == "final_test_error":
-            ax.plot(list(PAPER_RESNET_TEST), list(PAPER_RESNET_TEST.values()), linestyle="none",
-                    marker="*", markersize=11, color="black",
-                    label="He et al. 2016, Table 6 (ResNet, full training)")  # fmt: skip
+            ax.plot(
+                list(PAPER_RESNET_TEST),
+                list(PAPER_RESNET_TEST.values()),
+                linestyle="none",
+                marker="*",
+                markersize=11,
+                color="black",
+                label="He et al. 2016, Table 6 (ResNet, full training)",
+            )
         depths = sorted(set(nets["depth"].astype(int)) | (set(PAPER_RESNET_TEST) if paper else set()))
         ax.set_xticks(depths)
         ax.set_xlabel("depth (weighted layers)")
@@ -127,26 +152,6 @@ def depth_figure(loaded: Loaded, paper: bool = False) -> Figure:
     return fig
 
 
-def figure_path(folder: Path, out: Path | None, name: str) -> Path:
-    """Default RESULTS/figures/NAME.png; `--out x.pdf` gives x-NAME.pdf; `--out dir` gives dir/NAME.png."""
-    if out is None:
-        return folder / "figures" / f"{name}.png"
-    if out.suffix:
-        if out.suffix not in FORMATS:
-            raise UserError(f"--out must end in {', '.join(FORMATS)} (or be a folder), got {out.name}")
-        return out.with_name(f"{out.stem}-{name}{out.suffix}")
-    return out / f"{name}.png"
-
-
-def save(fig: Figure, path: Path) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
-
-
 def write(loaded: Loaded, out: Path | None, x: str = "iteration", paper: bool = False) -> list[Path]:
     if x not in ("iteration", "epoch"):
         raise UserError(f"--x must be iteration or epoch, got {x!r}")
@@ -154,3 +159,15 @@ def write(loaded: Loaded, out: Path | None, x: str = "iteration", paper: bool = 
         save(curves_figure(loaded, x), figure_path(loaded.folder, out, "curves")),
         save(depth_figure(loaded, paper), figure_path(loaded.folder, out, "depth")),
     ]
+
+
+def write_all(
+    results_path: Path, out: Path | None, *, x: str = "iteration", paper: bool = False
+) -> list[Path]:
+    """Every figure a results folder (or a lone metrics.csv) has data for: the error curves and the
+    degradation curve, and the diagnostics figures where `resdepth diagnose` has run."""
+    diagnostics = results.read_diagnostics(results_path) if results_path.is_dir() else {}
+    written = []
+    if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
+        written += write(analysis.load(results_path), out, x, paper)
+    return written + write_figures(results_path, diagnostics, out)

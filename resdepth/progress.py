@@ -1,4 +1,5 @@
-"""What a sweep shows while it runs: a live rich display on a terminal, plain lines elsewhere."""
+"""What a sweep shows while it runs (a live rich display on a terminal, plain lines elsewhere), and
+how durations read."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from rich.progress import (
 from rich.table import Table
 
 from resdepth.config import RunConfig
-from resdepth.train import EpochRecord
+from resdepth.results import EpochRecord, Status
 
 
 class Reporter(Protocol):
     def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None: ...
     def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None: ...
     def epoch(self, cfg: RunConfig, record: EpochRecord) -> None: ...
-    def end_run(self, cfg: RunConfig, status: str) -> None: ...
+    def end_run(self, cfg: RunConfig, status: Status) -> None: ...
     def note(self, text: str) -> None: ...
     def close(self) -> None: ...
 
@@ -54,7 +55,7 @@ class LineReporter:
             highlight=False,
         )
 
-    def end_run(self, cfg: RunConfig, status: str) -> None:
+    def end_run(self, cfg: RunConfig, status: Status) -> None:
         self.console.print(f"  {cfg.name} seed {cfg.seed}: {status}", highlight=False)
 
     def note(self, text: str) -> None:
@@ -70,13 +71,21 @@ class LiveReporter:
     def __init__(self, console: Console, runs: int) -> None:
         self.console = console
         self.sweep = Progress(
-            TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-            TimeRemainingColumn(), console=console,
-        )  # fmt: skip
+            TextColumn("sweep"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("runs"),
+            TimeRemainingColumn(),
+            console=console,
+        )
         self.runs = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
-        )  # fmt: skip
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
         self.sweep_task = self.sweep.add_task("sweep", total=runs)
         self.bars: dict[str, TaskID] = {}  # by run_id, while the run trains
         self.last: dict[str, tuple[RunConfig, EpochRecord]] = {}  # by run_id, in start order
@@ -89,9 +98,12 @@ class LiveReporter:
             table.add_column(col, justify="right")
         for cfg, r in self.last.values():
             table.add_row(
-                cfg.name, str(cfg.seed), f"{r.epoch}/{cfg.epochs}",
-                f"{r.train_error:.2f}", f"{r.test_error:.2f}",
-            )  # fmt: skip
+                cfg.name,
+                str(cfg.seed),
+                f"{r.epoch}/{cfg.epochs}",
+                f"{r.train_error:.2f}",
+                f"{r.test_error:.2f}",
+            )
         return Group(self.sweep, self.runs, table)
 
     def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None:
@@ -109,7 +121,7 @@ class LiveReporter:
         self.last[cfg.run_id] = (cfg, r)
         self.live.update(self._render())
 
-    def end_run(self, cfg: RunConfig, status: str) -> None:
+    def end_run(self, cfg: RunConfig, status: Status) -> None:
         self.runs.remove_task(self.bars.pop(cfg.run_id))
         self.sweep.advance(self.sweep_task)
 
@@ -124,3 +136,12 @@ def reporter(console: Console, runs: int) -> Reporter:
     if console.is_terminal and sys.stdout.isatty():
         return LiveReporter(console, runs)
     return LineReporter(console)
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `2 h 07 min`: how long something takes, as a person reads it."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"

@@ -68,18 +68,32 @@ def _pm(mean: float, std: float, seeds: int) -> str:
 
 
 def rows(nets: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = ["net", "seeds", "epochs", "final test err %", "best test err %", "final train err %",
-              "params", "wall time"]  # fmt: skip
+    header = [
+        "net",
+        "seeds",
+        "epochs",
+        "final test err %",
+        "best test err %",
+        "final train err %",
+        "params",
+        "wall time",
+    ]
     body = []
     for n in nets.to_dict("records"):
         seeds = int(n["seeds"])
-        body.append([
-            str(n["label"]), str(seeds), str(int(n["epochs"])),
-            *(_pm(n[f"{c}_mean"], n[f"{c}_std"], seeds)
-              for c in ("final_test_error", "best_test_error", "final_train_error")),
-            f"{int(n['params']):,}" if str(n["params"]).strip() not in ("", "nan") else "",
-            f"{n['wall_seconds_mean']:.0f} s",
-        ])  # fmt: skip
+        body.append(
+            [
+                str(n["label"]),
+                str(seeds),
+                str(int(n["epochs"])),
+                *(
+                    _pm(n[f"{c}_mean"], n[f"{c}_std"], seeds)
+                    for c in ("final_test_error", "best_test_error", "final_train_error")
+                ),
+                f"{int(n['params']):,}" if str(n["params"]).strip() not in ("", "nan") else "",
+                f"{n['wall_seconds_mean']:.0f} s",
+            ]
+        )
     return header, body
 
 

@@ -12,26 +12,71 @@ import io
 import math
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from resdepth.config import RUN_FIELDS, added_fields
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS
 
-METRICS_COLUMNS = (
-    "run_id", "arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed", "epoch",
-    "iteration", "lr", "train_loss", "train_error", "test_loss", "test_error", "val_loss",
-    "val_error", "epoch_seconds", "images_per_second",
-)  # fmt: skip
+
+class Status(StrEnum):
+    """A run's state in runs.csv."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    DIVERGED = "diverged"  # the loss went non-finite; rerunning the same seed would diverge again
+    FAILED = "failed"  # an exception, or a worker that kept dying
+    INTERRUPTED = "interrupted"  # Ctrl-C; the next sweep resumes it
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.COMPLETED, Status.DIVERGED)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One finished epoch of one run: the metrics.csv columns after the run's own."""
+
+    epoch: int
+    iteration: int
+    lr: float
+    train_loss: float
+    train_error: float
+    test_loss: float
+    test_error: float
+    val_loss: float | None
+    val_error: float | None
+    epoch_seconds: float
+    images_per_second: float
+
+
+# The run fields repeated on every metrics.csv row: what names the net and its data.
+NET_COLUMNS = ("arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed")
+METRICS_COLUMNS = ("run_id", *NET_COLUMNS, *(f.name for f in fields(EpochRecord)))
 RUNS_COLUMNS = (
-    "run_id", "arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed", "train_subset",
-    "val_split", "test_subset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "warmup",
-    "precision", "params", "status", "epochs_done", "final_train_error", "final_test_error",
-    "best_test_error", "wall_seconds", "device", "threads", "torch_version", "resdepth_version", "started_at",
-    "ended_at", "error",
-)  # fmt: skip
+    "run_id",
+    *(f.name for f in RUN_FIELDS),
+    "params",
+    "status",
+    "epochs_done",
+    "final_train_error",
+    "final_test_error",
+    "best_test_error",
+    "wall_seconds",
+    "device",
+    "threads",
+    "torch_version",
+    "resdepth_version",
+    "started_at",
+    "ended_at",
+    "error",
+)
+
 # `resdepth diagnose` writes one CSV per measurement into <results>/diagnostics/, whole each time.
 DIAGNOSTICS = "diagnostics"
 _NET = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
@@ -50,9 +95,8 @@ DIAGNOSTICS_COLUMNS = {
     ),
 }
 # Columns added after results folders already existed, with what an older row meant by them.
-ADDED_COLUMNS = {"norm": "bn", "activation": "relu", "threads": ""}
+ADDED_COLUMNS = {**added_fields(), "threads": ""}
 TEXT_COLUMNS = ("run_id", "arch", "family", "shortcut", "norm", "activation", "dataset")
-STATUSES = ("completed", "diverged", "failed", "running", "interrupted")
 METRICS = "metrics.csv"
 RUNS = "runs.csv"
 
@@ -229,8 +273,11 @@ def write_diagnostics(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -
 def read_diagnostics(out: Path) -> dict[str, pd.DataFrame]:
     """The diagnostics CSVs a results folder has, by measurement."""
     folder = out / DIAGNOSTICS
-    return {name: read_csv(folder / f"{name}.csv", columns)
-            for name, columns in DIAGNOSTICS_COLUMNS.items() if (folder / f"{name}.csv").is_file()}  # fmt: skip
+    return {
+        name: read_csv(folder / f"{name}.csv", columns)
+        for name, columns in DIAGNOSTICS_COLUMNS.items()
+        if (folder / f"{name}.csv").is_file()
+    }
 
 
 def read_runs(out: Path) -> dict[str, dict[str, str]]:

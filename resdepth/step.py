@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdepth.config import RunConfig
+from resdepth.config import CROP_PADDING, RunConfig
 from resdepth.data.augment import Normalizer, crop_flip
+from resdepth.errors import UserError
 
 # Eager steps before a CUDA graph is captured: cuDNN times its algorithms, the momentum buffers and
 # the compiled kernels come into being, none of which may happen during capture.
@@ -32,6 +33,14 @@ class Engine:
 
     compile: bool = False  # torch.compile the model for full batches
     cuda_graphs: bool = True  # replay full batches from a CUDA graph when the device is CUDA
+
+    @classmethod
+    def asked(cls, compile: bool, cuda_graphs: bool | None, device: torch.device, executor: str) -> Engine:
+        """What the options ask for (CUDA graphs by default); graphs asked for by name where runs train
+        on this machine without CUDA is a one-line error."""
+        if cuda_graphs and executor == "local" and device.type != "cuda":
+            raise UserError(f"--cuda-graphs needs a CUDA device, and this machine trains on {device}")
+        return cls(compile=compile, cuda_graphs=cuda_graphs is not False)
 
     @property
     def label(self) -> str:
@@ -56,8 +65,14 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.SGD:
     """The paper's SGD. On CUDA the fused kernel (one launch for all parameters, and the only SGD that
     takes its learning rate from a device tensor, which a CUDA graph needs); elsewhere foreach."""
     fused = next(model.parameters()).device.type == "cuda"
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay, foreach=not fused, fused=fused)  # fmt: skip
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        foreach=not fused,
+        fused=fused,
+    )
 
 
 def update(
@@ -134,7 +149,7 @@ class Stepper:
         """One step; the returned loss and count stay on the device, and a graphed step's are
         overwritten by the next step, so read or accumulate them before calling again."""
         if generator is not None:
-            images = crop_flip(images, generator)[0]
+            images = crop_flip(images, generator, CROP_PADDING)[0]
         if len(labels) != self.batch_size:
             return update(self.model, self.optimizer, images, labels, self.normalize, self.precision)
         self.steps += 1

@@ -1,7 +1,8 @@
 """A sweep: expand the grid, find what is done, estimate the rest, and hand the rest to an executor.
 
-This module's `Writer` is the single writer of a results folder: training, wherever it runs, only
-reports epochs back to it.
+`prepare` plans (nothing trains, nothing is written on a dry run); `run` trains what the plan left to
+do. This module's `Writer` is the single writer of a results folder: training, wherever it runs,
+only reports epochs back to it.
 """
 
 from __future__ import annotations
@@ -15,18 +16,27 @@ import torch
 
 import resdepth
 from resdepth import results
+from resdepth.checkpoints import load_checkpoint
 from resdepth.config import RunConfig, SweepConfig, expand
 from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset, load, resolve_root
+from resdepth.device import pick_device, resolve_precision
 from resdepth.errors import UserError
-from resdepth.executors import MAX_ATTEMPTS, Event, Executor, Task
+from resdepth.executors import (
+    MAX_ATTEMPTS,
+    EpochDone,
+    Executor,
+    Outcome,
+    Progress,
+    Task,
+    make_executor,
+)
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
 from resdepth.progress import Reporter
-from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, make_optimizer
-from resdepth.train import build, load_checkpoint
-
-FINISHED = ("completed", "diverged")  # a diverged run would diverge again with the same seed
+from resdepth.results import Status
+from resdepth.step import Engine, Stepper, make_optimizer
+from resdepth.train import build
 
 
 @dataclass
@@ -46,14 +56,14 @@ class PlannedRun:
 class Sweep:
     """The datasets a sweep needs, its runs, and where their results go."""
 
-    def __init__(self, cfg: SweepConfig, offline: bool = False) -> None:
+    def __init__(self, cfg: SweepConfig) -> None:
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.datasets: dict[str, Dataset] = {}
         for arch in cfg.arch:
             name = cfg.dataset_for(arch)
             if name not in self.datasets:
-                self.datasets[name] = load(name, cfg.data_dir, offline=offline)
+                self.datasets[name] = load(name, cfg.data_dir, offline=cfg.offline)
         self._splits: dict[tuple[str, int], Dataset] = {}
         sizes = {name: len(self.split(name, cfg.seeds[0]).train_y) for name in self.datasets}
         self.runs = expand(cfg, sizes)
@@ -82,8 +92,7 @@ class Sweep:
             spec = cfg.spec(data.num_classes, data.channels, data.size)
             check_memory(spec, cfg.batch_size)
             params = count_params(build_model(spec))
-            row = known.get(cfg.run_id, {})
-            finished = row.get("status") in FINISHED
+            finished = known.get(cfg.run_id, {}).get("status") in (Status.COMPLETED, Status.DIVERGED)
             state = None if finished else load_checkpoint(self.checkpoint(cfg), cfg.run_id)
             done = int(state["epoch"]) if state else 0
             planned.append(PlannedRun(cfg, params, done, finished or done >= cfg.epochs))
@@ -113,8 +122,14 @@ def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engi
     warm. Compilation is left out: its kernels run about as fast as a graph's, and it takes minutes."""
     model = build(cfg, data, device).train()
     optimizer = make_optimizer(model, cfg)
-    step = Stepper(model, optimizer, Normalizer(data.mean, data.std, device), cfg.precision,
-                   replace(engine, compile=False), cfg.batch_size)  # fmt: skip
+    step = Stepper(
+        model,
+        optimizer,
+        Normalizer(data.mean, data.std, device),
+        cfg.precision,
+        replace(engine, compile=False),
+        cfg.batch_size,
+    )
     step.set_lr(cfg.lr)
     g = torch.Generator(device=device).manual_seed(0)
     shape = (cfg.batch_size, data.channels, data.size, data.size)
@@ -129,12 +144,67 @@ def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engi
     return (time.perf_counter() - started) / (3 * cfg.batch_size)
 
 
-def duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+@dataclass
+class Plan:
+    """What `resdepth sweep` will do: the resolved config, every run's state, and where they train."""
+
+    cfg: SweepConfig
+    sweep: Sweep
+    runs: list[PlannedRun]
+    device: torch.device
+    engine: Engine
+    executor: Executor | None  # None on a dry run
+    estimate: float | None  # seconds, one run at a time; timed only for the local executor
+
+    @property
+    def todo(self) -> list[PlannedRun]:
+        return [p for p in self.runs if not p.finished]
+
+    @property
+    def where(self) -> str:
+        if self.cfg.executor == "ray":
+            at_once = self.executor.at_once if self.executor else "?"
+            return f"Ray ({at_once} at a time)"
+        return f"{self.device}, {self.cfg.jobs} at a time" if self.cfg.jobs != "1" else str(self.device)
+
+
+def prepare(cfg: SweepConfig, *, dry_run: bool = False) -> Plan:
+    """Resolve the device and precision, load the data and plan every run. Unless `dry_run`, also
+    check the results folder, start the executor and time the work left."""
+    device = pick_device(cfg.device)
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what run ids record
+    engine = Engine.asked(cfg.compile, cfg.cuda_graphs, device, cfg.executor)
+    if not dry_run:
+        results.check_folder(Path(cfg.out))
+    sweep = Sweep(cfg)
+    planned = sweep.plan()
+    if dry_run:
+        return Plan(cfg, sweep, planned, device, engine, None, None)
+    executor = make_executor(cfg, device, lambda c: sweep.split(c.dataset, c.seed))
+    estimate = sweep.estimate_seconds(planned, device, engine) if cfg.executor == "local" else None
+    return Plan(cfg, sweep, planned, device, engine, executor, estimate)
+
+
+def run(plan: Plan, report: Reporter) -> list[Outcome]:
+    """Train every unfinished run of the plan; returns how each run it touched ended."""
+    assert plan.executor is not None, "a dry-run plan trains nothing"
+    cfg, sweep = plan.cfg, plan.sweep
+    (sweep.out / "sweep.toml").write_text(cfg.to_toml())
+    data_dir = None if cfg.dataset == "synthetic" else str(resolve_root(cfg.data_dir).absolute())
+    tasks = [
+        Task(
+            cfg=p.cfg,
+            data_dir=data_dir,
+            checkpoint=str(sweep.checkpoint(p.cfg).absolute()),
+            device=plan.executor.device,
+            threads=plan.executor.threads,
+            engine=plan.engine,
+        )
+        for p in plan.todo
+    ]
+    writer = Writer(sweep, plan.runs, report)
+    plan.executor.run(tasks, writer, cfg.fail_fast)
+    return writer.outcomes
 
 
 def _now() -> str:
@@ -164,11 +234,11 @@ class Writer:
         self.out = sweep.out
         self.report = report
         self.params = {p.cfg.run_id: p.params for p in planned}
-        self.planned_epochs = {p.cfg.run_id: p.done_epochs for p in planned}  # read by plan()
+        self.planned_epochs = {p.cfg.run_id: p.done_epochs for p in planned}  # the checkpoints plan() saw
         self.total = sum(not p.finished for p in planned)
         self.index: dict[str, int] = {}
         self.base: dict[str, dict[str, object]] = {}
-        self.outcomes: list[tuple[RunConfig, str, str]] = []
+        self.outcomes: list[Outcome] = []
 
     def start(self, task: Task) -> None:
         """Also on a retry: the rows past the checkpoint go, and the new attempt writes them again."""
@@ -180,7 +250,7 @@ class Writer:
             done = int(state["epoch"]) if state else 0
         started = self.base.get(cfg.run_id, {}).get("started_at", _now())
         base = self.base[cfg.run_id] = {
-            **{k: v for k, v in asdict(cfg).items() if k != "milestones"},
+            **cfg.fields(),
             "run_id": cfg.run_id,
             "milestones": " ".join(f"{m:g}" for m in cfg.milestones),
             "params": self.params[cfg.run_id],
@@ -189,58 +259,32 @@ class Writer:
             "torch_version": torch.__version__,
             "resdepth_version": resdepth.__version__,
             "started_at": started,
-        }  # fmt: skip
+        }
         results.drop_rows_after(self.out, cfg.run_id, done)
-        results.write_run(self.out, {**base, "status": "running", "epochs_done": done})
+        results.write_run(self.out, {**base, "status": Status.RUNNING, "epochs_done": done})
         index = self.index.setdefault(cfg.run_id, len(self.index) + 1)
         self.report.start_run(cfg, index, self.total, done + 1)
 
-    def event(self, task: Task, event: Event) -> None:
-        if event[0] == "epoch":
-            results.append_metrics(self.out, {**self.base[task.cfg.run_id], **asdict(event[1])})
-            self.report.epoch(task.cfg, event[1])
-        elif event[0] == "progress":
-            self.report.step(task.cfg, *event[1:])
+    def event(self, task: Task, event: EpochDone | Progress) -> None:
+        match event:
+            case EpochDone(record):
+                results.append_metrics(self.out, {**self.base[task.cfg.run_id], **asdict(record)})
+                self.report.epoch(task.cfg, record)
+            case Progress(iteration, epoch, lr):
+                self.report.step(task.cfg, iteration, epoch, lr)
 
-    def end(self, task: Task, status: str, error: str) -> None:
+    def end(self, task: Task, status: Status, error: str) -> None:
         cfg = task.cfg
+        summary = _summary_fields(self.out, cfg.run_id)
         results.write_run(
             self.out,
-            {**self.base[cfg.run_id], **_summary_fields(self.out, cfg.run_id), "status": status,
-             "ended_at": _now(), "error": error},
-        )  # fmt: skip
+            {**self.base[cfg.run_id], **summary, "status": status, "ended_at": _now(), "error": error},
+        )
         self.report.end_run(cfg, status)
-        self.outcomes.append((cfg, status, error))
+        self.outcomes.append(Outcome(cfg, status, error))
 
     def retry(self, task: Task, reason: str) -> None:
         self.report.note(
             f"{task.cfg.name} seed {task.cfg.seed}: {reason}; attempt {task.attempt + 1} of "
             f"{MAX_ATTEMPTS} resumes from its last checkpoint"
         )
-
-
-def run_sweep(
-    sweep: Sweep,
-    planned: list[PlannedRun],
-    executor: Executor,
-    report: Reporter,
-    fail_fast: bool = False,
-    engine: Engine = DEFAULT_ENGINE,
-) -> list[tuple[RunConfig, str, str]]:
-    """Train every unfinished run; returns (run, status, error) for each run it touched."""
-    data_dir = None if sweep.cfg.dataset == "synthetic" else str(resolve_root(sweep.cfg.data_dir).absolute())
-    tasks = [
-        Task(
-            p.cfg,
-            data_dir,
-            str(sweep.checkpoint(p.cfg).absolute()),
-            executor.device,
-            executor.threads,
-            engine,
-        )
-        for p in planned
-        if not p.finished
-    ]
-    writer = Writer(sweep, planned, report)
-    executor.run(tasks, writer, fail_fast)
-    return writer.outcomes

@@ -10,10 +10,8 @@ which is what makes a resumed run write exactly the rows an uninterrupted one wo
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +19,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdepth.config import WARMUP_ERROR, WARMUP_MAX_ITERATIONS, WARMUP_WINDOW, RunConfig
+from resdepth.checkpoints import load_checkpoint, save_checkpoint
+from resdepth.config import (
+    LR_DECAY,
+    WARMUP_ERROR,
+    WARMUP_LR_DIVISOR,
+    WARMUP_MAX_ITERATIONS,
+    WARMUP_WINDOW,
+    RunConfig,
+)
 from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset
-from resdepth.errors import UserError
+from resdepth.device import on_device
 from resdepth.models import build_model
-from resdepth.models.summary import check_memory, count_params
+from resdepth.models.summary import check_memory
+from resdepth.results import EpochRecord
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, autocast, make_optimizer
 
 EVAL_BATCH = 1000
@@ -38,60 +45,11 @@ class Diverged(Exception):
     """The loss became NaN or infinite; the epoch's row is written before this is raised."""
 
 
-@dataclass
-class EpochRecord:
-    epoch: int
-    iteration: int
-    lr: float
-    train_loss: float
-    train_error: float
-    test_loss: float
-    test_error: float
-    val_loss: float | None
-    val_error: float | None
-    epoch_seconds: float
-    images_per_second: float
-
-
-def pick_device(name: str) -> torch.device:
-    """The device `name` means on this machine; one that is not here is a one-line error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(
-            f"--device {name}: torch sees no CUDA GPU on this machine "
-            "(with --executor ray, --device auto gives runs the cluster's GPUs)"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"--device {name}: this machine has no Apple MPS device")
-    return device
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """auto: bf16 where it runs fast (CUDA capability >= 8.0, CPUs with AMX or AVX512-BF16), else fp32."""
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
-    if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return "fp32"
-        return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
-    return "fp32"
-
-
 class Schedule:
     """Step decay by 10 at fractions of training, after the optional warm-up at lr/10.
 
-    The warm-up ends once the mean error of the last WARMUP_WINDOW mini-batches is below 80% (a
-    single batch can dip below by chance), or after 400 iterations.
+    The warm-up ends once the mean error of the last WARMUP_WINDOW mini-batches is below
+    WARMUP_ERROR (a single batch can dip below by chance), or after WARMUP_MAX_ITERATIONS.
     """
 
     def __init__(self, cfg: RunConfig, iterations_per_epoch: int) -> None:
@@ -103,8 +61,8 @@ class Schedule:
 
     def lr(self, iteration: int) -> float:
         if self.warmup_end is None or iteration < self.warmup_end:
-            return self.base / 10
-        return self.base * 0.1 ** sum(iteration >= m for m in self.milestones)
+            return self.base / WARMUP_LR_DIVISOR
+        return self.base * LR_DECAY ** sum(iteration >= m for m in self.milestones)
 
     def observe(self, iteration: int, train_error: float) -> None:
         if self.warmup_end is not None:
@@ -150,41 +108,11 @@ def evaluate(
     return loss.item() / n, 100.0 * wrong.item() / n
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Temporary file, then rename: a kill leaves the previous checkpoint or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a damaged checkpoint means starting the run over, not crashing the sweep
-        return None
-    return state if state.get("run_id") == run_id else None
-
-
 def build(cfg: RunConfig, data: Dataset, device: torch.device) -> nn.Module:
     spec = cfg.spec(data.num_classes, data.channels, data.size)
     check_memory(spec, cfg.batch_size)
     torch.manual_seed(cfg.seed)
     return on_device(build_model(spec), device)
-
-
-def on_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """Channels-last on `device`; on CUDA, cuDNN benchmark mode, since every batch has one shape
-    and timing the convolution algorithms once pays back within the first epoch."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    return model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def train_run(
@@ -195,8 +123,8 @@ def train_run(
     on_epoch: Callable[[EpochRecord], None],
     on_progress: Callable[[int, int, float], None] | None = None,
     engine: Engine = DEFAULT_ENGINE,
-) -> int:
-    """Train (or resume) one run, calling `on_epoch` with each finished epoch. Returns the params.
+) -> None:
+    """Train (or resume) one run, calling `on_epoch` with each finished epoch.
 
     `on_epoch` runs before the checkpoint is saved: a kill between the two leaves a row past the
     checkpoint, which the sweep drops on resume and the resumed run writes again, identically.
@@ -204,7 +132,6 @@ def train_run(
     if cfg.batch_size > len(data.train_y):
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(data.train_y)} training images")
     model = build(cfg, data, device)
-    params = count_params(model)
     optimizer = make_optimizer(model, cfg)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
@@ -254,9 +181,20 @@ def train_run(
             val_loss, val_error = evaluate(model, *val, normalize, device, cfg.precision)
         seconds = time.perf_counter() - started
         on_epoch(
-            EpochRecord(epoch, iteration, lr, train_loss, train_error, test_loss, test_error,
-                        val_loss, val_error, seconds, n / train_seconds)
-        )  # fmt: skip
+            EpochRecord(
+                epoch=epoch,
+                iteration=iteration,
+                lr=lr,
+                train_loss=train_loss,
+                train_error=train_error,
+                test_loss=test_loss,
+                test_error=test_error,
+                val_loss=val_loss,
+                val_error=val_error,
+                epoch_seconds=seconds,
+                images_per_second=n / train_seconds,
+            )
+        )
         if not math.isfinite(train_loss):
             raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
         save_checkpoint(
@@ -270,4 +208,3 @@ def train_run(
                 "optimizer": optimizer.state_dict(),
             },
         )
-    return params

@@ -8,6 +8,7 @@ import random
 import torch
 
 from resdepth.benchmarks import textbook
+from resdepth.config import CROP_PADDING
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.models import NetSpec, build_model
 from resdepth.step import update
@@ -41,7 +42,9 @@ def test_batched_and_per_sample_augmentation_have_the_same_distribution() -> Non
         0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
     )
     n = 4000
-    batched = crop_flip(image.expand(n, -1, -1, -1), torch.Generator().manual_seed(2))[0].float()
+    batched = crop_flip(image.expand(n, -1, -1, -1), torch.Generator().manual_seed(2), CROP_PADDING)[
+        0
+    ].float()
     random.seed(3)
     ds = textbook.AugmentedImages(image.expand(n, -1, -1, -1), torch.zeros(n, dtype=torch.long))
     per_sample = torch.stack([ds[i][0] for i in range(n)])

@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from resdepth.config import CROP_PADDING
 from resdepth.data import readers, store
 from resdepth.data.augment import crop_flip
 from resdepth.data.download import MIRROR_ENV, download, download_file, safe_extract
@@ -276,7 +277,7 @@ def test_extraction_refuses_paths_that_escape(tmp_path: Path) -> None:
 
 def test_crops_lie_inside_the_padded_image_and_flips_are_mirrors() -> None:
     images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8)
-    out, offsets, flips = crop_flip(images, torch.Generator().manual_seed(1))
+    out, offsets, flips = crop_flip(images, torch.Generator().manual_seed(1), CROP_PADDING)
     assert out.shape == images.shape and out.dtype == torch.uint8
     assert offsets.min() >= 0 and offsets.max() <= 8
     padded = F.pad(images, (4, 4, 4, 4))
@@ -290,11 +291,11 @@ def test_crops_lie_inside_the_padded_image_and_flips_are_mirrors() -> None:
 
 def test_about_half_the_images_are_flipped_and_seeds_repeat() -> None:
     images = torch.randint(0, 256, (10_000, 3, 32, 32), dtype=torch.uint8)
-    a = crop_flip(images, torch.Generator().manual_seed(7))
-    b = crop_flip(images, torch.Generator().manual_seed(7))
+    a = crop_flip(images, torch.Generator().manual_seed(7), CROP_PADDING)
+    b = crop_flip(images, torch.Generator().manual_seed(7), CROP_PADDING)
     assert 4_800 < int(a[2].sum()) < 5_200  # +-4 sigma of Binomial(10000, 0.5)
     assert torch.equal(a[0], b[0])
-    c = crop_flip(images, torch.Generator().manual_seed(8))
+    c = crop_flip(images, torch.Generator().manual_seed(8), CROP_PADDING)
     assert not torch.equal(a[0], c[0])
 
 

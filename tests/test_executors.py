@@ -16,9 +16,9 @@ import torch
 
 from resdepth import results
 from resdepth.config import RunConfig, SweepConfig
-from resdepth.executors import MAX_ATTEMPTS, make_executor
-from resdepth.sweep import Sweep, run_sweep
-from resdepth.train import EpochRecord, pick_device
+from resdepth.executors import MAX_ATTEMPTS, Outcome
+from resdepth.results import EpochRecord
+from resdepth.sweep import prepare, run
 
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
 # Four runs; one thread per run everywhere, because CPU reductions round differently with more.
@@ -62,15 +62,13 @@ class KillingReporter:
 
 def sweep_with(
     out: Path, executor: str, report: KillingReporter, epochs: int = 5, **options: object
-) -> list[tuple[RunConfig, str, str]]:
+) -> list[Outcome]:
     """One ResNet-8 run of `epochs` epochs on 1,000 synthetic images: about a second an epoch."""
     cfg = SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=epochs, train_subset=1000,
-                      batch_size=100, seeds=[0], device="cpu", out=str(out))  # fmt: skip
-    results.check_folder(out)
-    sw = Sweep(cfg)
-    device = pick_device("cpu")
-    pool = make_executor(executor, device, "cpu", lambda c: sw.split(c.dataset, c.seed), threads=1, **options)  # type: ignore[arg-type]
-    return run_sweep(sw, sw.plan(), pool, report)
+                      batch_size=100, seeds=[0], device="cpu", out=str(out), executor=executor, threads=1,
+                      **options)  # type: ignore[arg-type]  # fmt: skip
+    cfg.validate()
+    return run(prepare(cfg), report)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from resdepth.config import SweepConfig, expand
+from resdepth.config import CROP_PADDING, SweepConfig, expand
 from resdepth.data.augment import Normalizer, crop_flip
+from resdepth.device import on_device
 from resdepth.models import NetSpec, build_model
 from resdepth.step import WARM_STEPS, Engine, Stepper, make_optimizer, update
-from resdepth.train import on_device
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 Steps = tuple[list[float], list[int], list[list[torch.Tensor]]]  # losses, wrong counts, weights per step
@@ -75,7 +75,7 @@ def test_eager_stepper_is_one_plain_step_and_follows_the_lr() -> None:
     # The stepper's first step is exactly a plain crop-flip + update of the same net and batch.
     model, optimizer, normalize = fresh_net(torch.device("cpu"))
     x, y = batches()[0]
-    cropped = crop_flip(x, torch.Generator().manual_seed(2))[0]
+    cropped = crop_flip(x, torch.Generator().manual_seed(2), CROP_PADDING)[0]
     loss, _ = update(model, optimizer, cropped, y, normalize, "fp32")
     assert loss.item() == losses[0]
 

@@ -211,14 +211,14 @@ def test_diverged_run_keeps_its_rows_and_the_sweep_goes_on(cli, tmp_path: Path) 
 def test_a_failing_run_is_marked_and_the_others_complete(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = executors.train_run
+    real = executors.base.train_run
 
     def flaky(cfg, *args, **kwargs):  # type: ignore[no-untyped-def]
         if cfg.arch == "plain":
             raise RuntimeError("simulated out of memory")
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(executors, "train_run", flaky)
+    monkeypatch.setattr(executors.base, "train_run", flaky)
     out = tmp_path / "r"
     r = cli("sweep", *TINY, "--epochs", "1", "--out", str(out))
     assert r.code == 1

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from resdepth.benchmarks import textbook
-from resdepth.config import SweepConfig, epochs_for, expand, read_toml
+from resdepth.config import SweepConfig, check_precision, epochs_for, expand, read_toml
 from resdepth.data.augment import Normalizer
-from resdepth.models import NetSpec, build_model
+from resdepth.device import device_name, on_device, pick_device, resolve_precision
+from resdepth.errors import UserError
+from resdepth.models import NetSpec, build_model, validate
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, make_optimizer
-from resdepth.train import on_device
 
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 PAPER_EPOCHS = 164
@@ -67,8 +68,18 @@ def _median_rate(
     return statistics.median(rates)
 
 
-def measure(arch: str, depth: int, device: torch.device, precision: str, seconds: float, batch: int = 128,
-            norm: str = "bn", activation: str = "relu", engine: Engine = DEFAULT_ENGINE) -> Measurement:  # fmt: skip
+def measure(
+    arch: str,
+    depth: int,
+    device: torch.device,
+    precision: str,
+    seconds: float,
+    *,
+    batch: int = 128,
+    norm: str = "bn",
+    activation: str = "relu",
+    engine: Engine = DEFAULT_ENGINE,
+) -> Measurement:
     """Both loops on the same net (same init), each for `seconds` after its warm-up."""
     spec = NetSpec(arch, depth, norm=norm, activation=activation)
     g = torch.Generator().manual_seed(0)
@@ -109,24 +120,17 @@ def measure(arch: str, depth: int, device: torch.device, precision: str, seconds
 
     theirs = _median_rate(slow, batch, seconds, sync)
     label = Engine(engine.compile, step.graphed).label
-    return Measurement(arch, depth, str(device), precision, ours, theirs, norm, activation, label)
-
-
-def device_name(device: torch.device) -> str:
-    """The card or processor the figures belong to, as a README should name it."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "cpu":
-        try:
-            info = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return f"CPU, {torch.get_num_threads()} threads"
-        model = next(
-            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-            "CPU",
-        )
-        return f"{model}, {torch.get_num_threads()} threads"
-    return str(device)
+    return Measurement(
+        arch=arch,
+        depth=depth,
+        device=str(device),
+        precision=precision,
+        resdepth=ours,
+        textbook=theirs,
+        norm=norm,
+        activation=activation,
+        engine=label,
+    )
 
 
 def epoch_seconds(rate: float) -> float:
@@ -154,3 +158,45 @@ def paper_sweep_seconds(measured: list[Measurement], attr: str) -> float:
     runs_per_depth = len(paper.arch) * len(paper.seeds)
     per_image = [max(intercept + slope * d, 1e-9) for d in paper.depth]
     return sum(epochs * epoch_seconds(1.0 / c) * runs_per_depth for c in per_image)
+
+
+@dataclass
+class Bench:
+    """What `resdepth bench` measured, and on what."""
+
+    hardware: str
+    measurements: list[Measurement]
+    paper_sweep_seconds: dict[str, float]  # by loop: resdepth, textbook
+
+
+def run(
+    archs: list[str],
+    depths: list[int],
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    seconds: float = 10.0,
+    norm: str = "bn",
+    activation: str = "relu",
+    compile: bool = False,
+    cuda_graphs: bool | None = None,
+) -> Bench:
+    """Both loops on every arch x depth, and the projected paper sweep."""
+    for a in archs:
+        if a not in ("plain", "resnet"):
+            raise UserError(f"bench measures plain and resnet nets, not {a!r}")
+        for d in depths:
+            validate(NetSpec(a, d, norm=norm, activation=activation))
+    check_precision(precision)
+    if not seconds > 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    dev = pick_device(device)
+    prec = resolve_precision(precision, dev)
+    engine = Engine.asked(compile, cuda_graphs, dev, "local")
+    measured = [
+        measure(a, d, dev, prec, seconds, norm=norm, activation=activation, engine=engine)
+        for a in archs
+        for d in depths
+    ]
+    paper = {k: paper_sweep_seconds(measured, k) for k in ("resdepth", "textbook")}
+    return Bench(device_name(dev), measured, paper)

@@ -41,8 +41,14 @@ def batches(
     images: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless shuffled batches, one DataLoader epoch after another."""
-    loader = DataLoader(AugmentedImages(images, labels), batch_size=batch_size, shuffle=True,
-                        num_workers=2, drop_last=True, persistent_workers=True)  # fmt: skip
+    loader = DataLoader(
+        AugmentedImages(images, labels),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=2,
+        drop_last=True,
+        persistent_workers=True,
+    )
     while True:
         yield from loader
 

@@ -1,4 +1,4 @@
-"""He et al. §4.2's augmentation on whole batches: 4-px zero padding, random 32x32 crop, random flip.
+"""He et al. §4.2's augmentation on whole batches: zero padding, random 32x32 crop, random flip.
 
 One gather does crop and flip for the batch at once, on whatever device the images live on, so there
 is no per-sample Python loop and no worker process. Padding is in uint8 pixel space (black), before
@@ -10,13 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PAD = 4
-
 
 def crop_flip(
-    images: torch.Tensor, generator: torch.Generator, pad: int = PAD
+    images: torch.Tensor, generator: torch.Generator, pad: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random crops and flips of uint8 images (N, C, H, W); also returns offsets (N, 2) and flips (N,)."""
+    """Random crops of uint8 images (N, C, H, W) padded by `pad` pixels, and random flips; also
+    returns offsets (N, 2) and flips (N,)."""
     n, c, h, w = images.shape
     device = images.device
     padded = F.pad(images, (pad, pad, pad, pad))

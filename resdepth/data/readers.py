@@ -71,11 +71,16 @@ def _cifar_batch(obj: dict[bytes, Any], label_key: bytes, label: str, n: int, cl
 CIFAR_LAYOUT = {
     # name: (train members, test member, meta member, label key, names key, images per member, classes)
     "cifar10": (
-        [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta",
-        b"labels", b"label_names", 10000, 10,
+        [f"data_batch_{i}" for i in range(1, 6)],
+        "test_batch",
+        "batches.meta",
+        b"labels",
+        b"label_names",
+        10000,
+        10,
     ),
     "cifar100": (["train"], "test", "meta", b"fine_labels", b"fine_label_names", 50000, 100),
-}  # fmt: skip
+}
 
 
 def read_cifar(name: str, path: Path, folder: str) -> tuple[Split, Split, list[str]]:
@@ -119,8 +124,11 @@ def read_cifar(name: str, path: Path, folder: str) -> tuple[Split, Split, list[s
         ]
         test = _cifar_batch(
             _load_pickle(opener(test_member), f"{path}/{test_member}"),
-            label_key, f"{path}/{test_member}", 10000, classes,
-        )  # fmt: skip
+            label_key,
+            f"{path}/{test_member}",
+            10000,
+            classes,
+        )
         meta = _load_pickle(opener(meta_member), f"{path}/{meta_member}")
     finally:
         if archive is not None:

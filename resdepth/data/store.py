@@ -64,6 +64,21 @@ class Dataset:
     def per_class(self, labels: torch.Tensor) -> list[int]:
         return torch.bincount(labels, minlength=self.num_classes).tolist()
 
+    def facts(self) -> dict[str, object]:
+        """What `resdepth data info` shows: where it is, split sizes, balance, statistics, classes."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "train": len(self.train_y),
+            "test": len(self.test_y),
+            "shape": [self.channels, self.size, self.size],
+            "train_per_class": self.per_class(self.train_y),
+            "test_per_class": self.per_class(self.test_y),
+            "mean": [round(m, 4) for m in self.mean],
+            "std": [round(s, 4) for s in self.std],
+            "classes": list(self.classes),
+        }
+
     def split(
         self, train_subset: int | None, val_split: int | None, seed: int, test_subset: int | None = None
     ) -> Dataset:
@@ -131,8 +146,9 @@ def _source_files(name: str, source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     if name == "mnist":
-        found = [readers.mnist_file(source, stem) for pair in readers.MNIST_FILES.values()
-                 for stem in pair[:2]]  # fmt: skip
+        found = [
+            readers.mnist_file(source, stem) for pair in readers.MNIST_FILES.values() for stem in pair[:2]
+        ]
         return sorted(p for p in found if p is not None)
     return sorted(p for p in source.iterdir() if p.is_file())
 
@@ -222,9 +238,16 @@ def _read_cache(path: Path, fingerprint: str) -> Dataset | None:
         if blob["fingerprint"] != fingerprint:
             return None
         return Dataset(
-            blob["name"], blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"],
-            tuple(blob["classes"]), tuple(blob["mean"]), tuple(blob["std"]), blob["source"],
-        )  # fmt: skip
+            blob["name"],
+            blob["train_x"],
+            blob["train_y"],
+            blob["test_x"],
+            blob["test_y"],
+            tuple(blob["classes"]),
+            tuple(blob["mean"]),
+            tuple(blob["std"]),
+            blob["source"],
+        )
     except Exception:  # a corrupt or foreign cache file is simply rebuilt
         return None
 
@@ -232,10 +255,17 @@ def _read_cache(path: Path, fingerprint: str) -> Dataset | None:
 def _write_cache(path: Path, fingerprint: str, d: Dataset) -> bool:
     """Best effort: a cache that cannot be written only costs a re-parse next time."""
     blob = {
-        "fingerprint": fingerprint, "name": d.name, "train_x": d.train_x, "train_y": d.train_y,
-        "test_x": d.test_x, "test_y": d.test_y, "classes": list(d.classes), "mean": list(d.mean),
-        "std": list(d.std), "source": d.source,
-    }  # fmt: skip
+        "fingerprint": fingerprint,
+        "name": d.name,
+        "train_x": d.train_x,
+        "train_y": d.train_y,
+        "test_x": d.test_x,
+        "test_y": d.test_y,
+        "classes": list(d.classes),
+        "mean": list(d.mean),
+        "std": list(d.std),
+        "source": d.source,
+    }
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

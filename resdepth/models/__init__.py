@@ -8,13 +8,23 @@ from torch import nn
 
 from resdepth.errors import UserError
 from resdepth.models.classic import alexnet, lenet5, vgg16
-from resdepth.models.resnet import ACTIVATIONS, DEFAULT_SHORTCUT, FAMILIES, NORMS, build_resnet, layout
+from resdepth.models.resnet import (
+    ACTIVATIONS,
+    DEFAULT_SHORTCUT,
+    DEFAULT_WIDTH,
+    FAMILIES,
+    NORMS,
+    SHORTCUTS,
+    ResNet,
+    layout,
+)
 
 RESIDUAL_ARCHS = ("plain", "resnet")
 CLASSIC_DEPTHS = {"lenet5": 5, "alexnet": 8, "vgg16": 16}
 ARCHS = RESIDUAL_ARCHS + tuple(CLASSIC_DEPTHS)
 # The size each classic net was designed for; used when no dataset fixes the input.
 ORIGINAL_INPUT = {"lenet5": (1, 32), "alexnet": (3, 227), "vgg16": (3, 224)}
+CLASSIC_BUILDERS = {"lenet5": lenet5, "alexnet": alexnet, "vgg16": vgg16}
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ class NetSpec:
 
     @property
     def resolved_width(self) -> int:
-        return self.width if self.width is not None else (16 if self.family == "cifar" else 64)
+        return self.width if self.width is not None else DEFAULT_WIDTH.get(self.family, 16)
 
     @property
     def resolved_shortcut(self) -> str:
@@ -58,38 +68,82 @@ def check_arch(arch: str) -> None:
 
 
 def validate(spec: NetSpec) -> None:
-    """Raise a UserError for a spec that cannot be built, without allocating anything."""
+    """The one check of a spec: a UserError for anything that cannot be built, before allocating."""
     check_arch(spec.arch)
     if spec.arch in CLASSIC_DEPTHS:
         if spec.depth != CLASSIC_DEPTHS[spec.arch]:
             raise UserError(f"{spec.arch} has a fixed depth of {CLASSIC_DEPTHS[spec.arch]}")
         return
-    if spec.family not in FAMILIES:
-        raise UserError(f"unknown family {spec.family!r}; valid: {', '.join(FAMILIES)}")
-    if spec.norm not in NORMS:
-        raise UserError(f"unknown norm {spec.norm!r}; valid: {', '.join(NORMS)}")
-    if spec.activation not in ACTIVATIONS:
-        raise UserError(f"unknown activation {spec.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+    for name, value, valid in (
+        ("family", spec.family, FAMILIES),
+        ("norm", spec.norm, NORMS),
+        ("activation", spec.activation, tuple(ACTIVATIONS)),
+        ("shortcut", spec.resolved_shortcut, SHORTCUTS),
+    ):
+        if value not in valid:
+            raise UserError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+    if spec.resolved_width < 1:
+        raise UserError(f"width must be a positive number of channels, got {spec.resolved_width}")
     layout(spec.family, spec.depth, spec.resolved_width)
 
 
 def build_model(spec: NetSpec) -> nn.Module:
     validate(spec)
-    if spec.arch == "lenet5":
-        return lenet5(spec.num_classes, spec.in_channels, spec.input_size)
-    if spec.arch == "alexnet":
-        return alexnet(spec.num_classes, spec.in_channels, spec.input_size)
-    if spec.arch == "vgg16":
-        return vgg16(spec.num_classes, spec.in_channels, spec.input_size)
-    return build_resnet(
+    if spec.arch in CLASSIC_BUILDERS:
+        return CLASSIC_BUILDERS[spec.arch](spec.num_classes, spec.in_channels, spec.input_size)
+    return ResNet(
+        layout(spec.family, spec.depth, spec.resolved_width),
         residual=spec.arch == "resnet",
-        depth=spec.depth,
-        family=spec.family,
-        width=spec.width,
-        shortcut=spec.shortcut,
+        shortcut=spec.resolved_shortcut,
         num_classes=spec.num_classes,
         in_channels=spec.in_channels,
         input_size=spec.input_size,
+        stem_width=spec.resolved_width,
         norm=spec.norm,
         act=spec.activation,
     )
+
+
+def specs(
+    archs: list[str],
+    depths: list[int],
+    *,
+    family: str = "cifar",
+    width: int | None = None,
+    shortcut: str | None = None,
+    norm: str = "bn",
+    activation: str = "relu",
+    shape: tuple[int, int, int] | None = None,
+    input_size: int | None = None,
+    classes: int | None = None,
+) -> list[NetSpec]:
+    """Every arch x depth (a classic net at its fixed depth), validated. `shape` is a dataset's
+    (channels, size, classes); without one, a residual net sees CIFAR-10 and a classic net the input
+    it was designed for. `input_size` and `classes` override either."""
+    for a in archs:
+        check_arch(a)
+    out = []
+    for a in archs:
+        if shape is not None:
+            channels, size, n_classes = shape
+        elif a in CLASSIC_DEPTHS:
+            channels, size = ORIGINAL_INPUT[a]
+            n_classes = 10 if a == "lenet5" else 1000
+        else:
+            channels, size, n_classes = 3, 32, 10
+        for d in [CLASSIC_DEPTHS[a]] if a in CLASSIC_DEPTHS else depths:
+            spec = NetSpec(
+                a,
+                d,
+                family=family,
+                width=width,
+                shortcut=shortcut,
+                num_classes=classes or n_classes,
+                in_channels=channels,
+                input_size=input_size or size,
+                norm=norm,
+                activation=activation,
+            )
+            validate(spec)
+            out.append(spec)
+    return out

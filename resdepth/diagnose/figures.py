@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from resdepth.plot import PALETTE, figure_path, save
+from resdepth.style import PALETTE, figure_path, save
 
 
 def _style(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -103,8 +103,15 @@ def lesion_figure(lesion: pd.DataFrame) -> Figure:
         colour, line = style[str(net)]
         intact = rows.loc[rows["kind"] == "intact", "error"].mean()
         single = rows[rows["kind"] == "single"].groupby("block")["error"].mean()
-        single_ax.plot(single.index.to_numpy(float), single.to_numpy(), color=colour, linestyle=line,
-                       marker="o", markersize=3, label=f"{net} (intact {intact:.1f}%)")  # fmt: skip
+        single_ax.plot(
+            single.index.to_numpy(float),
+            single.to_numpy(),
+            color=colour,
+            linestyle=line,
+            marker="o",
+            markersize=3,
+            label=f"{net} (intact {intact:.1f}%)",
+        )
         random = rows[rows["kind"] == "random"].groupby("k")["error"]
         mean, std = random.mean(), random.std(ddof=0).fillna(0)
         ks = np.concatenate([[0], mean.index.to_numpy(float)])
@@ -128,9 +135,11 @@ def lesion_figure(lesion: pd.DataFrame) -> Figure:
 def identity_figure(identity: pd.DataFrame) -> Figure:
     """Test error of each net and of the net grown by zeroed blocks; bars labelled with max |Δ|."""
     nets = identity.groupby("net", sort=False).agg(
-        error=("error", "mean"), grown_error=("grown_error", "mean"), diff=("max_abs_diff", "max"),
+        error=("error", "mean"),
+        grown_error=("grown_error", "mean"),
+        diff=("max_abs_diff", "max"),
         grown_to=("grown_to", "first"),
-    )  # fmt: skip
+    )
     fig = Figure(figsize=(max(6.0, 1.6 * len(nets)), 4.2), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(nets))
@@ -140,8 +149,14 @@ def identity_figure(identity: pd.DataFrame) -> Figure:
     )
     tops = np.maximum(nets["error"].to_numpy(float), nets["grown_error"].to_numpy(float))
     for i, (diff, top) in enumerate(zip(nets["diff"].to_numpy(float), tops, strict=True)):
-        ax.annotate(f"max |Δlogit| {diff:.2g}", (i, top), textcoords="offset points", xytext=(0, 4),
-                    ha="center", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"max |Δlogit| {diff:.2g}",
+            (i, top),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            fontsize=8,
+        )
     ax.set_xticks(x, [str(n) for n in nets.index], fontsize=8)
     ax.set_ylabel("test error (%)")
     ax.set_ylim(0, 100)
@@ -152,11 +167,18 @@ def identity_figure(identity: pd.DataFrame) -> Figure:
     return fig
 
 
-FIGURES = {"grads": grads_figure, "responses": responses_figure, "lesion": lesion_figure,
-           "identity": identity_figure}  # fmt: skip
+FIGURES = {
+    "grads": grads_figure,
+    "responses": responses_figure,
+    "lesion": lesion_figure,
+    "identity": identity_figure,
+}
 
 
-def write(folder: Path, tables: dict[str, pd.DataFrame], out: Path | None = None) -> list[Path]:
+def write_figures(folder: Path, tables: dict[str, pd.DataFrame], out: Path | None = None) -> list[Path]:
     """One figure per diagnostics table that has rows."""
-    return [save(FIGURES[name](frame), figure_path(folder, out, name))
-            for name, frame in tables.items() if not frame.empty]  # fmt: skip
+    return [
+        save(FIGURES[name](frame), figure_path(folder, out, name))
+        for name, frame in tables.items()
+        if not frame.empty
+    ]

@@ -1,0 +1,81 @@
+"""Which device a run trains on, in which precision, and how the figures name that hardware."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from resdepth.errors import UserError
+
+
+def pick_device(name: str) -> torch.device:
+    """The device `name` means on this machine; one that is not here is a one-line error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"--device {name}: torch sees no CUDA GPU on this machine "
+            "(with --executor ray, --device auto gives runs the cluster's GPUs)"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: this machine has no Apple MPS device")
+    return device
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """auto: bf16 where it runs fast (CUDA capability >= 8.0, CPUs with AMX or AVX512-BF16), else fp32."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
+    if device.type == "cpu":
+        flags = _cpuinfo()
+        return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
+    return "fp32"
+
+
+def device_name(device: torch.device) -> str:
+    """The card or processor the figures belong to, as a README should name it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in _cpuinfo().splitlines()
+                if line.startswith("model name")
+            ),
+            "CPU",
+        )
+        return f"{model}, {torch.get_num_threads()} threads"
+    return str(device)
+
+
+def on_device(model: nn.Module, device: torch.device) -> nn.Module:
+    """Channels-last on `device`; on CUDA, cuDNN benchmark mode, since every batch has one shape
+    and timing the convolution algorithms once pays back within the first epoch."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1

@@ -1,0 +1,319 @@
+"""Why ResNets work, measured on one net: gradients per layer, layer responses (He et al. Fig. 7),
+lesions (Veit et al. 2016) and the identity argument.
+
+Every measurement runs in fp32 on batches that are not augmented. Gradients are taken in train mode,
+as training sees them (BatchNorm on batch statistics); everything else in eval mode, as a test sees
+the net. Each returns rows of its diagnostics CSV (`results.DIAGNOSTICS_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resdepth.data.augment import Normalizer
+from resdepth.data.store import Dataset
+from resdepth.errors import UserError
+from resdepth.models import NetSpec, build_model
+from resdepth.models.resnet import BasicBlock, Block, Bottleneck, ResNet
+from resdepth.train import EVAL_BATCH
+
+GRAD_BATCHES = 4  # mini-batches of 128 training images whose gradient norms are averaged
+BATCH = 128
+LESION_SAMPLES = 8  # random draws of k deleted blocks, for each k
+LESION_MAX_K = 8
+
+
+@dataclass
+class Net:
+    """One net to diagnose: a fresh one, or a run's checkpoint."""
+
+    spec: NetSpec
+    seed: int
+    state: str  # "init" or "epoch N"
+    model: ResNet
+    run_id: str = ""
+
+    @property
+    def key(self) -> dict[str, object]:
+        """The columns every diagnostics row starts with."""
+        return {
+            "net": self.spec.name,
+            "arch": self.spec.arch,
+            "depth": self.spec.depth,
+            "norm": self.spec.norm,
+            "activation": self.spec.activation,
+            "seed": self.seed,
+            "state": self.state,
+            "run_id": self.run_id,
+        }
+
+
+# --- 1. gradient norms per layer --------------------------------------------------------------
+
+
+def weighted_layers(model: ResNet) -> list[tuple[str, nn.Conv2d | nn.Linear]]:
+    """Convs and the classifier from input to output; projection shortcuts are not layers of depth."""
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d | nn.Linear) and "shortcut" not in name
+    ]
+
+
+def grad_norms(net: Net, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, object]]:
+    """The L2 norm of each layer's weight gradient, averaged over mini-batches, in train mode."""
+    model = copy.deepcopy(net.model).train()  # train-mode BN would move the net's running stats
+    layers = weighted_layers(model)
+    sums = [0.0] * len(layers)
+    batches = 0
+    # Saturated sigmoids without BN make gradients denormal, which CPUs compute 10x slower;
+    # flushed to zero they still read as vanished.
+    flushed = torch.set_flush_denormal(True)
+    try:
+        for i in range(0, min(len(y), GRAD_BATCHES * BATCH), BATCH):
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x[i : i + BATCH]), y[i : i + BATCH]).backward()
+            for j, (_, m) in enumerate(layers):
+                assert m.weight.grad is not None
+                sums[j] += float(m.weight.grad.norm())
+            batches += 1
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+    return [
+        {
+            **net.key,
+            "layer": j + 1,
+            "name": name,
+            "grad_norm": sums[j] / batches,
+            "weight_norm": float(m.weight.detach().norm()),
+        }
+        for j, (name, m) in enumerate(layers)
+    ]
+
+
+# --- 2. layer responses (He et al. Fig. 7) ----------------------------------------------------
+
+
+def response_points(model: ResNet) -> list[tuple[str, nn.Module]]:
+    """The output of every 3x3 conv after its BN, before the nonlinearity or the addition."""
+    points: list[tuple[str, nn.Module]] = (
+        [("stem", model.stem[1])] if model.stem[0].kernel_size == (3, 3) else []
+    )
+    for s, stage in enumerate(model.stages(), start=1):
+        for b, block in enumerate(stage):
+            if isinstance(block, BasicBlock):
+                points += [(f"stage{s}.{b}.bn1", block.bn1), (f"stage{s}.{b}.bn2", block.bn2)]
+            elif isinstance(block, Bottleneck):
+                points.append((f"stage{s}.{b}.bn2", block.bn2))
+    return points
+
+
+@torch.no_grad()
+def responses(net: Net, x: torch.Tensor) -> list[dict[str, object]]:
+    """The std of each 3x3 layer's response over all test images, positions and channels."""
+    points = response_points(net.model)
+    moments = [torch.zeros(3, dtype=torch.float64) for _ in points]
+
+    def hook(i: int) -> Callable[[nn.Module, Any, torch.Tensor], None]:
+        def record(_: nn.Module, __: Any, out: torch.Tensor) -> None:
+            # Read at once: the in-place ReLU that follows would overwrite the tensor.
+            o = out.double()
+            moments[i] += torch.stack(
+                [torch.tensor(float(o.numel()), dtype=torch.float64), o.sum(), (o * o).sum()]
+            )
+
+        return record
+
+    handles = [m.register_forward_hook(hook(i)) for i, (_, m) in enumerate(points)]
+    try:
+        net.model.eval()
+        for i in range(0, len(x), EVAL_BATCH):
+            net.model(x[i : i + EVAL_BATCH])
+    finally:
+        for h in handles:
+            h.remove()
+    rows = []
+    for i, (name, _) in enumerate(points):
+        n, s, ss = moments[i].tolist()
+        rows.append({**net.key, "layer": i + 1, "name": name, "std": max(ss / n - (s / n) ** 2, 0.0) ** 0.5})
+    return rows
+
+
+# --- 3. lesions (Veit et al. 2016) ------------------------------------------------------------
+
+
+class _Deleted(nn.Module):
+    """A block without its residual branch: what is left is its shortcut (and the activation after
+    the addition); for a plain block, nothing (the identity), which needs equal shapes."""
+
+    def __init__(self, block: Block) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.block.shortcut is None:
+            return x
+        # clone: the in-place ReLU must not write into x, which an identity shortcut passes through
+        out: torch.Tensor = self.block.relu(self.block.shortcut(x).clone())
+        return out
+
+
+class BlockRef(NamedTuple):
+    """Where a block sits, and whether a plain net could lose it too (it keeps its input's shape)."""
+
+    stage: nn.Sequential
+    position: int
+    keeps_shape: bool
+
+
+def blocks(model: ResNet) -> list[BlockRef]:
+    out = []
+    for stage in model.stages():
+        for i, block in enumerate(stage):
+            assert isinstance(block, Block)
+            out.append(BlockRef(stage, i, block.keeps_shape))
+    return out
+
+
+@contextmanager
+def deleted(model: ResNet, which: list[BlockRef]) -> Iterator[None]:
+    saved = [(ref.stage, ref.position, ref.stage[ref.position]) for ref in which]
+    for stage, i, block in saved:
+        assert isinstance(block, Block)
+        stage[i] = _Deleted(block)
+    try:
+        yield
+    finally:
+        for stage, i, original in saved:
+            stage[i] = original
+
+
+@torch.no_grad()
+def error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    wrong = sum(
+        int((model(x[i : i + EVAL_BATCH]).argmax(1) != y[i : i + EVAL_BATCH]).sum())
+        for i in range(0, len(y), EVAL_BATCH)
+    )
+    return 100.0 * wrong / len(y)
+
+
+def lesions(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> list[dict[str, object]]:
+    """Test error intact, without each single block, and without k random blocks (k = 1..8).
+
+    Random deletions draw from the blocks that keep their shape, which a plain net can lose too; a
+    residual net's downsampling blocks are deleted only singly (their shortcut remains).
+    """
+    model = net.model
+    every = blocks(model)
+    rows: list[dict[str, object]] = [
+        {**net.key, "kind": "intact", "block": "", "k": 0, "sample": 0, "error": error(model, x, y)}
+    ]
+    for n, entry in enumerate(every, start=1):
+        if not entry.keeps_shape and model.residual is False:
+            continue  # a plain block that changes the shape has nothing to leave behind
+        with deleted(model, [entry]):
+            rows.append(
+                {**net.key, "kind": "single", "block": n, "k": 1, "sample": 0, "error": error(model, x, y)}
+            )
+    pool = [e for e in every if e.keeps_shape]
+    rng = random.Random(seed)
+    for k in range(1, min(LESION_MAX_K, len(pool)) + 1):
+        for sample in range(LESION_SAMPLES):
+            with deleted(model, rng.sample(pool, k)):
+                rows.append(
+                    {
+                        **net.key,
+                        "kind": "random",
+                        "block": "",
+                        "k": k,
+                        "sample": sample,
+                        "error": error(model, x, y),
+                    }
+                )
+    return rows
+
+
+# --- 4. identity ------------------------------------------------------------------------------
+
+
+def grown(net: Net) -> ResNet:
+    """The net with one more block at the end of every stage, whose last normalisation (or, with
+    no normalisation, last conv) is zero: a residual block then adds nothing to its shortcut."""
+    spec = net.spec
+    if spec.family != "cifar":
+        raise UserError("the identity check grows cifar-family nets (6 layers: one block per stage)")
+    bigger = replace(spec, depth=spec.depth + 6)
+    torch.manual_seed(net.seed)
+    model = build_model(bigger)
+    assert isinstance(model, ResNet)
+    missing, unexpected = model.load_state_dict(net.model.state_dict(), strict=False)
+    assert not unexpected
+    for stage in model.stages():
+        block = stage[len(stage) - 1]
+        assert isinstance(block, Block)
+        block.zero_residual_()
+    return model.eval()
+
+
+@torch.no_grad()
+def identity(net: Net, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, object]]:
+    """Outputs of the net and of the net grown by zeroed blocks, on the same test images."""
+    big = grown(net)
+    net.model.eval()
+    diff = 0.0
+    spread = 0.0
+    for i in range(0, len(x), EVAL_BATCH):
+        a, b = net.model(x[i : i + EVAL_BATCH]), big(x[i : i + EVAL_BATCH])
+        diff = max(diff, float((a - b).abs().max()))
+        spread = max(spread, float(b.std(0).max()))  # 0 when the grown net ignores its input
+    return [
+        {
+            **net.key,
+            "grown_to": net.spec.depth + 6,
+            "max_abs_diff": diff,
+            "bitwise_equal": diff == 0.0,
+            "grown_output_spread": spread,
+            "error": error(net.model, x, y),
+            "grown_error": error(big, x, y),
+        }
+    ]
+
+
+# --- the measurements by name -------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    """Normalised training images (for gradients) and test images (for the rest), fp32."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def inputs(data: Dataset) -> Inputs:
+    normalize = Normalizer(data.mean, data.std, "cpu")
+    n = GRAD_BATCHES * BATCH
+    return Inputs(normalize(data.train_x[:n]), data.train_y[:n], normalize(data.test_x), data.test_y)
+
+
+Rows = list[dict[str, object]]
+MEASURES: dict[str, Callable[[Net, Inputs], Rows]] = {
+    "grads": lambda net, d: grad_norms(net, d.train_x, d.train_y),
+    "responses": lambda net, d: responses(net, d.test_x),
+    "lesion": lambda net, d: lesions(net, d.test_x, d.test_y),
+    "identity": lambda net, d: identity(net, d.test_x, d.test_y),
+}
+WHAT = tuple(MEASURES)

@@ -1,0 +1,208 @@
+"""Running the measurements: on fresh nets (the init a run with that seed starts from) or on a sweep's
+checkpoints, writing `diagnostics/*.csv` and their figures, and the summary the terminal shows."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from resdepth import results
+from resdepth.checkpoints import load_checkpoint
+from resdepth.data.sources import SHAPES
+from resdepth.data.store import Dataset, load
+from resdepth.diagnose.figures import write_figures
+from resdepth.diagnose.measures import MEASURES, Inputs, Net, Rows, grad_norms, inputs
+from resdepth.errors import UserError
+from resdepth.models import NetSpec, build_model, validate
+from resdepth.models.resnet import ResNet
+
+Tables = dict[str, Rows]
+
+
+def fresh(spec: NetSpec, seed: int) -> Net:
+    """The net as a run with this seed starts (the sweep seeds torch the same way before building)."""
+    if spec.arch not in ("plain", "resnet"):
+        raise UserError(f"diagnose measures plain and resnet nets, not {spec.arch!r}")
+    validate(spec)
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    assert isinstance(model, ResNet)
+    return Net(spec, seed, "init", model.eval())
+
+
+def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
+    """(at init, trained) for every plain/resnet run of a results folder that has a checkpoint."""
+    runs = results.read_runs(folder)
+    if not runs:
+        raise UserError(f"{folder} has no {results.RUNS}; give a results folder a sweep wrote")
+    found = False
+    for run_id, row in runs.items():
+        if row["arch"] not in ("plain", "resnet"):
+            continue
+        state = load_checkpoint(folder / "checkpoints" / f"{run_id}.pt", run_id)
+        if state is None:
+            continue
+        channels, size, classes = SHAPES[row["dataset"]]
+        spec = NetSpec(
+            row["arch"],
+            int(row["depth"]),
+            family=row["family"],
+            width=int(row["width"]),
+            shortcut=row["shortcut"],
+            num_classes=classes,
+            in_channels=channels,
+            input_size=size,
+            norm=row.get("norm") or "bn",
+            activation=row.get("activation") or "relu",
+        )
+        init = fresh(spec, int(row["seed"]))
+        init.run_id = run_id
+        trained = copy.deepcopy(init)
+        trained.model.load_state_dict(state["model"])
+        trained.state = f"epoch {int(state['epoch'])}"
+        found = True
+        yield init, trained, row
+    if not found:
+        raise UserError(f"{folder} has no checkpoint of a plain or resnet run to diagnose")
+
+
+def measure(net: Net, data: Inputs, what: list[str]) -> Tables:
+    return {name: MEASURES[name](net, data) for name in what}
+
+
+def diagnose_results(
+    folder: Path,
+    what: list[str],
+    data_dir: str | None,
+    test_subset: int | None,
+    progress: Callable[[str], None],
+) -> Tables:
+    """Gradients at init and at the checkpoint; the rest on the trained nets only."""
+    tables: Tables = {w: [] for w in what}
+    datasets: dict[str, Dataset] = {}
+    for init, trained, row in from_results(folder):
+        name = row["dataset"]
+        if name not in datasets:
+            datasets[name] = load(name, data_dir, offline=True)
+        subset = test_subset or _int(row.get("test_subset"))
+        split = datasets[name].split(
+            _int(row.get("train_subset")), _int(row.get("val_split")), init.seed, subset
+        )
+        data = inputs(split)
+        progress(f"{trained.spec.name} seed {trained.seed} ({trained.run_id}, {trained.state})")
+        if "grads" in what:
+            tables["grads"] += grad_norms(init, data.train_x, data.train_y)
+        for key, rows in measure(trained, data, what).items():
+            tables[key] += rows
+    return tables
+
+
+def diagnose_fresh(
+    specs: list[NetSpec], seeds: list[int], what: list[str], data: Dataset, progress: Callable[[str], None]
+) -> Tables:
+    tables: Tables = {w: [] for w in what}
+    batches = inputs(data)
+    for spec in specs:
+        for seed in seeds:
+            net = fresh(spec, seed)
+            progress(f"{spec.name} seed {seed} (init)")
+            for key, rows in measure(net, batches, what).items():
+                tables[key] += rows
+    return tables
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+@dataclass
+class Diagnosis:
+    folder: Path  # where diagnostics/ and figures/ went
+    tables: Tables
+    written: list[Path]
+
+
+def run(
+    results_path: Path | None = None,
+    *,
+    specs: list[NetSpec] | None = None,
+    seeds: list[int] | None = None,
+    what: list[str],
+    dataset: str = "cifar10",
+    data_dir: str | None = None,
+    test_subset: int | None = None,
+    out: Path | None = None,
+    offline: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Diagnosis:
+    """Measure a results folder's checkpoints (`results_path`) or fresh `specs` x `seeds`, and write
+    the CSVs and figures: into the results folder, or into `out` (default results/diagnose)."""
+    for w in what:
+        if w not in MEASURES:
+            raise UserError(f"--what takes {', '.join(MEASURES)}; got {w!r}")
+    if test_subset is not None and test_subset <= 0:
+        raise UserError(f"--test-subset must be a positive number, got {test_subset}")
+    if results_path is not None:
+        if not results_path.is_dir():
+            raise UserError(f"{results_path} is not a folder; give a results folder a sweep wrote")
+        folder = results_path
+        tables = diagnose_results(folder, what, data_dir, test_subset, progress)
+    else:
+        for spec in specs or []:
+            fresh(spec, 0)  # every net is checked before any data is loaded
+        data = load(dataset, data_dir, offline=offline).split(None, None, 0, test_subset)
+        folder = out or Path("results/diagnose")
+        results.check_folder(folder)
+        tables = diagnose_fresh(specs or [], seeds or [0], what, data, progress)
+    written = [results.write_diagnostics(folder, name, rows) for name, rows in tables.items()]
+    frames = {name: frame for name, frame in results.read_diagnostics(folder).items() if name in tables}
+    written += write_figures(folder, frames)
+    return Diagnosis(folder, tables, written)
+
+
+def summaries(tables: Tables) -> dict[str, pd.DataFrame]:
+    """One line per net and state for each measurement, mean over seeds: what the terminal shows."""
+    out: dict[str, pd.DataFrame] = {}
+    for name, rows in tables.items():
+        if not rows:
+            continue
+        f = pd.DataFrame(rows)
+        keys = ["net", "state"]
+        if name == "grads":
+            first = f[f["layer"] == 1].groupby(keys)["grad_norm"].mean()
+            last = f[f["layer"] == f.groupby(["net", "state", "seed"])["layer"].transform("max")]
+            last_mean = last.groupby(keys)["grad_norm"].mean()
+            out[name] = pd.DataFrame(
+                {"first layer": first, "classifier": last_mean, "first / classifier": first / last_mean}
+            )
+        elif name == "responses":
+            g = f.groupby(keys)["std"]
+            out[name] = pd.DataFrame({"mean std": g.mean(), "max std": g.max()})
+        elif name == "lesion":
+            g = f.groupby(["net", "state", "kind"])["error"]
+            table = g.mean().unstack("kind")
+            table["worst single"] = f[f["kind"] == "single"].groupby(keys)["error"].max()
+            top = f[f["kind"] == "random"]
+            top = top[top["k"] == top.groupby(["net", "state"])["k"].transform("max")]
+            table["k deleted"] = top.groupby(keys)["k"].max()
+            table["error, k deleted"] = top.groupby(keys)["error"].mean()
+            out[name] = table.rename(columns={"intact": "intact error", "single": "mean single"}).drop(
+                columns=["random"], errors="ignore"
+            )
+        elif name == "identity":
+            by = f.groupby(keys)
+            out[name] = pd.DataFrame(
+                {
+                    "grown to": by["grown_to"].first(),
+                    "max |Δlogit|": by["max_abs_diff"].max(),
+                    "error": by["error"].mean(),
+                    "grown error": by["grown_error"].mean(),
+                }
+            )
+        out[name] = out[name].reindex(pd.MultiIndex.from_frame(f[keys].drop_duplicates()))  # measured order
+    return out

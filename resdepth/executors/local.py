@@ -1,0 +1,112 @@
+"""`--jobs N`: runs train in N worker processes on this machine, on the CPU or round-robin on its GPUs."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from multiprocessing import connection, get_context
+from typing import Any
+
+import torch
+
+from resdepth.device import available_cpus
+from resdepth.errors import UserError
+from resdepth.executors.base import Event, Pool, RunEnded, WorkerCrashed, run_task
+
+
+def _process_main(conn: connection.Connection) -> None:
+    """A worker process: trains the runs it is sent until told to stop. Each event goes down the
+    pipe at once, so an epoch's row reaches the driver even if a kill follows."""
+    try:
+        while (task := conn.recv()) is not None:
+            conn.send(run_task(task, None, conn.send))
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C reaches the whole process group; the driver reports it
+        pass
+    finally:
+        conn.close()
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: connection.Connection
+    busy: bool = False
+
+
+class LocalPool(Pool):
+    """One worker process per slot, kept for run after run (torch and the data load once per
+    worker) and started again when one dies. A run's handle is its slot."""
+
+    def __init__(self, slots: list[str], threads: int) -> None:
+        super().__init__(slots, threads)
+        # spawn, not fork: a forked copy of a process that already ran torch can deadlock.
+        self.context = get_context("spawn")
+        self.workers: dict[int, _Worker] = {}
+
+    def submit(self, task: Any, slot: int) -> int:
+        if slot not in self.workers:
+            here, there = self.context.Pipe()
+            process = self.context.Process(target=_process_main, args=(there,), daemon=True)
+            process.start()
+            there.close()  # the child holds the only other end: its exit means end of file here
+            self.workers[slot] = _Worker(process, here)
+        self.workers[slot].conn.send(task)
+        self.workers[slot].busy = True
+        return slot
+
+    def wait(self, handles: list[int]) -> list[tuple[int, Event]]:
+        ready = set(connection.wait([self.workers[h].conn for h in handles], timeout=1.0))
+        events: list[tuple[int, Event]] = []
+        for h in handles:
+            w = self.workers[h]
+            if w.conn not in ready:
+                continue
+            try:
+                while w.busy and w.conn.poll():
+                    event = w.conn.recv()
+                    events.append((h, event))
+                    w.busy = not isinstance(event, RunEnded)
+            except EOFError:  # the process is gone; whatever it sent came before this
+                w.process.join()
+                w.conn.close()
+                events.append((h, WorkerCrashed(f"worker process died (exit code {w.process.exitcode})")))
+                del self.workers[h]
+        return events
+
+    def cancel(self, handles: list[int]) -> None:
+        for h in handles:
+            self.workers[h].process.terminate()
+        for h in handles:
+            self.workers.pop(h).process.join(timeout=10)
+
+    def close(self) -> None:
+        """Idle workers are told to stop; a busy one (only after an error in the driver) is ended."""
+        for w in self.workers.values():
+            if w.busy:
+                w.process.terminate()
+            else:
+                with suppress(OSError):
+                    w.conn.send(None)
+        for w in self.workers.values():
+            w.process.join(timeout=10)
+        self.workers.clear()
+
+
+def local_slots(device: torch.device, jobs: str, runs_per_gpu: int) -> list[str]:
+    """The device of each of the `--jobs` slots (a positive number or auto): GPUs round-robin,
+    `runs_per_gpu` runs on each."""
+    if device.type == "cuda":
+        gpus = (
+            [f"cuda:{i}" for i in range(torch.cuda.device_count())] if device.index is None else [str(device)]
+        )
+        most = len(gpus) * runs_per_gpu
+        n = most if jobs == "auto" else int(jobs)
+        if n > most:
+            raise UserError(
+                f"--jobs {n} is more than {len(gpus)} GPU(s) x --runs-per-gpu {runs_per_gpu}; "
+                "raise --runs-per-gpu to share a GPU between more runs"
+            )
+        return [gpus[i % len(gpus)] for i in range(n)]
+    # On CPU a small net cannot use many threads well: one run per 4 cores keeps them all busy.
+    n = max(1, available_cpus() // 4) if jobs == "auto" else int(jobs)
+    return [str(device)] * n

@@ -1,0 +1,122 @@
+"""`--executor ray`: each run is a plain Ray task on a cluster (or a private local instance)."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shutil
+import tempfile
+from typing import Any
+
+from resdepth.device import available_cpus
+from resdepth.errors import UserError
+from resdepth.executors.base import Event, Pool, RunEnded, Task, WorkerCrashed, run_task
+
+
+def _ray_main(task: Task, queue: Any) -> RunEnded:
+    """A Ray task: events go to the driver through a Ray queue; `put` returns once it holds them."""
+    key = (task.cfg.run_id, task.attempt)
+    return run_task(task, None, lambda event: queue.put((key, event)))
+
+
+class RayPool(Pool):
+    """`--executor ray`: each run is a plain Ray task with the resources asked for."""
+
+    def __init__(
+        self,
+        address: str | None,
+        cpus_per_run: float,
+        gpus_per_run: float | None,
+        device: str,
+        threads: int | None,
+    ) -> None:
+        try:
+            import ray
+            from ray.util.queue import Queue
+        except ImportError:
+            raise UserError("--executor ray needs Ray: pip install 'resdepth[ray]'") from None
+        self.ray = ray
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage reports from this driver or its cluster
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        self.tmp: str | None = None
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:  # a private local instance: its files in a temporary folder, not ~
+            self.tmp = tempfile.mkdtemp(prefix="resdepth-ray-")
+            # Recent Ray secures a new local instance with a token it would save in ~/.ray; one in
+            # the environment, for this instance only, keeps the security and leaves home alone.
+            if "RAY_AUTH_MODE" not in os.environ:
+                os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+            options |= {"_temp_dir": self.tmp, "num_cpus": available_cpus(), "object_store_memory": 200 << 20}
+        try:
+            ray.init(address=address, **options)
+            nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+            if gpus_per_run is None:
+                has_gpus = any(n.get("GPU", 0) for n in nodes)
+                gpus_per_run = 1.0 if device in ("cuda", "auto") and has_gpus else 0.0
+            if device == "cuda" and not gpus_per_run:
+                raise UserError("--device cuda with --executor ray needs --gpus-per-run above 0")
+            if device in ("cpu", "mps") and gpus_per_run:
+                raise UserError(
+                    f"--device {device} and --gpus-per-run {gpus_per_run:g} contradict each other"
+                )
+            fits = [_fits(n, cpus_per_run, gpus_per_run) for n in nodes]
+            if not any(fits):
+                largest: dict[str, float] = max(
+                    nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={}
+                )
+                raise UserError(
+                    f"no Ray node has {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) for one run; "
+                    f"the largest has {largest.get('CPU', 0):g} CPU(s) and {largest.get('GPU', 0):g} GPU(s)"
+                )
+        except BaseException:
+            self.close()
+            raise
+        slots = ["cuda" if gpus_per_run else "cpu"] * sum(fits)
+        super().__init__(slots, threads or max(1, int(cpus_per_run)))
+        self.queue = Queue()
+        self.remote = ray.remote(_ray_main).options(
+            num_cpus=cpus_per_run,
+            num_gpus=gpus_per_run,
+            max_retries=0,  # retries are the Pool's
+        )
+        self.refs: dict[tuple[str, int], Any] = {}
+
+    def submit(self, task: Task, slot: int) -> Any:
+        ref = self.remote.remote(task, self.queue)
+        self.refs[(task.cfg.run_id, task.attempt)] = ref
+        return ref
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, Event]]:
+        ray = self.ray
+        ready, _ = ray.wait(handles, num_returns=len(handles), timeout=0.25)
+        events: list[tuple[Any, Event]] = []
+        # After ray.wait: a finished task's events were all put before it returned.
+        size = self.queue.qsize()
+        for key, event in self.queue.get_nowait_batch(size) if size else []:
+            if self.refs.get(key) in handles:  # else a stale event of a cancelled attempt
+                events.append((self.refs[key], event))
+        for ref in ready:
+            try:
+                events.append((ref, ray.get(ref)))
+            except ray.exceptions.RayError as exc:
+                events.append((ref, WorkerCrashed(f"Ray worker died ({exc.__class__.__name__})")))
+        return events
+
+    def cancel(self, handles: list[Any]) -> None:
+        for ref in handles:
+            self.ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if self.ray.is_initialized():
+            self.ray.shutdown()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:
+    """How many runs this node can hold at once."""
+    n = math.floor(node.get("CPU", 0) / cpus + 1e-9) if cpus else math.inf
+    if gpus:
+        n = min(n, math.floor(node.get("GPU", 0) / gpus + 1e-9))
+    return int(n) if n != math.inf else 1
