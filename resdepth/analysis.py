@@ -1,27 +1,70 @@
-"""Reading a results folder back for figures and tables: pandas on the CSVs, never live objects."""
+"""Reading a results folder back for figures and tables: pandas on the CSVs, never live objects.
+
+A folder can hold many sweeps. Runs are only ever averaged with runs of the same *recipe*: every
+setting that changes a run's numbers (everything its run id hashes) except the seed, and except what
+names the row of a table (arch and depth) or is decided per net (the warm-up under `--warmup auto`).
+`groups` splits a folder into its recipes; a classic net (LeNet-5, VGG-16), whose residual-net model
+options do not apply, joins every recipe it shares the data and the training recipe with.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from resdepth import results
+from resdepth.config import NOT_APPLICABLE, RUN_FIELDS
 from resdepth.errors import UserError
-from resdepth.models import NetSpec
+from resdepth.models import CLASSIC_DEPTHS, NetSpec
+from resdepth.results import Status
+
+# What makes two runs comparable: every hashed field but the seed, the row (arch, depth) and the
+# warm-up, which `--warmup auto` decides per depth within one sweep (a warmed-up row is labelled).
+RECIPE_FIELDS = tuple(f.name for f in RUN_FIELDS if f.name not in ("arch", "depth", "seed", "warmup"))
+MODEL_FIELDS = ("family", "width", "shortcut", "norm", "activation")  # NOT_APPLICABLE for classic nets
+PARTIAL_MARK = " *"  # on a net whose mean includes runs that did not complete (--include-partial)
 
 
 @dataclass
 class Loaded:
     folder: Path  # where figures go by default
-    metrics: pd.DataFrame
-    runs: pd.DataFrame  # empty when runs.csv is absent (e.g. a lone metrics.csv)
+    metrics: pd.DataFrame  # every logged row of the runs kept, with a `label` column
+    runs: pd.DataFrame  # one row per run, as text: runs.csv, or what metrics.csv tells without it
 
 
-def load(path: str | Path) -> Loaded:
-    """A results folder or a metrics.csv, with at least one finished epoch."""
+@dataclass
+class Group:
+    """The runs of one recipe: the only runs a table, a figure or a verdict may average."""
+
+    settings: dict[str, str]  # the recipe's values ("" where the folder does not say)
+    heading: str  # the settings in which it differs from the folder's other recipes ("" if alone)
+    metrics: pd.DataFrame  # rows of the runs its means include
+    left_out: pd.DataFrame  # runs that did not complete and are not in the means: their runs rows
+    runs: pd.DataFrame  # every run of the recipe, in the means or not
+
+    @property
+    def slug(self) -> str:
+        """A file-name form of the heading (empty for a folder of one recipe)."""
+        if not self.heading:
+            return ""
+        text = (
+            re.sub(r"[^A-Za-z0-9.=,-]+", "", self.heading.replace(" ", ""))
+            .replace("=", "-")
+            .replace(",", "_")
+        )
+        return text if len(text) <= 60 else hashlib.sha256(self.heading.encode()).hexdigest()[:8]
+
+
+def load(path: str | Path, *, where: Iterable[str] = ()) -> Loaded:
+    """A results folder or a metrics.csv, with at least one finished epoch; `where` (KEY=VALUE, on
+    the runs.csv columns) keeps only the runs that match every condition."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; give a results folder or its metrics.csv")
@@ -31,26 +74,110 @@ def load(path: str | Path) -> Loaded:
     metrics = results.read_metrics_file(csv)
     if metrics.empty:
         raise UserError(f"{csv} has no finished epoch yet")
-    runs_csv = folder / results.RUNS
-    runs = (
-        results.read_csv(runs_csv, results.RUNS_COLUMNS)
+    runs = _runs(folder / results.RUNS, metrics)
+    for condition in where:
+        runs = runs[_matches(runs, condition)]
+    metrics = metrics[metrics["run_id"].isin(runs["run_id"])].copy()
+    if metrics.empty:
+        raise UserError(f"no run of {path} matches --where {' '.join(where)}")
+    labels = {r["run_id"]: label_of(r) for r in runs.to_dict("records")}
+    metrics["label"] = metrics["run_id"].map(labels)
+    return Loaded(folder, metrics.reset_index(drop=True), runs.reset_index(drop=True))
+
+
+def _runs(runs_csv: Path, metrics: pd.DataFrame) -> pd.DataFrame:
+    """runs.csv as text; a run that metrics.csv has and runs.csv lacks gets what metrics.csv says of
+    it (its net and data) and an unknown status."""
+    known = (
+        results.read_csv(runs_csv, results.RUNS_COLUMNS, text=True)
         if runs_csv.is_file()
         else pd.DataFrame(columns=list(results.RUNS_COLUMNS))
     )
-    runs["run_id"] = runs["run_id"].astype(str)
-    metrics = metrics.copy()
-    metrics["label"] = [
-        NetSpec(str(a), int(d), norm=str(n), activation=str(f)).name
-        for a, d, n, f in zip(
-            metrics["arch"], metrics["depth"], metrics["norm"], metrics["activation"], strict=True
+    first = metrics.drop_duplicates("run_id")
+    missing = first[~first["run_id"].isin(known["run_id"])]
+    from_metrics = pd.DataFrame(
+        {c: missing[c].map(_text) if c in missing else "" for c in results.RUNS_COLUMNS}, index=missing.index
+    )
+    runs = pd.concat([known, from_metrics], ignore_index=True) if not from_metrics.empty else known
+    return runs.astype(str).replace("nan", "")
+
+
+def _text(value: object) -> str:
+    """A CSV value as runs.csv writes it (whole numbers without a trailing .0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _matches(runs: pd.DataFrame, condition: str) -> pd.Series:
+    key, sep, value = condition.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or key not in runs.columns:
+        raise UserError(
+            f"--where takes KEY=VALUE with KEY one of {', '.join(runs.columns)}; got {condition!r}"
         )
+    value = value.strip()
+    column = runs[key].astype(str)
+    try:
+        number = float(value)
+    except ValueError:
+        return column == value
+    return pd.to_numeric(column, errors="coerce").sub(number).abs().lt(1e-12) | (column == value)
+
+
+def label_of(run: Any) -> str:
+    """The net's label from its runs.csv row."""
+    arch, depth = str(run["arch"]), int(float(run["depth"]))
+    norm, activation = str(run["norm"]) or "bn", str(run["activation"]) or "relu"
+    return NetSpec(arch, depth, norm=norm, activation=activation).name
+
+
+def groups(loaded: Loaded, include_partial: bool = False) -> list[Group]:
+    """The folder's recipes, in the order their first run appears. Runs not `completed` (or of unknown
+    status, in a folder without runs.csv) are left out of the means unless `include_partial`."""
+    runs = loaded.runs
+    classic = runs["arch"].isin(CLASSIC_DEPTHS)
+    training = [f for f in RECIPE_FIELDS if f not in MODEL_FIELDS]
+    keys: dict[tuple[str, ...], list[int]] = {}
+    for i, r in runs[~classic].iterrows():
+        keys.setdefault(tuple(r[f] for f in RECIPE_FIELDS), []).append(i)  # type: ignore[arg-type]
+    for i, r in runs[classic].iterrows():
+        joined = [k for k in keys if all(k[RECIPE_FIELDS.index(f)] == r[f] for f in training)]
+        for k in joined or [tuple(r[f] for f in RECIPE_FIELDS)]:
+            keys.setdefault(k, []).append(i)  # type: ignore[arg-type]
+    differ = [
+        f for j, f in enumerate(RECIPE_FIELDS) if len({k[j] for k in keys if k[j] != NOT_APPLICABLE}) > 1
     ]
-    return Loaded(folder, metrics, runs)
+    out = []
+    for key, rows in keys.items():
+        settings = dict(zip(RECIPE_FIELDS, key, strict=True))
+        members = runs.loc[rows]
+        counted = members["status"].isin([Status.COMPLETED, ""]) | include_partial
+        metrics = loaded.metrics[loaded.metrics["run_id"].isin(members.loc[counted, "run_id"])].copy()
+        metrics["label"] = _labels(metrics, members, counted)
+        heading = ", ".join(f"{f}={settings[f]}" for f in differ if settings[f] != NOT_APPLICABLE)
+        out.append(Group(settings, heading, metrics, members[~counted], members))
+    return [g for g in out if not g.metrics.empty or not g.left_out.empty]
 
 
-def diverged_ids(loaded: Loaded) -> set[str]:
+def _labels(metrics: pd.DataFrame, members: pd.DataFrame, counted: pd.Series) -> pd.Series:
+    """Net labels, marked where the recipe warms up only some of its nets of an arch, and where a
+    mean includes runs that did not complete."""
+    warm = members.set_index("run_id")["warmup"]
+    mixed = len(set(warm[~members.set_index("run_id")["arch"].isin(CLASSIC_DEPTHS)])) > 1
+    partial = set(members.loc[counted & ~members["status"].isin([Status.COMPLETED, ""]), "run_id"])
+    labels = metrics["label"].copy()
+    if mixed:
+        labels = labels.where(metrics["run_id"].map(warm) != "True", labels + " (warm-up)")
+    marked = metrics.groupby(["arch", "depth", labels])["run_id"].transform(
+        lambda ids: bool(set(ids) & partial)
+    )
+    return labels.where(~marked.astype(bool), labels + PARTIAL_MARK)
+
+
+def diverged_ids(loaded: Loaded | Group) -> set[str]:
     """Runs whose status says so, or whose loss went non-finite (a lone metrics.csv has no status)."""
-    ids = set(loaded.runs.loc[loaded.runs["status"] == "diverged", "run_id"])
+    ids = set(loaded.runs.loc[loaded.runs["status"] == Status.DIVERGED, "run_id"])
     loss = pd.to_numeric(loaded.metrics["train_loss"], errors="coerce")
     ids |= set(loaded.metrics.loc[~np.isfinite(loss), "run_id"])
     return ids
@@ -67,13 +194,23 @@ def final_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_net(finals: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds for each (arch, depth); std is 0 for a single seed."""
+    """Mean and std over seeds for each net of one recipe; std is 0 for a single run. `seeds` counts
+    runs, so that runs wrongly sharing a seed number would still show."""
     columns = ["final_test_error", "best_test_error", "final_train_error", "wall_seconds"]
     f = finals.rename(columns={"test_error": "final_test_error", "train_error": "final_train_error"})
     g = f.groupby(["arch", "depth", "label"], sort=True)
     out = g[columns].mean().add_suffix("_mean")
     std = g[columns].std(ddof=1).fillna(0.0).add_suffix("_std")
     out = out.join(std)
-    out["seeds"] = g["seed"].nunique()
+    out["seeds"] = g["run_id"].nunique()
     out["epochs"] = g["epoch"].max()
     return out.reset_index()
+
+
+def recipe_headings(folder: Path) -> dict[str, str]:
+    """run_id -> the heading of its recipe, for a folder of several recipes (else empty headings)."""
+    try:
+        found = groups(load(folder), include_partial=True)
+    except UserError:
+        return {}
+    return {run_id: g.heading for g in found for run_id in g.runs["run_id"]}

@@ -222,6 +222,13 @@ def sweep(
         Path | None, typer.Option(help="TOML file with the same keys as these options.")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit.")] = False,
+    restart: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Train these runs again from scratch: run ids (see --dry-run), or damaged (runs whose "
+            "checkpoint cannot be read). Their rows move to RESULTS/discarded/."
+        ),
+    ] = None,
 ) -> None:
     """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
     from resdepth import sweep as sweeping
@@ -229,30 +236,35 @@ def sweep(
     from resdepth.progress import duration, reporter
     from resdepth.results import Status
 
-    plan = sweeping.prepare(resolve(config, given), dry_run=dry_run)
-    if dry_run:
-        _print_plan(plan)
-        return
-    summary = f"{len(plan.runs)} runs ({len(plan.todo)} to train, {len(plan.runs) - len(plan.todo)} done) on {plan.where}"
-    if plan.estimate is not None:  # timed here, on this machine's device
-        summary += f"; estimated {duration(plan.estimate)} one at a time"
-    console.print(summary, highlight=False)
-    if plan.estimate is not None and plan.estimate > LONG:
-        console.print(
-            "  that is long: shorten with --epochs, --train-subset or fewer --depth/--seeds, "
-            "or see experiments/quick.toml",
-            highlight=False,
-        )
-    report = reporter(console, len(plan.todo))
-    try:
-        outcomes = sweeping.run(plan, report)
-    except KeyboardInterrupt:
+    tokens = [t for item in restart or [] for t in parse_list(item, str, "--restart")]
+    with sweeping.prepare(resolve(config, given), dry_run=dry_run, restart=tokens) as plan:
+        if dry_run:
+            _print_plan(plan)
+            return
+        for run_id in plan.repaired:
+            console.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
+        done = len(plan.runs) - len(plan.todo)
+        summary = f"{len(plan.runs)} runs ({len(plan.todo)} to train, {done} done) on {plan.where}"
+        if plan.estimate is not None:  # timed here, on this machine's device
+            summary += f"; estimated {duration(plan.estimate)} one at a time"
+        console.print(summary, highlight=False)
+        if plan.estimate is not None and plan.estimate > LONG:
+            console.print(
+                "  that is long: shorten with --epochs, --train-subset or fewer --depth/--seeds, "
+                "or see experiments/quick.toml",
+                highlight=False,
+            )
+        report = reporter(console, len(plan.todo))
+        try:
+            outcomes = sweeping.run(plan, report)
+        except KeyboardInterrupt:
+            report.close()
+            err.print(
+                "interrupted: finished epochs are saved; run the same command again to resume",
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
         report.close()
-        err.print(
-            "interrupted: finished epochs are saved; run the same command again to resume", highlight=False
-        )
-        raise typer.Exit(130) from None
-    report.close()
     for o in outcomes:
         if o.status in (Status.FAILED, Status.DIVERGED):
             err.print(
@@ -291,52 +303,88 @@ def _print_plan(plan: Plan) -> None:
     console.print(table)
 
 
+Where = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Only runs whose runs.csv column KEY has VALUE, e.g. --where dataset=cifar10 (repeatable)."
+    ),
+]
+IncludePartial = Annotated[
+    bool, typer.Option(help="Put runs that did not complete into the means, marked *.")
+]
+
+
 @app.command(
     epilog="Examples:\n\n  resdepth plot results/quick\n\n  resdepth plot results/paper --paper --out paper.pdf\n\n"
-    "  resdepth plot results/quick/metrics.csv --x epoch"
+    "  resdepth plot results/quick/metrics.csv --x epoch\n\n  resdepth plot results/mixed --where dataset=cifar10"
 )
 def plot(
     results_path: Results,
     out: Annotated[Path | None, typer.Option(help="A folder, or a file name ending .png/.pdf/.svg.")] = None,
     x: Annotated[str, typer.Option(help="iteration (as in the paper) or epoch.")] = "iteration",
     paper: Annotated[bool, typer.Option(help="Mark He et al.'s Table 6 ResNet test errors.")] = False,
+    where: Where = None,
+    include_partial: IncludePartial = False,
 ) -> None:
-    """Draw the error curves (He et al. Fig. 6), the degradation curve (error vs depth) and, when
-    `resdepth diagnose` has run there, its figures."""
+    """Draw the error curves (He et al. Fig. 6) and the degradation curve (error vs depth) of each recipe
+    in the folder and, when `resdepth diagnose` has run there, its figures."""
     from resdepth import plot as plotting
 
-    for path in plotting.write_all(results_path, out, x=x, paper=paper):
+    for path in plotting.write_all(
+        results_path, out, x=x, paper=paper, where=where or [], include_partial=include_partial
+    ):
         console.print(f"wrote {path}", highlight=False)
 
 
 @app.command(
-    epilog="Examples:\n\n  resdepth report results/quick\n\n  resdepth report results/paper --format markdown"
+    epilog="Examples:\n\n  resdepth report results/quick\n\n  resdepth report results/paper --format markdown\n\n"
+    "  resdepth report results/mixed --where dataset=cifar10 --include-partial"
 )
 def report(
     results_path: Results,
     format: Annotated[str, typer.Option("--format", help="table, markdown or csv.")] = "table",
+    where: Where = None,
+    include_partial: IncludePartial = False,
 ) -> None:
-    """Final and best errors per architecture and depth (mean ± std over seeds), and a verdict."""
-    from resdepth import analysis
+    """Final and best errors per net (mean ± std over seeds) and a verdict, one table per recipe: runs
+    that differ in anything but the seed are never averaged together."""
+    import pandas as pd
+
+    from resdepth import analysis, results
     from resdepth import report as reporting
 
     if format not in ("table", "markdown", "csv"):
         raise UserError(f"--format must be table, markdown or csv, got {format!r}")
-    nets = reporting.table(analysis.load(results_path))
+    if results_path.is_dir():
+        for run_id in results.repair_if_idle(results_path):
+            err.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
+    found = analysis.groups(analysis.load(results_path, where=where or []), include_partial)
+    tables = [(g, reporting.table(g) if not g.metrics.empty else None) for g in found]
     if format == "csv":
-        print(nets.to_csv(index=False), end="")
+        frames = [nets.assign(recipe=g.heading) for g, nets in tables if nets is not None]
+        print(pd.concat(frames).to_csv(index=False) if frames else "", end="")
         return
     if format == "markdown":
-        print(reporting.markdown(nets), end="")
+        print("\n".join(reporting.markdown(g, nets) for g, nets in tables if nets is not None), end="")
         return
-    header, body = reporting.rows(nets)
-    table = Table(title="final errors (mean ± std over seeds)", title_justify="left")
-    for h in header:
-        table.add_column(h, justify="left" if h == "net" else "right")
-    for r in body:
-        table.add_row(*r)
-    console.print(table)
-    console.print(reporting.verdict(nets), highlight=False)
+    for g, nets in tables:
+        title = "final errors (mean ± std over seeds)" + (f": {g.heading}" if g.heading else "")
+        if nets is None:
+            console.print(
+                f"{title}: no completed run yet (--include-partial shows the others)", highlight=False
+            )
+        else:
+            header, body = reporting.rows(nets)
+            table = Table(title=title, title_justify="left")
+            for h in header:
+                table.add_column(h, justify="left" if h == "net" else "right")
+            for r in body:
+                table.add_row(*r)
+            console.print(table)
+        for line in reporting.left_out(g):
+            console.print(f"  left out: {line}", highlight=False)
+        if nets is not None:
+            console.print(reporting.verdict(nets), highlight=False)
 
 
 @app.command(

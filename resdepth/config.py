@@ -432,9 +432,8 @@ def coerce_scalar(value: Any, kind: type, option: str) -> Any:
         return value
     if kind is float and isinstance(value, float):
         return value
-    if isinstance(value, str) and kind is not str:
-        return parse_list(value, kind, option)[0] if value.strip() else None
-    raise UserError(f"{option} must be a {kind.__name__}, got {value!r}")
+    what = {int: "a whole number", float: "a number", str: "a string"}.get(kind, kind.__name__)
+    raise UserError(f"{option} must be {what}, got {value!r}")
 
 
 def read_toml(path: Path) -> dict[str, Any]:

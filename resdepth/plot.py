@@ -6,6 +6,7 @@ can read back exactly what was drawn.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from resdepth import analysis, results
-from resdepth.analysis import Loaded, diverged_ids, final_rows, per_net
+from resdepth.analysis import Group, Loaded, diverged_ids, final_rows, groups, per_net
 from resdepth.diagnose.figures import write_figures
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS
@@ -47,9 +48,10 @@ def y_top(metrics: pd.DataFrame) -> float:
     return float(min(100.0, max(20.0, np.ceil(worst * 1.25 / 10) * 10)))
 
 
-def curves_figure(loaded: Loaded, x: str = "iteration") -> Figure:
-    m = loaded.metrics
-    diverged = diverged_ids(loaded)
+def curves_figure(group: Group, x: str = "iteration") -> Figure:
+    """Error curves of one recipe: a panel per family, a colour per depth, mean over runs with a band."""
+    m = group.metrics
+    diverged = diverged_ids(group)
     panels = [p for p in ("plain", "resnet", "classic") if (m["arch"].map(_panel) == p).any()]
     fig = Figure(figsize=(5.5 * len(panels), 4.5), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
@@ -58,16 +60,16 @@ def curves_figure(loaded: Loaded, x: str = "iteration") -> Figure:
     scale = 1e4 if x == "iteration" and m["iteration"].max() >= 1e4 else 1.0
     for ax, panel in zip(axes, panels, strict=True):
         sub = m[m["arch"].map(_panel) == panel]
-        for _, group in sub.groupby(["arch", "depth"], sort=True):
-            first = group.iloc[0]
+        for _, net in sub.groupby(["arch", "depth", "label"], sort=True):
+            first = net.iloc[0]
             name = str(first["label"])
             colour = palette[_colour_key(str(first["arch"]), int(first["depth"]))]
-            stats = group.groupby(x)[["train_error", "test_error"]].agg(["mean", "std"]).sort_index()
+            stats = net.groupby(x)[["train_error", "test_error"]].agg(["mean", "std"]).sort_index()
             xs = stats.index.to_numpy(dtype=float) / scale
-            several = group["seed"].nunique() > 1
+            several = net["run_id"].nunique() > 1
             for column, style, width in (("train_error", "--", 1.0), ("test_error", "-", 2.2)):
                 mean = stats[(column, "mean")].to_numpy()
-                suffix = " (diverged)" if set(group["run_id"]) & diverged else ""
+                suffix = " (diverged)" if set(net["run_id"]) & diverged else ""
                 ax.plot(
                     xs,
                     mean,
@@ -93,8 +95,9 @@ def curves_figure(loaded: Loaded, x: str = "iteration") -> Figure:
     return fig
 
 
-def depth_figure(loaded: Loaded, paper: bool = False) -> Figure:
-    nets = per_net(final_rows(loaded.metrics))
+def depth_figure(group: Group, paper: bool = False) -> Figure:
+    """Final errors against depth for one recipe, plain and ResNet, mean ± std over runs."""
+    nets = per_net(final_rows(group.metrics))
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     styles = {"plain": ("#d62728", "s", "plain"), "resnet": ("#1f77b4", "o", "ResNet")}
@@ -152,22 +155,38 @@ def depth_figure(loaded: Loaded, paper: bool = False) -> Figure:
     return fig
 
 
-def write(loaded: Loaded, out: Path | None, x: str = "iteration", paper: bool = False) -> list[Path]:
+def write(
+    loaded: Loaded, out: Path | None, x: str = "iteration", paper: bool = False, include_partial: bool = False
+) -> list[Path]:
+    """The error curves and the degradation curve of each recipe: `curves.png` and `depth.png` for a
+    folder of one recipe, `curves-<recipe>.png` and so on for several."""
     if x not in ("iteration", "epoch"):
         raise UserError(f"--x must be iteration or epoch, got {x!r}")
-    return [
-        save(curves_figure(loaded, x), figure_path(loaded.folder, out, "curves")),
-        save(depth_figure(loaded, paper), figure_path(loaded.folder, out, "depth")),
-    ]
+    written = []
+    for group in groups(loaded, include_partial):
+        if group.metrics.empty:
+            continue
+        suffix = f"-{group.slug}" if group.slug else ""
+        for name, fig in (("curves", curves_figure(group, x)), ("depth", depth_figure(group, paper))):
+            if group.heading:
+                fig.suptitle(f"{fig.get_suptitle()}\n{group.heading}".strip(), fontsize=10)
+            written.append(save(fig, figure_path(loaded.folder, out, name + suffix)))
+    return written
 
 
 def write_all(
-    results_path: Path, out: Path | None, *, x: str = "iteration", paper: bool = False
+    results_path: Path,
+    out: Path | None,
+    *,
+    x: str = "iteration",
+    paper: bool = False,
+    where: Iterable[str] = (),
+    include_partial: bool = False,
 ) -> list[Path]:
     """Every figure a results folder (or a lone metrics.csv) has data for: the error curves and the
     degradation curve, and the diagnostics figures where `resdepth diagnose` has run."""
     diagnostics = results.read_diagnostics(results_path) if results_path.is_dir() else {}
     written = []
     if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
-        written += write(analysis.load(results_path), out, x, paper)
+        written += write(analysis.load(results_path, where=where), out, x, paper, include_partial)
     return written + write_figures(results_path, diagnostics, out)

@@ -1,34 +1,55 @@
-"""The table of final errors by architecture and depth, and a verdict computed from it."""
+"""The table of final errors by architecture and depth, one per recipe, and a verdict that knows its
+noise.
+
+The verdict compares the shallowest and the deepest depth that plain nets and ResNets share. With two
+or more runs (seeds) per net, a change counts only beyond twice the pooled seed-to-seed standard
+deviation of the final training error (pooled over those four nets, at least `MIN_RISE`); with one
+run per net it counts beyond `MIN_RISE` and the verdict says that it rests on one seed.
+"""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from resdepth.analysis import Loaded, final_rows, per_net
+from resdepth.analysis import Group, final_rows, label_of, per_net
 
-# He et al. call it degradation when the deeper plain net trains worse; we ask for a rise of more
-# than one point and a ResNet whose rise (if any) stays under a third of the plain net's.
-MIN_RISE = 1.0
+# He et al. call it degradation when the deeper plain net trains worse. We ask for a plain rise
+# beyond the noise, a ResNet whose rise (if any) stays under a third of the plain net's, and a deep
+# ResNet below the deep plain net by more than the noise.
+MIN_RISE = 1.0  # percentage points: the smallest change ever counted
+NOISE_FACTOR = 2.0  # a change counts beyond this many pooled seed-to-seed standard deviations
 
 
-def table(loaded: Loaded) -> pd.DataFrame:
-    """One row per (arch, depth): seeds, errors as mean and std, parameters and wall time."""
-    nets = per_net(final_rows(loaded.metrics))
-    params = (
-        loaded.runs.assign(depth=pd.to_numeric(loaded.runs["depth"], errors="coerce"))
-        .groupby(["arch", "depth"])["params"]
-        .first()
+def table(group: Group) -> pd.DataFrame:
+    """One row per net: runs (seeds), errors as mean and std, parameters and wall time."""
+    nets = per_net(final_rows(group.metrics))
+    runs = group.runs.assign(
+        depth=pd.to_numeric(group.runs["depth"], errors="coerce"),
+        params=pd.to_numeric(group.runs["params"], errors="coerce"),
     )
+    params = runs.groupby(["arch", "depth"])["params"].first()
     nets["params"] = [params.get((a, d), "") for a, d in zip(nets["arch"], nets["depth"], strict=True)]
     order = {"plain": 0, "resnet": 1}
     nets["_order"] = nets["arch"].map(order).fillna(2)
     return nets.sort_values(["_order", "arch", "depth"]).drop(columns="_order").reset_index(drop=True)
 
 
+def threshold(nets: pd.DataFrame) -> tuple[float, int]:
+    """The smallest change (points) that counts, and the fewest runs of any of these nets."""
+    seeds = int(nets["seeds"].min())
+    if seeds < 2:
+        return MIN_RISE, seeds
+    dof = nets["seeds"] - 1
+    pooled = math.sqrt(float((dof * nets["final_train_error_std"] ** 2).sum() / dof.sum()))
+    return max(MIN_RISE, NOISE_FACTOR * pooled), seeds
+
+
 def verdict(nets: pd.DataFrame) -> str:
     """A sentence that says whether the data shows degradation, with the numbers, or why not."""
     series = {
-        arch: nets[nets["arch"] == arch].set_index("depth")["final_train_error_mean"].sort_index()
+        arch: nets[nets["arch"] == arch].drop_duplicates("depth").set_index("depth").sort_index()
         for arch in ("plain", "resnet")
     }
     if any(s.empty for s in series.values()):
@@ -37,30 +58,44 @@ def verdict(nets: pd.DataFrame) -> str:
     if len(depths) < 2:
         return "not reproduced: plain and resnet share fewer than two depths"
     shallow, deep = depths[0], depths[-1]
-    p, r = series["plain"], series["resnet"]
+    compared = pd.concat([series[a].loc[[shallow, deep]] for a in ("plain", "resnet")])
+    limit, seeds = threshold(compared)
+    p, r = (series[a]["final_train_error_mean"] for a in ("plain", "resnet"))
     plain_rise, res_rise = p[deep] - p[shallow], r[deep] - r[shallow]
-    plain_txt = f"plain training error {_trend(plain_rise)} with depth ({shallow}: {p[shallow]:.1f}% -> {deep}: {p[deep]:.1f}%)"
-    res_txt = f"ResNet's {_trend(res_rise)} ({shallow}: {r[shallow]:.1f}% -> {deep}: {r[deep]:.1f}%)"
-    epochs = int(nets["epochs"].max())
-    if plain_rise > MIN_RISE and res_rise < plain_rise / 3 and r[deep] < p[deep]:
-        if res_rise > MIN_RISE:  # a short run: deeper ResNets lag a little before they overtake
+    plain_txt = (
+        f"plain training error {_trend(plain_rise, limit)} with depth "
+        f"({shallow}: {p[shallow]:.1f}% -> {deep}: {p[deep]:.1f}%)"
+    )
+    res_txt = f"ResNet's {_trend(res_rise, limit)} ({shallow}: {r[shallow]:.1f}% -> {deep}: {r[deep]:.1f}%)"
+    if seeds < 2:
+        basis = "; the verdict rests on one seed per net"
+    else:
+        basis = f"; {seeds} or more seeds per net, so a change counts beyond twice their pooled std ({limit:.1f} points)"
+    if plain_rise > limit and res_rise < plain_rise / 3 and p[deep] - r[deep] > limit:
+        if res_rise > limit:  # a short run: deeper ResNets lag a little before they overtake
             res_txt = res_txt.replace("rises", f"rises far less, {res_rise:.1f} points")
-        return f"degradation reproduced: {plain_txt}, {res_txt}"
+        return f"degradation reproduced: {plain_txt}, {res_txt}{basis}"
+    epochs = int(nets["epochs"].max())
+    hint = f" ({epochs} epochs may be too short: the paper trains 164)" if epochs < 164 else ""
+    if seeds >= 2 and abs(plain_rise) <= limit:
+        return (
+            f"not enough evidence: the plain rise ({plain_rise:.1f} points) is within the seed-to-seed "
+            f"noise: {plain_txt}, {res_txt}{basis}{hint}"
+        )
     why = []
-    if plain_rise <= MIN_RISE:
+    if plain_rise <= limit:
         why.append("the deeper plain net does not train worse")
     elif res_rise >= plain_rise / 3:
         why.append("the deeper ResNet also trains much worse")
-    if r[deep] >= p[deep]:
+    if p[deep] - r[deep] <= limit:
         why.append(f"ResNet-{deep} is not below plain-{deep}")
-    hint = f" ({epochs} epochs may be too short: the paper trains 164)" if epochs < 164 else ""
-    return f"not reproduced: {'; '.join(why)}: {plain_txt}, {res_txt}{hint}"
+    return f"not reproduced: {'; '.join(why)}: {plain_txt}, {res_txt}{basis}{hint}"
 
 
-def _trend(rise: float) -> str:
-    if rise > MIN_RISE:
+def _trend(rise: float, limit: float) -> str:
+    if rise > limit:
         return "rises"
-    return "falls" if rise < -MIN_RISE else "stays level"
+    return "falls" if rise < -limit else "stays level"
 
 
 def _pm(mean: float, std: float, seeds: int) -> str:
@@ -68,37 +103,39 @@ def _pm(mean: float, std: float, seeds: int) -> str:
 
 
 def rows(nets: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = [
-        "net",
-        "seeds",
-        "epochs",
-        "final test err %",
-        "best test err %",
-        "final train err %",
-        "params",
-        "wall time",
-    ]
+    header = ["net", "seeds", "epochs", "final test err %", "best test err %", "final train err %"]
+    header += ["params", "wall time"]
     body = []
     for n in nets.to_dict("records"):
         seeds = int(n["seeds"])
-        body.append(
-            [
-                str(n["label"]),
-                str(seeds),
-                str(int(n["epochs"])),
-                *(
-                    _pm(n[f"{c}_mean"], n[f"{c}_std"], seeds)
-                    for c in ("final_test_error", "best_test_error", "final_train_error")
-                ),
-                f"{int(n['params']):,}" if str(n["params"]).strip() not in ("", "nan") else "",
-                f"{n['wall_seconds_mean']:.0f} s",
-            ]
-        )
+        errors = [
+            _pm(n[f"{c}_mean"], n[f"{c}_std"], seeds)
+            for c in ("final_test_error", "best_test_error", "final_train_error")
+        ]
+        params = f"{int(float(n['params'])):,}" if str(n["params"]).strip() not in ("", "nan") else ""
+        wall = f"{n['wall_seconds_mean']:.0f} s"
+        body.append([str(n["label"]), str(seeds), str(int(n["epochs"])), *errors, params, wall])
     return header, body
 
 
-def markdown(nets: pd.DataFrame) -> str:
+def left_out(group: Group) -> list[str]:
+    """One line per run the means leave out: who, its status, and how far it got."""
+    lines = []
+    for r in group.left_out.to_dict("records"):
+        status = r["status"] or "unknown status"
+        done = (
+            f"{r['epochs_done'] or 0} of {r['epochs']} epochs"
+            if r["epochs"]
+            else f"{r['epochs_done'] or 0} epochs"
+        )
+        lines.append(f"{label_of(r)} seed {r['seed']} ({r['run_id']}): {status}, {done}")
+    return lines
+
+
+def markdown(group: Group, nets: pd.DataFrame) -> str:
     header, body = rows(nets)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = [f"**{group.heading}**", ""] if group.heading else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in body]
+    lines += [f"- left out: {line}" for line in left_out(group)]
     return "\n".join(lines) + f"\n\n{verdict(nets)}\n"

@@ -8,6 +8,7 @@ run and is rewritten atomically (temporary file, then rename) whenever a run's s
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import math
 import os
@@ -21,6 +22,8 @@ import pandas as pd
 
 from resdepth.config import RUN_FIELDS, added_fields
 from resdepth.errors import UserError
+from resdepth.files import atomic_write
+from resdepth.lock import FolderLock
 from resdepth.models import CLASSIC_DEPTHS
 
 
@@ -99,6 +102,8 @@ ADDED_COLUMNS = {**added_fields(), "threads": ""}
 TEXT_COLUMNS = ("run_id", "arch", "family", "shortcut", "norm", "activation", "dataset")
 METRICS = "metrics.csv"
 RUNS = "runs.csv"
+DISCARDED = "discarded"  # rows (and checkpoints) of runs restarted from scratch, kept, never deleted
+SWEEPS = "sweeps"  # the resolved configuration of every sweep that wrote here, by start time (UTC)
 
 
 def _format(value: Any) -> str:
@@ -194,24 +199,17 @@ def _heal_torn_line(path: Path, f: io.TextIOBase) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Rows whose every field parses; a torn or foreign line is dropped rather than trusted."""
+def read_csv(path: Path, columns: tuple[str, ...], text: bool = False) -> pd.DataFrame:
+    """Rows whose every field parses; a torn or foreign line is dropped rather than trusted. With
+    `text`, every value stays the string the file holds ("" where empty)."""
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=list(columns))
+    dtype = str if text else {"run_id": str}
     try:
-        frame = pd.read_csv(path, dtype={"run_id": str}, on_bad_lines="skip", keep_default_na=True)
+        frame = pd.read_csv(path, dtype=dtype, on_bad_lines="skip", keep_default_na=not text)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not a readable CSV: {exc}") from None
     missing = [c for c in columns if c not in frame.columns]
@@ -236,29 +234,120 @@ def read_metrics_file(path: Path) -> pd.DataFrame:
     return frame.dropna(subset=["epoch", "iteration", "train_error"]).reset_index(drop=True)
 
 
-def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
-    """Keep run `run_id`'s rows up to `epoch` (its checkpoint) so a resumed run rewrites the rest."""
+def _split_rows(out: Path, run_id: str, after: int) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """metrics.csv's header, the rows to keep, and run `run_id`'s rows past epoch `after`."""
     path = out / METRICS
     if not path.is_file():
-        return
+        return [], [], []
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
     if not rows:
-        return
-    header, body = rows[0], rows[1:]
+        return [], [], []
+    header = rows[0]
+    kept: list[list[str]] = []
+    removed: list[list[str]] = []
     at = header.index("epoch")
-    kept = []
-    for r in body:
+    for r in rows[1:]:
         if len(r) != len(header):
             continue  # torn by a kill
-        if r[0] == run_id and not (r[at].isdigit() and int(r[at]) <= epoch):
-            continue
-        kept.append(r)
-    if len(kept) == len(body):
-        return
+        past = r[0] == run_id and not (r[at].isdigit() and int(r[at]) <= after)
+        (removed if past else kept).append(r)
+    return header, kept, removed
+
+
+def _csv_text(rows: Iterable[list[str]]) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([header, *kept])
-    _atomic_write(path, buf.getvalue())
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
+    """Keep run `run_id`'s rows up to `epoch` (its checkpoint): the resumed run writes the rest
+    again, identically (data order and augmentation are seeded by epoch)."""
+    header, kept, removed = _split_rows(out, run_id, epoch)
+    if removed:
+        _atomic_write(out / METRICS, _csv_text([header, *kept]))
+
+
+def discard_run(out: Path, run_id: str, checkpoint: Path) -> None:
+    """Move every row of `run_id` (and its checkpoint, if any) into `discarded/`, so that it trains
+    again from scratch while nothing it logged is lost. The copy is written before the rows leave
+    metrics.csv: a kill in between leaves them in both places, never in neither."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = out / DISCARDED
+    folder.mkdir(exist_ok=True)
+    header, kept, removed = _split_rows(out, run_id, 0)
+    dest = folder / f"{stamp}-{run_id}.csv"
+    if removed:
+        _atomic_write(dest, _csv_text([header, *removed]))
+        _atomic_write(out / METRICS, _csv_text([header, *kept]))
+    if checkpoint.is_file():
+        os.replace(checkpoint, folder / f"{stamp}-{run_id}{checkpoint.suffix}")
+
+
+def save_config(out: Path, toml: str) -> Path:
+    """Keep this sweep's resolved configuration beside every earlier one's; sweep.toml is the last."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    (out / SWEEPS).mkdir(exist_ok=True)
+    path = out / SWEEPS / f"{stamp}.toml"
+    _atomic_write(path, toml)
+    _atomic_write(out / "sweep.toml", toml)
+    return path
+
+
+def logged_epochs(out: Path) -> dict[str, int]:
+    """The last epoch metrics.csv holds for each run."""
+    m = read_metrics(out)
+    return {str(k): int(v) for k, v in m.groupby("run_id")["epoch"].max().items()} if not m.empty else {}
+
+
+def summary_fields(out: Path, run_id: str) -> dict[str, object]:
+    """Final and best errors and wall time, read back from metrics.csv (the one source of truth)."""
+    rows = read_metrics(out)
+    rows = rows[rows["run_id"] == run_id].sort_values("epoch")
+    if rows.empty:
+        return {"epochs_done": 0}
+    last = rows.iloc[-1]
+    return {
+        "epochs_done": int(last["epoch"]),
+        "final_train_error": float(last["train_error"]),
+        "final_test_error": float(last["test_error"]),
+        "best_test_error": float(rows["test_error"].min()),
+        "wall_seconds": round(float(rows["epoch_seconds"].sum()), 1),
+    }
+
+
+def repair_if_idle(out: Path) -> list[str]:
+    """`repair_stale`, when no sweep is writing `out` and it can be written; else nothing."""
+    lock = FolderLock(out)
+    try:
+        if not lock.try_acquire():
+            return []
+    except OSError:  # a read-only folder: shown as it is
+        return []
+    try:
+        return repair_stale(out)
+    finally:
+        lock.release()
+
+
+def repair_stale(out: Path) -> list[str]:
+    """Statuses a killed or interrupted sweep could not finish writing: a run left `running`, or
+    `interrupted` after its last epoch, is `completed` when metrics.csv holds all its epochs; a
+    `running` one that does not is `interrupted`. Call only while no sweep writes `out` (under its
+    lock). Returns the repaired run ids."""
+    repaired = []
+    for row in read_runs(out).values():
+        if row.get("status") not in (Status.RUNNING, Status.INTERRUPTED):
+            continue
+        fields = summary_fields(out, row["run_id"])
+        done = int(fields["epochs_done"])  # type: ignore[call-overload]
+        whole = row.get("epochs", "").isdigit() and done >= int(row["epochs"])
+        status = Status.COMPLETED if whole else Status.INTERRUPTED
+        if status != row["status"]:
+            write_run(out, {**row, **fields, "status": status})
+            repaired.append(row["run_id"])
+    return repaired
 
 
 def write_diagnostics(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 import resdepth
 from resdepth import results
-from resdepth.checkpoints import load_checkpoint
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
 from resdepth.config import RunConfig, SweepConfig, expand
 from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset, load, resolve_root
@@ -26,17 +27,20 @@ from resdepth.executors import (
     MAX_ATTEMPTS,
     EpochDone,
     Executor,
+    News,
     Outcome,
     Progress,
+    Started,
     Task,
     make_executor,
 )
+from resdepth.lock import FolderLock
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
 from resdepth.progress import Reporter
 from resdepth.results import Status
 from resdepth.step import Engine, Stepper, make_optimizer
-from resdepth.train import build
+from resdepth.train import AUGMENTED, build
 
 
 @dataclass
@@ -45,11 +49,15 @@ class PlannedRun:
     params: int
     done_epochs: int  # epochs in its checkpoint (0: none)
     finished: bool
+    logged: int = 0  # epochs metrics.csv holds
+    damaged: str = ""  # why its checkpoint cannot be used ("" when it can, or has none)
 
     @property
     def state(self) -> str:
         if self.finished:
             return "done"
+        if self.damaged:
+            return f"damaged checkpoint ({self.damaged}); {self.logged} epochs logged"
         return f"partial (resumes at epoch {self.done_epochs + 1})" if self.done_epochs else "pending"
 
 
@@ -86,17 +94,40 @@ class Sweep:
 
     def plan(self) -> list[PlannedRun]:
         known = results.read_runs(self.out) if self.out.is_dir() else {}
+        logged = results.logged_epochs(self.out) if self.out.is_dir() else {}
         planned = []
         for cfg in self.runs:
             data = self.datasets[cfg.dataset]
             spec = cfg.spec(data.num_classes, data.channels, data.size)
             check_memory(spec, cfg.batch_size)
             params = count_params(build_model(spec))
-            finished = known.get(cfg.run_id, {}).get("status") in (Status.COMPLETED, Status.DIVERGED)
-            state = None if finished else load_checkpoint(self.checkpoint(cfg), cfg.run_id)
-            done = int(state["epoch"]) if state else 0
-            planned.append(PlannedRun(cfg, params, done, finished or done >= cfg.epochs))
+            finished = Status(known.get(cfg.run_id, {}).get("status") or Status.RUNNING).finished
+            done, damaged = 0, ""
+            if not finished:
+                try:
+                    state = load_checkpoint(self.checkpoint(cfg), cfg.run_id)
+                    done = int(state["epoch"]) if state else 0
+                except DamagedCheckpoint as exc:
+                    damaged = exc.why
+            planned.append(
+                PlannedRun(
+                    cfg, params, done, finished or done >= cfg.epochs, logged.get(cfg.run_id, 0), damaged
+                )
+            )
         return planned
+
+    def restart(self, p: PlannedRun) -> PlannedRun:
+        """Train `p` again from scratch: its rows and checkpoint move to discarded/, and runs.csv
+        stops calling it done."""
+        if p.logged or self.checkpoint(p.cfg).is_file():
+            results.discard_run(self.out, p.cfg.run_id, self.checkpoint(p.cfg))
+        row = results.read_runs(self.out).get(p.cfg.run_id)
+        if row is not None:
+            results.write_run(
+                self.out,
+                {**row, **results.summary_fields(self.out, p.cfg.run_id), "status": Status.INTERRUPTED},
+            )
+        return replace(p, done_epochs=0, finished=False, logged=0, damaged="")
 
     def estimate_seconds(self, planned: list[PlannedRun], device: torch.device, engine: Engine) -> float:
         """Time a few real steps of each distinct net on this device and scale to the work left."""
@@ -135,11 +166,12 @@ def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engi
     shape = (cfg.batch_size, data.channels, data.size, data.size)
     images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device, generator=g)
     labels = torch.randint(0, data.num_classes, (cfg.batch_size,), device=device, generator=g)
+    augment = g if data.name in AUGMENTED else None
     for _ in range(step.warm_steps):
-        step(images, labels, g)
+        step(images, labels, augment)
     started = time.perf_counter()
     for _ in range(3):
-        loss, _ = step(images, labels, g)
+        loss, _ = step(images, labels, augment)
     loss.item()  # wait for the device
     return (time.perf_counter() - started) / (3 * cfg.batch_size)
 
@@ -155,6 +187,18 @@ class Plan:
     engine: Engine
     executor: Executor | None  # None on a dry run
     estimate: float | None  # seconds, one run at a time; timed only for the local executor
+    repaired: list[str] = field(default_factory=list)  # runs a killed sweep had left `running`
+    lock: FolderLock | None = None  # held from prepare to close (None on a dry run)
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def todo(self) -> list[PlannedRun]:
@@ -168,28 +212,77 @@ class Plan:
         return f"{self.device}, {self.cfg.jobs} at a time" if self.cfg.jobs != "1" else str(self.device)
 
 
-def prepare(cfg: SweepConfig, *, dry_run: bool = False) -> Plan:
+def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] = ()) -> Plan:
     """Resolve the device and precision, load the data and plan every run. Unless `dry_run`, also
-    check the results folder, start the executor and time the work left."""
+    lock the results folder (released by `Plan.close`), repair statuses a killed sweep left behind,
+    restart what `restart` names (run ids, or `damaged`), start the executor and time the work left.
+
+    A run whose checkpoint is damaged while metrics.csv holds its epochs is an error, not a silent
+    fresh start: `--restart` it, and its rows move to discarded/.
+    """
     device = pick_device(cfg.device)
-    cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what run ids record
+    if not (cfg.executor == "ray" and cfg.precision == "auto"):  # Ray: each node resolves its own
+        cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what run ids record
     engine = Engine.asked(cfg.compile, cfg.cuda_graphs, device, cfg.executor)
+    out = Path(cfg.out)
+    lock = None
     if not dry_run:
-        results.check_folder(Path(cfg.out))
-    sweep = Sweep(cfg)
-    planned = sweep.plan()
-    if dry_run:
-        return Plan(cfg, sweep, planned, device, engine, None, None)
-    executor = make_executor(cfg, device, lambda c: sweep.split(c.dataset, c.seed))
-    estimate = sweep.estimate_seconds(planned, device, engine) if cfg.executor == "local" else None
-    return Plan(cfg, sweep, planned, device, engine, executor, estimate)
+        results.check_folder(out)
+        lock = FolderLock(out)
+        lock.acquire()
+    try:
+        repaired = results.repair_stale(out) if lock else []
+        sweep = Sweep(cfg)
+        planned = _restarted(sweep, sweep.plan(), restart, dry_run)
+        if dry_run:
+            return Plan(cfg, sweep, planned, device, engine, None, None, repaired)
+        for p in [p for p in planned if p.damaged and not p.logged]:  # nothing logged: nothing to lose
+            planned[planned.index(p)] = sweep.restart(p)
+        damaged = [p for p in planned if p.damaged]
+        if damaged:
+            names = ", ".join(
+                f"{p.cfg.name} seed {p.cfg.seed} ({p.cfg.run_id}, {p.logged} epochs logged)" for p in damaged
+            )
+            raise UserError(
+                f"cannot resume {names}: checkpoint {sweep.checkpoint(damaged[0].cfg)} {damaged[0].damaged}; "
+                f"nothing was changed. `--restart damaged` trains {'it' if len(damaged) == 1 else 'them'} "
+                f"again from scratch and keeps the logged rows in {out / results.DISCARDED}"
+            )
+        executor = make_executor(cfg, device, lambda c: sweep.split(c.dataset, c.seed))
+        estimate = sweep.estimate_seconds(planned, device, engine) if cfg.executor == "local" else None
+        return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, lock)
+    except BaseException:
+        if lock:
+            lock.release()
+        raise
+
+
+def _restarted(
+    sweep: Sweep, planned: list[PlannedRun], restart: Sequence[str], dry_run: bool
+) -> list[PlannedRun]:
+    """The plan with the runs `restart` names trained again from scratch (on a dry run, only shown so)."""
+    ids = {p.cfg.run_id for p in planned}
+    for token in restart:
+        if token != "damaged" and token not in ids:
+            raise UserError(
+                f"--restart {token}: no run of this sweep has that id (see --dry-run); or say damaged"
+            )
+    out = []
+    for p in planned:
+        wanted = p.cfg.run_id in restart or ("damaged" in restart and p.damaged)
+        if wanted and dry_run:
+            p = replace(p, done_epochs=0, finished=False, damaged="", logged=0)
+        elif wanted:
+            p = sweep.restart(p)
+        out.append(p)
+    return out
 
 
 def run(plan: Plan, report: Reporter) -> list[Outcome]:
     """Train every unfinished run of the plan; returns how each run it touched ended."""
     assert plan.executor is not None, "a dry-run plan trains nothing"
     cfg, sweep = plan.cfg, plan.sweep
-    (sweep.out / "sweep.toml").write_text(cfg.to_toml())
+    results.save_config(sweep.out, cfg.to_toml())
     data_dir = None if cfg.dataset == "synthetic" else str(resolve_root(cfg.data_dir).absolute())
     tasks = [
         Task(
@@ -199,6 +292,7 @@ def run(plan: Plan, report: Reporter) -> list[Outcome]:
             device=plan.executor.device,
             threads=plan.executor.threads,
             engine=plan.engine,
+            offline=cfg.offline,
         )
         for p in plan.todo
     ]
@@ -209,22 +303,6 @@ def run(plan: Plan, report: Reporter) -> list[Outcome]:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _summary_fields(out: Path, run_id: str) -> dict[str, object]:
-    """Final and best errors and wall time, read back from metrics.csv (the one source of truth)."""
-    rows = results.read_metrics(out)
-    rows = rows[rows["run_id"] == run_id].sort_values("epoch")
-    if rows.empty:
-        return {"epochs_done": 0}
-    last = rows.iloc[-1]
-    return {
-        "epochs_done": int(last["epoch"]),
-        "final_train_error": float(last["train_error"]),
-        "final_test_error": float(last["test_error"]),
-        "best_test_error": float(rows["test_error"].min()),
-        "wall_seconds": round(float(rows["epoch_seconds"].sum()), 1),
-    }
 
 
 class Writer:
@@ -246,7 +324,10 @@ class Writer:
         if task.attempt == 1:
             done = self.planned_epochs[cfg.run_id]
         else:  # a dead worker may have saved more epochs than the plan saw
-            state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
+            try:
+                state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
+            except DamagedCheckpoint as exc:  # stop before a row is dropped
+                raise UserError(f"cannot retry {cfg.name} seed {cfg.seed}: checkpoint {exc}") from None
             done = int(state["epoch"]) if state else 0
         started = self.base.get(cfg.run_id, {}).get("started_at", _now())
         base = self.base[cfg.run_id] = {
@@ -265,8 +346,12 @@ class Writer:
         index = self.index.setdefault(cfg.run_id, len(self.index) + 1)
         self.report.start_run(cfg, index, self.total, done + 1)
 
-    def event(self, task: Task, event: EpochDone | Progress) -> None:
+    def event(self, task: Task, event: News) -> None:
         match event:
+            case Started(precision) if precision != self.base[task.cfg.run_id]["precision"]:
+                self.base[task.cfg.run_id]["precision"] = precision  # `auto`, resolved by the node
+                row = results.read_runs(self.out)[task.cfg.run_id]
+                results.write_run(self.out, {**row, "precision": precision})
             case EpochDone(record):
                 results.append_metrics(self.out, {**self.base[task.cfg.run_id], **asdict(record)})
                 self.report.epoch(task.cfg, record)
@@ -275,7 +360,7 @@ class Writer:
 
     def end(self, task: Task, status: Status, error: str) -> None:
         cfg = task.cfg
-        summary = _summary_fields(self.out, cfg.run_id)
+        summary = results.summary_fields(self.out, cfg.run_id)
         results.write_run(
             self.out,
             {**self.base[cfg.run_id], **summary, "status": status, "ended_at": _now(), "error": error},

@@ -30,7 +30,7 @@ from resdepth.config import (
 )
 from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset
-from resdepth.device import on_device
+from resdepth.device import on_device, resolve_precision
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory
 from resdepth.results import EpochRecord
@@ -80,6 +80,9 @@ class Schedule:
         self.recent = list(state["recent"])
 
 
+DROPOUT_STREAM = 1 << 40  # keeps the dropout seeds apart from the data-order and augmentation seeds
+
+
 def _seed_for(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
@@ -123,8 +126,13 @@ def train_run(
     on_epoch: Callable[[EpochRecord], None],
     on_progress: Callable[[int, int, float], None] | None = None,
     engine: Engine = DEFAULT_ENGINE,
+    on_start: Callable[[str], None] | None = None,
 ) -> None:
-    """Train (or resume) one run, calling `on_epoch` with each finished epoch.
+    """Train (or resume) one run, calling `on_start` with the precision it trains in, `on_progress`
+    every 20 steps and `on_epoch` with each finished epoch.
+
+    A run whose precision is `auto` (under Ray, where each node decides) resolves it here, on the
+    device that trains; a resumed run keeps the precision its checkpoint was trained in.
 
     `on_epoch` runs before the checkpoint is saved: a kill between the two leaves a row past the
     checkpoint, which the sweep drops on resume and the resumed run writes again, identically.
@@ -143,18 +151,25 @@ def train_run(
     augment = data.name in AUGMENTED
 
     start_epoch, iteration = 1, 0
+    precision = resolve_precision(cfg.precision, device)
     state = load_checkpoint(checkpoint, cfg.run_id)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, iteration = state["epoch"] + 1, state["iteration"]
         schedule.load(state["schedule"])
-    step_fn = Stepper(model, optimizer, normalize, cfg.precision, engine, cfg.batch_size)
+        precision = state.get("precision", precision)
+    if on_start is not None:
+        on_start(precision)
+    step_fn = Stepper(model, optimizer, normalize, precision, engine, cfg.batch_size)
 
     generator = torch.Generator(device=device)
     for epoch in range(start_epoch, cfg.epochs + 1):
         started = time.perf_counter()
         generator.manual_seed(_seed_for(cfg.seed, epoch))
+        # Dropout (VGG-16's classifier) draws from torch's global generator: seeded per epoch too,
+        # on a stream of its own, so a resumed run drops the same units an uninterrupted one does.
+        torch.manual_seed(_seed_for(cfg.seed, epoch) + DROPOUT_STREAM)
         order = torch.randperm(n, generator=generator, device=device)
         model.train()
         loss_sum = torch.zeros((), device=device)
@@ -175,10 +190,10 @@ def train_run(
         train_loss = loss_sum.item() / n  # the epoch's one wait on the device
         train_error = 100.0 * wrong.item() / n
         train_seconds = time.perf_counter() - started
-        test_loss, test_error = evaluate(model, test_x, test_y, normalize, device, cfg.precision)
+        test_loss, test_error = evaluate(model, test_x, test_y, normalize, device, precision)
         val_loss = val_error = None
         if val is not None:
-            val_loss, val_error = evaluate(model, *val, normalize, device, cfg.precision)
+            val_loss, val_error = evaluate(model, *val, normalize, device, precision)
         seconds = time.perf_counter() - started
         on_epoch(
             EpochRecord(
@@ -204,6 +219,7 @@ def train_run(
                 "epoch": epoch,
                 "iteration": iteration,
                 "schedule": schedule.state(),
+                "precision": precision,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
             },

@@ -9,6 +9,7 @@ import io
 import shutil
 import tarfile
 import threading
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,12 +177,19 @@ class _Server:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.cut_next = 0  # how many requests to cut half-way
+        self.garble_next = 0  # how many requests to answer with something that is not HTTP
         self.requests = 0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 server.requests += 1
+                if server.garble_next:
+                    server.garble_next -= 1
+                    self.wfile.write(b"garbage\r\n\r\n")  # http.client: BadStatusLine, an HTTPException
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 path = server.root / self.path.lstrip("/")
                 if not path.is_file():
                     self.send_error(404)
@@ -316,3 +324,79 @@ def test_subsets_are_class_balanced_and_fixed_by_seed() -> None:
 def test_impossible_subsets_are_refused(subset: int | None, val: int | None) -> None:
     with pytest.raises(UserError, match="--(train-subset|val-split) must be between"):
         load("synthetic").split(subset, val, seed=0)
+
+
+# --- bad input found by a review ------------------------------------------------------------------
+
+
+def test_an_idx_header_whose_sizes_overflow_is_refused(tmp_path: Path) -> None:
+    # 2^31 x 2^31 x 4 = 2^64 images: a 64-bit product wraps to 0, which an empty body would match.
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + (2**31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big"))
+    with pytest.raises(
+        UserError, match=r"header says \[2147483648, 2147483648, 4\] but the data has 0 bytes"
+    ):
+        readers._read_idx(path)
+    short = tmp_path / "short"
+    short.write_bytes(bytes([0, 0, 8, 200]) + b"\0" * 8)
+    with pytest.raises(UserError, match="promises 200 dimensions but the file ends first"):
+        readers._read_idx(short)
+
+
+def test_members_that_decompress_past_any_official_size_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "MAX_MEMBER_BYTES", 1_000)
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(bytes(5_000)))  # 5 kB of zeros from a few dozen bytes
+    with pytest.raises(UserError, match="decompresses past 1,000 bytes"):
+        readers._read_idx(bomb)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = 5_000
+        tar.addfile(info, io.BytesIO(bytes(5_000)))
+    with pytest.raises(UserError, match="data_batch_1 claims 5,000 bytes, more than any official file"):
+        readers.read_cifar("cifar10", archive, "cifar-10-batches-py")
+    (tmp_path / "root").mkdir()
+    with pytest.raises(UserError, match="claims 5,000 bytes"):
+        safe_extract(archive, tmp_path / "root")
+    assert list((tmp_path / "root").iterdir()) == []
+
+
+def test_an_answer_that_is_not_http_is_retried(server: _Server, real_data: Path, tmp_path: Path) -> None:
+    src = real_data / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    server.garble_next = 1
+    dest = download_file(server.url + src.name, tmp_path / src.name, _md5(src))
+    assert server.requests == 2 and _md5(dest) == _md5(src)
+
+
+def test_two_downloads_of_one_file_at_once_both_end_whole(
+    server: _Server, real_data: Path, tmp_path: Path
+) -> None:
+    src = real_data / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        start.wait()
+        try:
+            download_file(server.url + src.name, tmp_path / src.name, _md5(src))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _md5(tmp_path / src.name) == _md5(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # no part file left behind
+
+
+def test_the_package_asks_for_a_python_whose_tarfile_filters_extraction() -> None:
+    # safe_extract relies on tarfile's `filter="data"`, new in 3.11.4 (and in every 3.12).
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert meta["project"]["requires-python"] == ">=3.11.4"
+    assert hasattr(tarfile, "data_filter")

@@ -8,22 +8,27 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from resdepth import results
-from resdepth.config import RunConfig, SweepConfig
-from resdepth.executors import MAX_ATTEMPTS, Outcome
+from resdepth import executors, results
+from resdepth.config import RunConfig, SweepConfig, expand
+from resdepth.data.download import MIRROR_ENV
+from resdepth.device import resolve_precision
+from resdepth.errors import UserError
+from resdepth.executors import MAX_ATTEMPTS, Outcome, Task
 from resdepth.results import EpochRecord
 from resdepth.sweep import prepare, run
 
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
 # Four runs; one thread per run everywhere, because CPU reductions round differently with more.
+# An explicit precision: under Ray, `auto` is left to each node and hashed as "auto" (see below).
 SMALL = ["--dataset", "synthetic", "--depth", "8", "--seeds", "0,1", "--epochs", "2",
-         "--train-subset", "600", "--batch-size", "100", "--threads", "1"]  # fmt: skip
+         "--train-subset", "600", "--batch-size", "100", "--threads", "1", "--precision", "fp32"]  # fmt: skip
 
 
 def numbers(out: Path) -> pd.DataFrame:
@@ -66,6 +71,7 @@ def sweep_with(
     """One ResNet-8 run of `epochs` epochs on 1,000 synthetic images: about a second an epoch."""
     cfg = SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=epochs, train_subset=1000,
                       batch_size=100, seeds=[0], device="cpu", out=str(out), executor=executor, threads=1,
+                      precision="fp32",
                       **options)  # type: ignore[arg-type]  # fmt: skip
     cfg.validate()
     return run(prepare(cfg), report)
@@ -205,3 +211,35 @@ def test_asking_for_a_gpu_this_machine_lacks_is_one_line(cli, tmp_path: Path) ->
         r = cli(*args, "--device", "cuda")
         assert r.code == 2 and "torch sees no CUDA GPU on this machine" in r.err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_worker_whose_node_lacks_the_data_downloads_it_unless_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (cfg,) = expand(SweepConfig(arch=["lenet5"], dataset="mnist", epochs=1), {"mnist": 60_000})
+    empty = tmp_path / "node-data"
+    offline = Task(cfg=cfg, data_dir=str(empty), checkpoint=str(tmp_path / "c.pt"), device="cpu", threads=1,
+                   offline=True)  # fmt: skip
+    with pytest.raises(UserError, match="mnist is not in .*node-data"):
+        executors.base.load_split(offline)
+    # Online, the worker goes to the network: here a mirror on this machine that serves nothing.
+    monkeypatch.setenv(MIRROR_ENV, "http://127.0.0.1:9/")
+    with pytest.raises(UserError, match="could not download http://127.0.0.1:9/train-images-idx3-ubyte.gz"):
+        executors.base.load_split(replace(offline, offline=False))
+
+
+@needs_ray
+def test_ray_resolves_precision_auto_on_the_node_and_records_it(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    cfg = SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=1, train_subset=500,
+                      batch_size=100, device="cpu", out=str(out), executor="ray", threads=1)  # fmt: skip
+    cfg.validate()
+    plan = prepare(cfg)
+    with plan:
+        assert plan.runs[0].cfg.precision == "auto"  # not decided by the driver
+        ((_, status, _),) = run(plan, KillingReporter(lambda: None, 0))
+    assert status == "completed"
+    (row,) = results.read_runs(out).values()
+    assert row["precision"] == resolve_precision("auto", torch.device("cpu"))  # what the node ran
+    (ckpt,) = (out / "checkpoints").glob("*.pt")
+    assert torch.load(ckpt, weights_only=True)["precision"] == row["precision"]

@@ -18,12 +18,16 @@ KNOWN = {("plain", 20): [10.0, 12.0], ("plain", 56): [20.0, 22.0], ("resnet", 20
 
 
 def write_results(folder: Path, finals: dict[tuple[str, int], list[float]], epochs: int = 3,
-                  diverge: tuple[str, int] | None = None) -> None:  # fmt: skip
-    """metrics.csv and runs.csv of a fake sweep: errors fall linearly to the given final values."""
+                  diverge: tuple[str, int] | None = None, recipe: dict[str, object] | None = None,
+                  status: str = "completed", logged: int | None = None) -> None:  # fmt: skip
+    """metrics.csv and runs.csv of a fake sweep: errors fall linearly to the given final values.
+    `recipe` adds run fields (dataset, epochs, ...); `logged` epochs of `epochs` are written."""
+    recipe = recipe or {}
+    tag = "".join(f"{k}{v}" for k, v in recipe.items())
     for (arch, depth), per_seed in finals.items():
         for seed, final in enumerate(per_seed):
-            run_id = f"{arch}{depth}s{seed}"
-            for epoch in range(1, epochs + 1):
+            run_id = f"{arch}{depth}s{seed}{tag}"
+            for epoch in range(1, (logged or epochs) + 1):
                 train = final + 10.0 * (epochs - epoch)
                 loss = float("nan") if diverge == (arch, depth) and epoch == epochs else 1.0
                 results.append_metrics(folder, {
@@ -32,20 +36,27 @@ def write_results(folder: Path, finals: dict[tuple[str, int], list[float]], epoc
                     "epoch": epoch,
                     "iteration": 100 * epoch, "lr": 0.1, "train_loss": loss, "train_error": train,
                     "test_error": train + 5.0, "test_loss": 1.0, "epoch_seconds": 2.0,
-                    "images_per_second": 1000.0,
+                    "images_per_second": 1000.0, **recipe,
                 })  # fmt: skip
-            status = "diverged" if diverge == (arch, depth) else "completed"
+            ended = "diverged" if diverge == (arch, depth) else status
             results.write_run(folder, {"run_id": run_id, "arch": arch, "depth": depth, "seed": seed,
-                                       "params": 1000 * depth, "status": status})  # fmt: skip
+                                       "params": 1000 * depth, "status": ended, "epochs": epochs,
+                                       "epochs_done": logged or epochs, **recipe})  # fmt: skip
+
+
+def only(folder: Path, include_partial: bool = False) -> analysis.Group:
+    """The one recipe of a folder."""
+    (group,) = analysis.groups(analysis.load(folder), include_partial)
+    return group
 
 
 @pytest.fixture
-def known(tmp_path: Path) -> analysis.Loaded:
+def known(tmp_path: Path) -> analysis.Group:
     write_results(tmp_path, KNOWN)
-    return analysis.load(tmp_path)
+    return only(tmp_path)
 
 
-def test_report_numbers_are_means_and_stds_over_seeds(known: analysis.Loaded) -> None:
+def test_report_numbers_are_means_and_stds_over_seeds(known: analysis.Group) -> None:
     nets = report.table(known).set_index("label")
     assert list(nets.index) == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
     assert nets.loc["plain-56", "final_train_error_mean"] == pytest.approx(21.0)
@@ -56,44 +67,45 @@ def test_report_numbers_are_means_and_stds_over_seeds(known: analysis.Loaded) ->
     assert nets.loc["plain-20", "wall_seconds_mean"] == pytest.approx(6.0)
 
 
-def test_verdict_says_reproduced_with_the_numbers(known: analysis.Loaded) -> None:
+def test_verdict_says_reproduced_with_the_numbers(known: analysis.Group) -> None:
     text = report.verdict(report.table(known))
     assert text == (
         "degradation reproduced: plain training error rises with depth (20: 11.0% -> 56: 21.0%), "
-        "ResNet's falls (20: 10.0% -> 56: 7.0%)"
+        "ResNet's falls (20: 10.0% -> 56: 7.0%); 2 or more seeds per net, so a change counts beyond twice "
+        "their pooled std (2.8 points)"
     )
 
 
 def test_verdict_when_the_deeper_resnet_lags_a_little(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 8): [31.7], ("plain", 32): [52.7], ("resnet", 8): [31.5],
                              ("resnet", 32): [32.8]})  # fmt: skip
-    assert report.verdict(report.table(analysis.load(tmp_path))) == (
+    assert report.verdict(report.table(only(tmp_path))) == (
         "degradation reproduced: plain training error rises with depth (8: 31.7% -> 32: 52.7%), "
-        "ResNet's rises far less, 1.3 points (8: 31.5% -> 32: 32.8%)"
+        "ResNet's rises far less, 1.3 points (8: 31.5% -> 32: 32.8%); the verdict rests on one seed per net"
     )
 
 
 def test_verdict_says_not_reproduced_and_why(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [10.0], ("plain", 56): [10.5], ("resnet", 20): [9.0],
                              ("resnet", 56): [8.0]})  # fmt: skip
-    text = report.verdict(report.table(analysis.load(tmp_path)))
+    text = report.verdict(report.table(only(tmp_path)))
     assert text.startswith("not reproduced: the deeper plain net does not train worse")
     assert "3 epochs may be too short" in text
     single = tmp_path / "single"
     single.mkdir()
     write_results(single, {("plain", 20): [10.0], ("resnet", 20): [9.0]})
-    assert "fewer than two depths" in report.verdict(report.table(analysis.load(single)))
+    assert "fewer than two depths" in report.verdict(report.table(only(single)))
 
 
-def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Loaded) -> None:
-    text = report.markdown(report.table(known))
+def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Group) -> None:
+    text = report.markdown(known, report.table(known))
     lines = text.splitlines()
     assert lines[0].startswith("| net | seeds |") and lines[1].startswith("|---|")
     assert "| plain-56 | 2 | 3 | 26.00 ± 1.41 |" in text
     assert lines[-1].startswith("degradation reproduced")
 
 
-def test_curves_figure_draws_the_csv_means_with_paper_styles(known: analysis.Loaded) -> None:
+def test_curves_figure_draws_the_csv_means_with_paper_styles(known: analysis.Group) -> None:
     fig = plot.curves_figure(known, x="epoch")
     plain, resnet = fig.axes
     assert plain.get_title() == "plain" and resnet.get_title() == "ResNet"
@@ -114,7 +126,7 @@ def test_curves_figure_draws_the_csv_means_with_paper_styles(known: analysis.Loa
     assert plain.get_ylim()[0] == 0
 
 
-def test_depth_figure_and_paper_markers(known: analysis.Loaded) -> None:
+def test_depth_figure_and_paper_markers(known: analysis.Group) -> None:
     fig = plot.depth_figure(known, paper=True)
     train_ax, test_ax = fig.axes
     plain = next(c for c in train_ax.containers if c.get_label() == "plain")
@@ -145,22 +157,24 @@ def test_plot_command_writes_valid_images(cli, tmp_path: Path) -> None:
 
 def test_diverged_run_is_drawn_up_to_divergence_and_marked(tmp_path: Path) -> None:
     write_results(tmp_path, KNOWN, diverge=("plain", 56))
-    fig = plot.curves_figure(analysis.load(tmp_path))
+    default = [ln.get_label() for ln in plot.curves_figure(only(tmp_path)).axes[0].get_lines()]
+    assert not any(str(label).startswith("plain-56") for label in default)  # left out of the means
+    fig = plot.curves_figure(only(tmp_path, include_partial=True))
     labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
-    assert "plain-56 (diverged)" in labels
+    assert "plain-56 * (diverged)" in labels
 
 
 def test_a_sweep_of_classic_nets_alone_plots_without_warnings(tmp_path: Path) -> None:
     write_results(tmp_path, {("lenet5", 5): [1.0], ("vgg16", 16): [20.0]})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fig = plot.depth_figure(analysis.load(tmp_path))
+        fig = plot.depth_figure(only(tmp_path))
     assert [t.get_text() for t in fig.axes[0].texts] == ["lenet5", "vgg16"]
 
 
 def test_classic_nets_get_their_own_panel(tmp_path: Path) -> None:
     write_results(tmp_path, {**KNOWN, ("lenet5", 5): [1.0]})
-    fig = plot.curves_figure(analysis.load(tmp_path))
+    fig = plot.curves_figure(only(tmp_path))
     assert [ax.get_title() for ax in fig.axes] == ["plain", "ResNet", "classic nets"]
     assert "lenet5" in [ln.get_label() for ln in fig.axes[2].get_lines()]
 
@@ -184,12 +198,90 @@ def test_bad_results_are_one_line(cli, tmp_path: Path, command: str) -> None:
 
 def test_partial_sweep_is_reported(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [10.0], ("resnet", 20): [9.0]}, epochs=2)
-    write_results(tmp_path, {("plain", 56): [30.0]}, epochs=1)
-    nets = report.table(analysis.load(tmp_path)).set_index("label")
-    assert nets.loc["plain-56", "epochs"] == 1
+    write_results(tmp_path, {("plain", 56): [30.0]}, epochs=2, logged=1, status="interrupted")
+    group = only(tmp_path)
+    assert "plain-56" not in set(report.table(group)["label"])
+    assert report.left_out(group) == ["plain-56 seed 0 (plain56s0): interrupted, 1 of 2 epochs"]
+    nets = report.table(only(tmp_path, include_partial=True)).set_index("label")
+    assert nets.loc["plain-56 *", "epochs"] == 1
 
 
 def test_plot_rejects_an_unknown_format(tmp_path: Path) -> None:
     write_results(tmp_path, KNOWN)
     with pytest.raises(UserError, match="must end in .png, .pdf, .svg"):
         plot.write(analysis.load(tmp_path), tmp_path / "x.jpg")
+
+
+# --- recipes: never average unlike runs ----------------------------------------------------------
+
+THREE = {("plain", 20): [10.0, 11.0, 12.0], ("plain", 56): [20.0, 21.0, 22.0],
+         ("resnet", 20): [9.0, 10.0, 11.0], ("resnet", 56): [8.0, 9.0, 10.0]}  # fmt: skip
+
+
+def test_a_mixed_folder_gives_one_table_per_recipe_and_an_unflipped_verdict(cli, tmp_path: Path) -> None:
+    # Three seeds of a finished CIFAR-10 sweep, and a CIFAR-100 ResNet-56 killed after 1 of 3 epochs
+    # whose error (42.5%) would have flipped the CIFAR-10 verdict had the two been averaged.
+    write_results(tmp_path, THREE, recipe={"dataset": "cifar10"})
+    write_results(tmp_path, {("resnet", 56): [22.5]}, recipe={"dataset": "cifar100"}, status="interrupted",
+                  logged=1)  # fmt: skip
+    found = analysis.groups(analysis.load(tmp_path))
+    assert [g.heading for g in found] == ["dataset=cifar10", "dataset=cifar100"]
+    cifar10, cifar100 = found
+    nets = report.table(cifar10).set_index("label")
+    assert nets.loc["ResNet-56", "seeds"] == 3 and nets.loc["ResNet-56", "final_train_error_mean"] == 9.0
+    assert report.verdict(report.table(cifar10)).startswith("degradation reproduced")
+    assert cifar100.metrics.empty  # the partial run is in no mean
+    assert report.left_out(cifar100) == [
+        "ResNet-56 seed 0 (resnet56s0datasetcifar100): interrupted, 1 of 3 epochs"
+    ]
+    r = cli("report", str(tmp_path))
+    assert r.code == 0, r.err
+    assert "final errors (mean ± std over seeds): dataset=cifar10" in r.out
+    assert "dataset=cifar100: no completed run yet" in r.out
+    assert "9.00 ± 1.00" in r.out  # three seeds show their spread
+    assert "left out: ResNet-56 seed 0 (resnet56s0datasetcifar100): interrupted, 1 of 3 epochs" in r.out
+    assert "42.5" not in r.out
+    partial = cli("report", str(tmp_path), "--where", "dataset=cifar100", "--include-partial")
+    assert partial.code == 0 and "ResNet-56 *" in partial.out and "42.50" in partial.out
+    assert "dataset=cifar10:" not in partial.out and "plain-20" not in partial.out
+    bad = cli("report", str(tmp_path), "--where", "colour=red")
+    assert bad.code == 2 and "--where takes KEY=VALUE with KEY one of run_id, arch" in bad.err
+    drawn = cli("plot", str(tmp_path))
+    assert drawn.code == 0
+    assert (tmp_path / "figures" / "curves-dataset-cifar10.png").is_file()
+    assert not (tmp_path / "figures" / "curves-dataset-cifar100.png").exists()  # nothing completed to draw
+
+
+def test_runs_sharing_a_seed_number_are_still_counted(tmp_path: Path) -> None:
+    write_results(tmp_path, {("plain", 20): [10.0]}, recipe={"lr": 0.1})
+    write_results(tmp_path, {("plain", 20): [30.0]}, recipe={"lr": 0.05})
+    found = analysis.groups(analysis.load(tmp_path))
+    assert [g.heading for g in found] == ["lr=0.1", "lr=0.05"]
+    assert [float(report.table(g)["final_train_error_mean"].iloc[0]) for g in found] == [10.0, 30.0]
+
+
+def test_the_verdict_says_not_enough_evidence_when_the_rise_is_within_the_noise(tmp_path: Path) -> None:
+    # plain rises 1.5 points; each net's three seeds spread by 3 points (std 3): noise wins.
+    write_results(tmp_path, {("plain", 20): [7.0, 10.0, 13.0], ("plain", 56): [8.5, 11.5, 14.5],
+                             ("resnet", 20): [7.0, 10.0, 13.0], ("resnet", 56): [7.0, 10.0, 13.0]})  # fmt: skip
+    nets = report.table(only(tmp_path))
+    assert report.threshold(nets) == (pytest.approx(6.0), 3)
+    assert report.verdict(nets) == (
+        "not enough evidence: the plain rise (1.5 points) is within the seed-to-seed noise: plain training "
+        "error stays level with depth (20: 10.0% -> 56: 11.5%), ResNet's stays level (20: 10.0% -> 56: 10.0%); "
+        "3 or more seeds per net, so a change counts beyond twice their pooled std (6.0 points) "
+        "(3 epochs may be too short: the paper trains 164)"
+    )
+    clear = tmp_path / "clear"
+    clear.mkdir()
+    write_results(clear, THREE)
+    assert report.verdict(report.table(only(clear))).endswith(
+        "3 or more seeds per net, so a change counts beyond twice their pooled std (2.0 points)"
+    )
+
+
+def test_a_warmed_up_net_is_labelled_where_its_recipe_warms_up_only_some(tmp_path: Path) -> None:
+    write_results(tmp_path, {("resnet", 56): [8.0]}, recipe={"warmup": False})
+    write_results(tmp_path, {("resnet", 110): [7.0]}, recipe={"warmup": True})
+    (group,) = analysis.groups(analysis.load(tmp_path))  # one recipe: warmup=auto decides per depth
+    assert sorted(set(group.metrics["label"])) == ["ResNet-110 (warm-up)", "ResNet-56"]

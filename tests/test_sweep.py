@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from resdepth import executors, results
+from resdepth import device, executors, results, step
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, save_checkpoint
 from resdepth.config import PAPER_ITERATIONS, SweepConfig, epochs_for, expand, resolve
+from resdepth.data.store import load
 from resdepth.errors import UserError
-from resdepth.train import Schedule
+from resdepth.lock import FolderLock
+from resdepth.results import EpochRecord
+from resdepth.train import Schedule, train_run
 
 # Columns that must be identical between an interrupted-then-resumed sweep and an uninterrupted one.
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
@@ -90,7 +97,8 @@ def test_toml_is_overridden_by_the_command_line(tmp_path: Path) -> None:
     [
         ("depths = [20]\n", "unknown key 'depths'"),
         ('epochs = "many"\n', "epochs"),
-        ("lr = [0.1]\n", "lr must be a float"),
+        ("lr = [0.1]\n", "lr must be a number"),
+        ('epochs = "3,4"\n', "epochs must be a whole number, got '3,4'"),
         ("depth = [20\n", "not valid TOML"),
     ],
 )
@@ -153,28 +161,112 @@ def test_same_seed_same_numbers_and_dry_run_states(cli, tmp_path: Path) -> None:
     assert r.code == 0 and "pending" in r.out  # a different length is a different run
 
 
-def test_sigkill_mid_epoch_then_rerun_gives_the_uninterrupted_rows(tmp_path: Path) -> None:
-    args = [*TINY, "--arch", "plain,resnet", "--epochs", "5", "--train-subset", "1000"]
+def kill_when(args: list[str], out: Path, ready: Callable[[], bool], timeout: float = 180) -> None:
+    """Start `resdepth sweep ARGS --out OUT` and SIGKILL its whole process group (the driver and any
+    workers: a machine that loses power) as soon as `ready()` holds."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resdepth", "sweep", *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def rows_at_least(out: Path, n: int) -> Callable[[], bool]:
+    return lambda: (out / "metrics.csv").is_file() and len(results.read_metrics(out)) >= n
+
+
+def checkpoint_at(out: Path, epoch: int) -> Callable[[], bool]:
+    """True once a checkpoint of `epoch` is on disk (read whole: it is written atomically)."""
+
+    def ready() -> bool:
+        for path in (out / "checkpoints").glob("*.pt"):
+            try:
+                if torch.load(path, weights_only=True)["epoch"] >= epoch:
+                    return True
+            except (OSError, RuntimeError, EOFError):
+                pass
+        return False
+
+    return ready
+
+
+RESUME_CASES = {
+    # name: (sweep arguments, when to kill, rows of the uninterrupted sweep)
+    "mid-epoch of the second run": (
+        [*TINY, "--arch", "plain,resnet", "--epochs", "4", "--train-subset", "500", "--test-subset", "100"],
+        ("rows", 6), 8,
+    ),
+    # What the quick demo runs: the warm-up for every net, a partial last batch (800 images at
+    # batch 128: six full batches and one of 32), and a validation split. Warm-up ends after about
+    # 16 iterations here, so the kill at epoch 1's checkpoint (7 iterations) lands mid-warm-up and
+    # the resumed run must carry on its window of batch errors.
+    "mid-warm-up, partial last batch, validation split": (
+        [*TINY, "--arch", "resnet", "--epochs", "4", "--train-subset", "800", "--val-split", "200",
+         "--batch-size", "128", "--warmup", "always", "--test-subset", "100"],
+        ("checkpoint", 1), 4,
+    ),
+    "under --jobs 2": (
+        [*TINY, "--arch", "plain,resnet", "--epochs", "3", "--train-subset", "400", "--test-subset", "100",
+         "--jobs", "2", "--threads", "1"],
+        ("rows", 2), 6,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_sigkill_then_rerun_gives_the_uninterrupted_rows(tmp_path: Path, case: str) -> None:
+    args, (kind, at), total = RESUME_CASES[case]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     assert run_cli("sweep", *args, "--out", str(clean)).returncode == 0
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "resdepth", "sweep", *args, "--out", str(killed)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill during the second run's third epoch or so
-        if (killed / "metrics.csv").is_file() and len(results.read_metrics(killed)) >= 7:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert len(results.read_metrics(killed)) < 10, "the sweep finished before it could be killed"
+    assert len(results.read_metrics(clean)) == total
+    kill_when(args, killed, rows_at_least(killed, at) if kind == "rows" else checkpoint_at(killed, at))
+    assert 0 < len(results.read_metrics(killed)) < total, "the sweep finished before it could be killed"
+    if "warm-up" in case:
+        (ckpt,) = (killed / "checkpoints").glob("*.pt")
+        assert torch.load(ckpt, weights_only=True)["schedule"]["warmup_end"] == -1  # still warming up
     dry = run_cli("sweep", *args, "--out", str(killed), "--dry-run")
     assert "partial (resumes at epoch" in dry.stdout
     resumed = run_cli("sweep", *args, "--out", str(killed))
     assert resumed.returncode == 0, resumed.stderr
+    assert "status repaired" in resumed.stdout  # the killed sweep had left its run `running`
     pd.testing.assert_frame_equal(numbers(clean), numbers(killed))
     assert set(pd.read_csv(killed / "runs.csv")["status"]) == {"completed"}
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_resumed_vgg16_drops_the_units_an_uninterrupted_one_drops(tmp_path: Path) -> None:
+    # Dropout draws from torch's global generator, seeded per epoch like the data order: a run
+    # stopped after epoch 2 (its checkpoint holds epoch 1) and resumed writes the same rows.
+    data = load("synthetic").split(64, None, 0, 20)
+    (cfg,) = expand(
+        SweepConfig(arch=["vgg16"], dataset="synthetic", epochs=3, batch_size=32), {"synthetic": 64}
+    )
+    clean: list[EpochRecord] = []
+    train_run(cfg, data, torch.device("cpu"), tmp_path / "clean.pt", clean.append)
+    resumed: list[EpochRecord] = []
+
+    def stop_at_2(record: EpochRecord) -> None:
+        resumed.append(record)
+        if record.epoch == 2:
+            raise Stop  # before epoch 2's checkpoint: a kill between the row and the save
+
+    with pytest.raises(Stop):
+        train_run(cfg, data, torch.device("cpu"), tmp_path / "killed.pt", stop_at_2)
+    torch.manual_seed(12345)  # whatever the global generator held, the resumed epochs reseed it
+    train_run(cfg, data, torch.device("cpu"), tmp_path / "killed.pt", resumed.append)
+    assert [r.epoch for r in resumed] == [1, 2, 2, 3]
+    same = ("train_loss", "train_error", "test_loss", "test_error")
+    assert [[getattr(r, k) for k in same] for r in resumed[1:2] + resumed[3:]] == [
+        [getattr(r, k) for k in same] for r in clean[1:]
+    ]
+    assert [getattr(resumed[2], k) for k in same] == [getattr(clean[1], k) for k in same]
 
 
 def test_ctrl_c_keeps_finished_epochs_and_exits_130(tmp_path: Path) -> None:
@@ -300,3 +392,192 @@ def test_a_folder_written_before_norm_activation_and_threads_is_upgraded_and_kep
         assert f.readline().strip() == ",".join(results.METRICS_COLUMNS)
     pd.testing.assert_frame_equal(numbers(out), before)
     assert set(results.read_metrics(out)["norm"]) == {"bn"}
+
+
+# --- nothing logged is ever lost silently -----------------------------------------------------
+
+
+def test_a_damaged_checkpoint_keeps_every_row_until_it_is_restarted(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = [*TINY, "--arch", "resnet", "--epochs", "4", "--train-subset", "500", "--test-subset", "100"]
+    kill_when(args, out, checkpoint_at(out, 2))
+    before = numbers(out)
+    assert 2 <= len(before) < 4
+    (ckpt,) = (out / "checkpoints").glob("*.pt")
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # torn by a power loss
+    refused = run_cli("sweep", *args, "--out", str(out))
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1
+    run_id = ckpt.stem
+    assert f"cannot resume ResNet-8 seed 0 ({run_id}, {len(before)} epochs logged)" in refused.stderr
+    assert str(ckpt) in refused.stderr and "--restart damaged" in refused.stderr
+    pd.testing.assert_frame_equal(numbers(out), before)  # every logged row is still there
+    again = run_cli("sweep", *args, "--out", str(out), "--restart", "damaged")
+    assert again.returncode == 0, again.stderr
+    (kept,) = (out / "discarded").glob(f"*-{run_id}.csv")
+    old = results.read_metrics_file(kept)[NUMBERS].reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, before)  # the replaced rows, moved, not deleted
+    assert len(list((out / "discarded").glob(f"*-{run_id}.pt"))) == 1  # the damaged file, kept too
+    assert results.read_metrics(out)["epoch"].tolist() == [1, 2, 3, 4]  # trained again from scratch
+    assert pd.read_csv(out / "runs.csv")["status"].tolist() == ["completed"]
+
+
+def test_restart_by_run_id_and_bad_ids(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = ["sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(out)]
+    assert cli(*args).code == 0
+    run_id = pd.read_csv(out / "runs.csv")["run_id"].iloc[0]
+    r = cli(*args, "--restart", run_id)
+    assert r.code == 0 and "1 to train" in r.out
+    assert len(list((out / "discarded").glob("*.csv"))) == 1 and len(results.read_metrics(out)) == 1
+    bad = cli(*args, "--restart", "nosuchrun")
+    assert bad.code == 2 and "--restart nosuchrun: no run of this sweep has that id" in bad.err
+
+
+def test_one_sweep_at_a_time_and_the_lock_goes_with_its_holder(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    long = [*TINY, "--arch", "resnet", "--epochs", "50"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resdepth", "sweep", *long, "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not rows_at_least(out, 1)():
+            time.sleep(0.05)
+        second = cli("sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(out))
+        assert second.code == 2 and len(second.err.strip().splitlines()) == 1
+        assert (
+            f"is being written by another resdepth sweep (process {proc.pid} on {socket.gethostname()}"
+            in second.err
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    after = cli("sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(out))
+    assert after.code == 0, after.err
+    assert "status repaired" in after.out  # the killed sweep's run was left `running`
+    statuses = pd.read_csv(out / "runs.csv").set_index("epochs")["status"]
+    assert statuses[50] == "interrupted" and statuses[1] == "completed"
+
+
+def test_report_repairs_stale_statuses_when_no_sweep_holds_the_folder(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert cli("sweep", *TINY, "--arch", "plain,resnet", "--epochs", "2", "--out", str(out)).code == 0
+    rows = results.read_runs(out)
+    plain, resnet = sorted(rows.values(), key=lambda r: r["arch"])
+    results.write_run(out, {**plain, "status": "interrupted"})  # Ctrl-C after its last row was logged
+    results.write_run(out, {**resnet, "status": "running"})
+    results.drop_rows_after(out, resnet["run_id"], 1)  # killed after epoch 1 of 2
+    with FolderLock(out):  # a sweep writes the folder: its `running` is true, nothing is touched
+        assert cli("report", str(out)).code == 0
+        assert sorted(r["status"] for r in results.read_runs(out).values()) == ["interrupted", "running"]
+    r = cli("report", str(out))
+    assert r.code == 0 and r.err.count("status repaired") == 2
+    after = results.read_runs(out)
+    assert after[plain["run_id"]]["status"] == "completed"
+    assert (after[resnet["run_id"]]["status"], after[resnet["run_id"]]["epochs_done"]) == ("interrupted", "1")
+
+
+def test_every_sweep_configuration_is_kept(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    for seeds in ("0", "1"):
+        assert (
+            cli("sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--seeds", seeds, "--out", str(out)).code
+            == 0
+        )
+    kept = sorted((out / "sweeps").glob("*.toml"))
+    assert [resolve(p, {}).seeds for p in kept] == [[0], [1]]
+    assert (out / "sweep.toml").read_text() == kept[-1].read_text()
+
+
+def test_a_checkpoint_is_replaced_whole(tmp_path: Path) -> None:
+    path = tmp_path / "c" / "run.pt"
+    save_checkpoint(path, {"run_id": "abc", "epoch": 1})
+    save_checkpoint(path, {"run_id": "abc", "epoch": 2})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["run.pt"]  # no temporary file left
+    assert load_checkpoint(path, "abc") == {"run_id": "abc", "epoch": 2}
+    with pytest.raises(DamagedCheckpoint, match="is not a checkpoint of run other"):
+        load_checkpoint(path, "other")
+
+
+# --- options that had no test -------------------------------------------------------------------
+
+
+def test_val_split_fills_the_validation_columns(cli, tmp_path: Path) -> None:
+    r = cli(
+        "sweep",
+        *TINY,
+        "--arch",
+        "resnet",
+        "--epochs",
+        "2",
+        "--val-split",
+        "300",
+        "--out",
+        str(tmp_path / "v"),
+    )
+    assert r.code == 0, r.err
+    m = results.read_metrics(tmp_path / "v")
+    assert m["val_error"].between(0, 100).all() and (m["val_loss"] > 0).all()
+    assert set(m["iteration"]) == {17, 34}  # 1,700 training images left at batch 100
+    assert cli("sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(tmp_path / "n")).code == 0
+    assert results.read_metrics(tmp_path / "n")["val_error"].isna().all()
+
+
+def test_iterations_are_rounded_up_to_whole_epochs(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    r = cli(
+        "sweep", *TINY, "--arch", "resnet", "--iterations", "45", "--train-subset", "1000", "--out", str(out)
+    )
+    assert r.code == 0, r.err
+    m = results.read_metrics(out)
+    assert m["epoch"].tolist() == [1, 2, 3, 4, 5] and m["iteration"].max() == 50  # 10 iterations an epoch
+    assert pd.read_csv(out / "runs.csv")["epochs"].tolist() == [5]
+
+
+def test_fail_fast_stops_at_the_first_failed_run(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated out of memory")
+
+    monkeypatch.setattr(executors.base, "train_run", broken)
+    out = tmp_path / "r"
+    r = cli("sweep", *TINY, "--epochs", "1", "--fail-fast", "--out", str(out))
+    assert r.code == 1 and "simulated out of memory" in r.err
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["arch"].tolist() == ["plain"] and runs["status"].tolist() == [
+        "failed"
+    ]  # resnet never started
+
+
+@pytest.mark.parametrize(("flags", "expected"), [("fpu avx2 amx_bf16", "bf16"), ("fpu avx512_bf16", "bf16"),
+                                                 ("fpu avx2 fma", "fp32")])  # fmt: skip
+def test_precision_auto_is_bf16_only_where_the_cpu_runs_it_fast(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, expected: str
+) -> None:
+    monkeypatch.setattr(device, "_cpuinfo", lambda: f"model name : Test CPU\nflags : {flags}\n")
+    assert device.resolve_precision("auto", torch.device("cpu")) == expected
+    assert device.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    dry = cli("sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(tmp_path), "--dry-run")
+    assert dry.code == 0
+    precision_id = expand(SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=1, batch_size=100,
+                                      precision=expected), {"synthetic": 2000})[0].run_id  # fmt: skip
+    assert precision_id in dry.out  # the run id hashes the precision that will run, not "auto"
+
+
+def test_lenet5_trains_on_mnist_without_augmentation(
+    cli, real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_crops(*args: object) -> None:
+        raise AssertionError("MNIST digits must not be cropped or flipped")
+
+    monkeypatch.setattr(step, "crop_flip", no_crops)
+    out = tmp_path / "r"
+    r = cli("sweep", "--arch", "lenet5", "--epochs", "1", "--train-subset", "2000", "--test-subset", "1000",
+            "--data-dir", str(real_data), "--offline", "--out", str(out))  # fmt: skip
+    assert r.code == 0, r.err
+    runs = pd.read_csv(out / "runs.csv")
+    assert (runs["dataset"].tolist(), runs["params"].tolist()) == (["mnist"], [61_706])
+    assert results.read_metrics(out)["test_error"].iloc[0] < 50  # one epoch on 2,000 digits learns

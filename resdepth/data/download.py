@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tarfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 from rich.progress import (
@@ -19,6 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from resdepth.data import readers
 from resdepth.data.sources import CIFAR_FOLDERS, MNIST_FOLDER, REMOTES, Remote
 from resdepth.errors import UserError
 
@@ -55,14 +58,21 @@ def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Pr
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot write to {dest.parent}: {exc.strerror or exc}") from None
-    part = dest.with_name(dest.name + ".part")
+    # A name of its own, so that two downloads of the same file at once cannot write into one part.
+    part = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     last_error = ""
     try:
         for attempt in range(1, retries + 1):
             try:
                 _fetch_once(url, part, progress, dest.name)
                 break
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            except (
+                urllib.error.URLError,
+                http.client.HTTPException,
+                ConnectionError,
+                TimeoutError,
+                OSError,
+            ) as exc:
                 last_error = str(getattr(exc, "reason", exc))
                 if attempt < retries:
                     time.sleep(min(2.0 ** (attempt - 1), 10.0) * 0.5)
@@ -81,9 +91,16 @@ def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Pr
 
 
 def safe_extract(archive: Path, root: Path) -> None:
-    """Unpack with tarfile's `data` filter, so no member can escape `root` or be a device or link out."""
+    """Unpack with tarfile's `data` filter, so no member can escape `root` or be a device or link out,
+    and only once every member's size is one an official archive could hold."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.size > readers.MAX_MEMBER_BYTES:
+                    raise UserError(
+                        f"{archive}: member {member.name} claims {member.size:,} bytes, more than any official "
+                        "file; delete the archive and download it again"
+                    )
             tar.extractall(root, filter="data")
     except tarfile.FilterError as exc:
         raise UserError(f"{archive}: refusing an unsafe member ({exc})") from None

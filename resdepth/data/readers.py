@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import tarfile
 from collections.abc import Callable
@@ -20,6 +21,9 @@ import torch
 from resdepth.errors import UserError
 
 Split = tuple[torch.Tensor, torch.Tensor]
+# No official member comes near this: CIFAR-100's `train` pickle, the largest, is about 155 MB. A
+# gzip or tar member that would decompress past it is refused before it fills memory or disk.
+MAX_MEMBER_BYTES = 2 * 160 * 2**20
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -105,7 +109,10 @@ def read_cifar(name: str, path: Path, folder: str) -> tuple[Split, Split, list[s
         def opener(member: str) -> IO[bytes]:
             assert archive is not None
             try:
-                f = archive.extractfile(f"{folder}/{member}")
+                info = archive.getmember(f"{folder}/{member}")
+                if info.size > MAX_MEMBER_BYTES:
+                    raise corrupt(path, f"{member} claims {info.size:,} bytes, more than any official file")
+                f = archive.extractfile(info)
             except KeyError:
                 raise UserError(f"{path} has no {folder}/{member}; is it the {name} archive?") from None
             except (tarfile.TarError, OSError, EOFError) as exc:
@@ -143,15 +150,23 @@ def read_cifar(name: str, path: Path, folder: str) -> tuple[Split, Split, list[s
 def _read_idx(path: Path) -> torch.Tensor:
     """An IDX file (gzipped or not): big-endian magic, dims, then uint8 data."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path) as f:
+                raw = f.read(MAX_MEMBER_BYTES + 1)
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise corrupt(path, f"cannot decompress ({exc})") from None
+    if len(raw) > MAX_MEMBER_BYTES:
+        raise corrupt(path, f"decompresses past {MAX_MEMBER_BYTES:,} bytes, more than any official file")
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise corrupt(path, "not an IDX file of unsigned bytes")
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
-    expected = int(np.prod(dims))
+    if len(raw) < offset:
+        raise corrupt(path, f"the header promises {ndim} dimensions but the file ends first")
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected = math.prod(dims)  # Python integers: a forged header cannot overflow this
     if len(raw) - offset != expected:
         raise corrupt(path, f"header says {dims} but the data has {len(raw) - offset} bytes")
     data = np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)

@@ -41,16 +41,23 @@ class Net:
     state: str  # "init" or "epoch N"
     model: ResNet
     run_id: str = ""
+    recipe: str = ""  # in a folder of several recipes, how this run's differs (see analysis.groups)
+
+    @property
+    def label(self) -> str:
+        """The net's name; with its recipe when the folder holds several, so none are averaged."""
+        return f"{self.spec.name} [{self.recipe}]" if self.recipe else self.spec.name
 
     @property
     def key(self) -> dict[str, object]:
         """The columns every diagnostics row starts with."""
+        s = self.spec
         return {
-            "net": self.spec.name,
-            "arch": self.spec.arch,
-            "depth": self.spec.depth,
-            "norm": self.spec.norm,
-            "activation": self.spec.activation,
+            "net": self.label,
+            "arch": s.arch,
+            "depth": s.depth,
+            "norm": s.norm,
+            "activation": s.activation,
             "seed": self.seed,
             "state": self.state,
             "run_id": self.run_id,

@@ -4,6 +4,7 @@ checkpoints, writing `diagnostics/*.csv` and their figures, and the summary the 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ import pandas as pd
 import torch
 
 from resdepth import results
-from resdepth.checkpoints import load_checkpoint
+from resdepth.analysis import recipe_headings
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
 from resdepth.diagnose.figures import write_figures
@@ -40,11 +42,16 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
     runs = results.read_runs(folder)
     if not runs:
         raise UserError(f"{folder} has no {results.RUNS}; give a results folder a sweep wrote")
+    recipes = recipe_headings(folder)
     found = False
     for run_id, row in runs.items():
         if row["arch"] not in ("plain", "resnet"):
             continue
-        state = load_checkpoint(folder / "checkpoints" / f"{run_id}.pt", run_id)
+        try:
+            state = load_checkpoint(folder / "checkpoints" / f"{run_id}.pt", run_id)
+        except DamagedCheckpoint as exc:
+            warnings.warn(f"skipping run {run_id}: checkpoint {exc}", stacklevel=2)
+            continue
         if state is None:
             continue
         channels, size, classes = SHAPES[row["dataset"]]
@@ -61,7 +68,7 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
             activation=row.get("activation") or "relu",
         )
         init = fresh(spec, int(row["seed"]))
-        init.run_id = run_id
+        init.run_id, init.recipe = run_id, recipes.get(run_id, "")
         trained = copy.deepcopy(init)
         trained.model.load_state_dict(state["model"])
         trained.state = f"epoch {int(state['epoch'])}"
@@ -94,7 +101,7 @@ def diagnose_results(
             _int(row.get("train_subset")), _int(row.get("val_split")), init.seed, subset
         )
         data = inputs(split)
-        progress(f"{trained.spec.name} seed {trained.seed} ({trained.run_id}, {trained.state})")
+        progress(f"{trained.label} seed {trained.seed} ({trained.run_id}, {trained.state})")
         if "grads" in what:
             tables["grads"] += grad_norms(init, data.train_x, data.train_y)
         for key, rows in measure(trained, data, what).items():

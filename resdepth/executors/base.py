@@ -42,11 +42,17 @@ class Task:
     device: str
     threads: int
     engine: Engine = DEFAULT_ENGINE
+    offline: bool = False  # a worker whose node lacks the data downloads it unless this is set
     attempt: int = 1
 
 
 # --- what a worker sends back, in order: progress and epochs, then the end (or, seen by the
 # driver, the worker's death) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    precision: str  # what the run trains in, as the node that trains it resolved `auto`
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ class WorkerCrashed:
     reason: str
 
 
-Event = EpochDone | Progress | RunEnded | WorkerCrashed
+Event = Started | EpochDone | Progress | RunEnded | WorkerCrashed
+News = Started | EpochDone | Progress  # what a worker reports while its run trains
 
 
 class Outcome(NamedTuple):
@@ -87,7 +94,7 @@ class Sink(Protocol):
     """What an executor reports to: the driver's single writer."""
 
     def start(self, task: Task) -> None: ...
-    def event(self, task: Task, event: EpochDone | Progress) -> None: ...
+    def event(self, task: Task, event: News) -> None: ...
     def end(self, task: Task, status: Status, error: str) -> None: ...
     def retry(self, task: Task, reason: str) -> None: ...
 
@@ -99,7 +106,7 @@ def load_split(task: Task) -> Dataset:
     cfg = task.cfg
     key = (cfg.dataset, task.data_dir)
     if key not in _loaded:
-        _loaded[key] = load(cfg.dataset, task.data_dir, offline=True)
+        _loaded[key] = load(cfg.dataset, task.data_dir, offline=task.offline)
     return _loaded[key].split(cfg.train_subset, cfg.val_split, cfg.seed, cfg.test_subset)
 
 
@@ -116,6 +123,7 @@ def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None]) ->
             on_epoch=lambda record: emit(EpochDone(record)),
             on_progress=lambda iteration, epoch, lr: emit(Progress(iteration, epoch, lr)),
             engine=task.engine,
+            on_start=lambda precision: emit(Started(precision)),
         )
     except Diverged as exc:
         return RunEnded(Status.DIVERGED, str(exc))
@@ -150,7 +158,7 @@ class Inline(Executor):
             sink.start(task)
 
             def emit(event: Event, task: Task = task) -> None:
-                assert isinstance(event, EpochDone | Progress)
+                assert isinstance(event, Started | EpochDone | Progress)
                 sink.event(task, event)
 
             try:
@@ -203,7 +211,7 @@ class Pool(Executor):
                 for handle, event in self.wait(list(active)):
                     task, slot = active[handle]
                     match event:
-                        case EpochDone() | Progress():
+                        case Started() | EpochDone() | Progress():
                             sink.event(task, event)
                             continue
                         case WorkerCrashed(reason) if task.attempt < MAX_ATTEMPTS:
