@@ -19,6 +19,7 @@ from rich.table import Table
 
 from resdepth.config import OPTIONS, Role, SweepConfig, option_types, parse_list
 from resdepth.errors import UserError
+from resdepth.results import DIAGNOSTICS_COLUMNS
 
 if TYPE_CHECKING:
     from resdepth.sweep import Plan
@@ -49,6 +50,7 @@ PANELS = {
     Role.RECIPE: "The recipe (He et al. 2016 §4.2)",
     Role.EXECUTION: "Execution",
 }
+MEASUREMENTS = tuple(DIAGNOSTICS_COLUMNS)  # what `resdepth diagnose` measures, by the CSV each writes
 LONG = 3600  # seconds: a sweep estimated longer than this gets a hint how to shorten it
 
 
@@ -501,9 +503,9 @@ def diagnose(
     test_subset: Annotated[
         int | None, typer.Option(help="Class-balanced N test images (default: the run's own, else all).")
     ] = None,
-    what: Annotated[str, typer.Option(help="grads, responses, lesion, identity (comma-separated).")] = (
-        "grads,responses,lesion,identity"
-    ),
+    what: Annotated[
+        str, typer.Option(help="Measurements, comma-separated: " + ", ".join(MEASUREMENTS) + ".")
+    ] = (",".join(MEASUREMENTS)),
     out: Annotated[
         Path | None,
         typer.Option(help="Fresh nets: folder for diagnostics/ and figures/ (default results/diagnose)."),
@@ -511,7 +513,8 @@ def diagnose(
     offline: Offline = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON.")] = False,
 ) -> None:
-    """Measure why ResNets work: gradients per layer, layer responses, lesions, the identity argument."""
+    """Measure why ResNets work: gradients per layer, layer responses, lesions, the identity argument,
+    and the scale of the residual stream and the logits (at initialisation, and trained)."""
     from resdepth import diagnose as dg
     from resdepth.models import NetSpec
 

@@ -96,6 +96,7 @@ DIAGNOSTICS_COLUMNS = {
         "error",
         "grown_error",
     ),
+    "scale": (*_NET, "layer", "name", "std", "rms", "loss"),
 }
 # Columns added after results folders already existed, with what an older row meant by them.
 ADDED_COLUMNS = {**added_fields(), "threads": ""}

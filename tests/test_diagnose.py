@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from resdepth import diagnose as dg
@@ -118,6 +120,47 @@ def test_identity_is_exact_for_resnets_and_impossible_for_plain_nets(synthetic: 
     assert plain["grown_output_spread"] == 0.0  # a zeroed plain block outputs nothing of its input
 
 
+def test_scale_is_the_std_of_the_stream_and_the_logits_in_train_mode(synthetic: dg.Inputs) -> None:
+    net = dg.fresh(NetSpec("resnet", 8), 0)
+    rows = dg.scale(net, synthetic.train_x, synthetic.train_y)
+    assert [r["name"] for r in rows] == ["stem", "stage1", "stage2", "stage3", "pool", "logits"]
+    # By hand: the same forward, stage by stage, in train mode, on the same 4 batches of 128.
+    model = copy.deepcopy(net.model).train()
+    stds: dict[str, list[float]] = {}
+    losses = []
+    with torch.no_grad():
+        for i in range(0, 512, 128):
+            x, y = synthetic.train_x[i : i + 128], synthetic.train_y[i : i + 128]
+            h = model.stem(x)
+            stds.setdefault("stem", []).append(float(h.double().std()))
+            for k, stage in enumerate(model.stages(), start=1):
+                h = stage(h)
+                stds.setdefault(f"stage{k}", []).append(float(h.double().std()))
+            logits = model.fc(torch.flatten(model.pool(h), 1))
+            stds.setdefault("logits", []).append(float(logits.double().std()))
+            losses.append(float(F.cross_entropy(logits, y)))
+    for r in rows:
+        if r["name"] in stds:
+            assert r["std"] == pytest.approx(sum(stds[str(r["name"])]) / 4, rel=1e-6), r["name"]
+    assert rows[0]["loss"] == pytest.approx(sum(losses) / 4, rel=1e-6)
+    # A block whose branch is zero adds nothing: the stream leaves stage 1 as the stem made it.
+    for block in net.model.stage1:
+        block.zero_residual_()
+    zeroed = dg.scale(net, synthetic.train_x, synthetic.train_y)
+    assert zeroed[1]["std"] == pytest.approx(zeroed[0]["std"], rel=1e-12)
+
+
+def test_the_residual_stream_and_the_logits_grow_with_depth_at_initialisation(synthetic: dg.Inputs) -> None:
+    def at(spec: NetSpec) -> dict[str, float]:
+        rows = dg.scale(dg.fresh(spec, 0), synthetic.train_x, synthetic.train_y)
+        return {str(r["name"]): float(r["std"]) for r in rows} | {"loss": float(rows[0]["loss"])}  # type: ignore[arg-type]
+
+    r8, r56, p56 = at(NetSpec("resnet", 8)), at(NetSpec("resnet", 56)), at(NetSpec("plain", 56))
+    assert r56["stage3"] > 1.5 * r8["stage3"]  # 27 blocks add more than 3
+    assert r56["logits"] > r8["logits"] and r56["loss"] > r8["loss"]
+    assert p56["stage3"] < r56["stage3"] / 2  # a plain net's stream is renormalised by every BN
+
+
 def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:
     resnet, plain = trained("resnet"), trained("plain")
     rows = pd.DataFrame(dg.lesions(resnet, synthetic.test_x, synthetic.test_y))
@@ -151,11 +194,12 @@ def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_pat
     r = cli("diagnose", str(out), "--test-subset", "200")
     assert r.code == 0, r.err
     tables = results.read_diagnostics(out)
-    assert set(tables) == {"grads", "responses", "lesion", "identity"}
+    assert set(tables) == {"grads", "responses", "lesion", "identity", "scale"}
     assert set(tables["grads"]["state"]) == {"init", "epoch 1"}  # gradients at init and trained
+    assert set(tables["scale"]["state"]) == {"init", "epoch 1"}
     assert set(tables["identity"]["state"]) == {"epoch 1"}
     assert set(tables["grads"]["net"]) == {"plain-8", "ResNet-8"}
-    for name in ("grads", "responses", "lesion", "identity"):
+    for name in ("grads", "responses", "lesion", "identity", "scale"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
     again = cli("plot", str(out))
     assert again.code == 0 and "curves.png" in again.out and "lesion.png" in again.out
@@ -173,7 +217,10 @@ def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--what", "grads,saliency"], "--what takes grads, responses, lesion, identity; got 'saliency'"),
+        (
+            ["--what", "grads,saliency"],
+            "--what takes grads, responses, lesion, identity, scale; got 'saliency'",
+        ),
         (["--arch", "vgg16"], "diagnose measures plain and resnet nets, not 'vgg16'"),
         (["--depth", "9"], "depth 9 cannot be built"),
         (["--activation", "gelu"], "unknown activation 'gelu'"),

@@ -16,6 +16,7 @@ from resdepth.diagnose.measures import (
     inputs,
     lesions,
     responses,
+    scale,
 )
 from resdepth.diagnose.run import Diagnosis, fresh, from_results, run, summaries
 
@@ -38,5 +39,6 @@ __all__ = [
     "lesions",
     "responses",
     "run",
+    "scale",
     "summaries",
 ]

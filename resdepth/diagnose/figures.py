@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from resdepth.style import PALETTE, figure_path, save
 
@@ -167,7 +168,45 @@ def identity_figure(identity: pd.DataFrame) -> Figure:
     return fig
 
 
+def scale_figure(scale: pd.DataFrame) -> Figure:
+    """The std of the signal from the stem through each stage's end (the residual stream) to the
+    logits: one panel per state (at initialisation, trained), mean over seeds."""
+    states = sorted(scale["state"].unique(), key=lambda s: (s != "init", s))
+    fig = Figure(figsize=(max(7.0, 5.6 * len(states)), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(states), squeeze=False)[0]
+    style = _style(scale)
+    for ax, state in zip(axes, states, strict=True):
+        sub = scale[scale["state"] == state]
+        for net, rows in sub.groupby("net", sort=False):
+            std = rows.groupby(["layer", "name"])["std"].mean().reset_index()
+            colour, line = style[str(net)]
+            ax.plot(
+                std["layer"],
+                std["std"],
+                color=colour,
+                linestyle=line,
+                marker="o",
+                markersize=3,
+                label=str(net),
+            )
+            ax.set_xticks(std["layer"], std["name"], fontsize=8)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.set_title("at initialisation" if state == "init" else f"trained ({state})", fontsize=9)
+        ax.set_ylabel("std of the signal (train mode, 4 batches of 128)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(
+        "signal scale at the stem, each stage's end and the logits: plain (dashed), ResNet (solid)",
+        fontsize=10,
+    )
+    return fig
+
+
 FIGURES = {
+    "scale": scale_figure,
     "grads": grads_figure,
     "responses": responses_figure,
     "lesion": lesion_figure,

@@ -1,5 +1,5 @@
 """Why ResNets work, measured on one net: gradients per layer, layer responses (He et al. Fig. 7),
-lesions (Veit et al. 2016) and the identity argument.
+lesions (Veit et al. 2016), the identity argument, and the scale of the residual stream and logits.
 
 Every measurement runs in fp32 on batches that are not augmented. Gradients are taken in train mode,
 as training sees them (BatchNorm on batch statistics); everything else in eval mode, as a test sees
@@ -28,6 +28,7 @@ from resdepth.train import EVAL_BATCH
 
 GRAD_BATCHES = 4  # mini-batches of 128 training images whose gradient norms are averaged
 BATCH = 128
+Rows = list[dict[str, object]]
 LESION_SAMPLES = 8  # random draws of k deleted blocks, for each k
 LESION_MAX_K = 8
 
@@ -297,6 +298,55 @@ def identity(net: Net, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, objec
     ]
 
 
+# --- 5. signal scale: the residual stream and the logits -------------------------------------------
+
+
+def scale_points(model: ResNet) -> list[tuple[str, nn.Module]]:
+    """Where the signal is measured: the stem's output, each stage's end (a ResNet's residual stream),
+    the pooled features and the logits."""
+    stages = [(f"stage{i}", stage) for i, stage in enumerate(model.stages(), start=1)]
+    return [("stem", model.stem), *stages, ("pool", model.pool), ("logits", model.fc)]
+
+
+@torch.no_grad()
+def scale(net: Net, x: torch.Tensor, y: torch.Tensor) -> Rows:
+    """The std and root mean square of the signal at each `scale_points` point, and the cross-entropy
+    of the logits, in train mode (as the first training step sees the net), mean of mini-batches.
+
+    Each block of a ResNet adds its branch's output to the stream, so at initialisation (every BN at
+    scale 1) the stream's scale grows with the number of blocks, and so do the logits and the loss.
+    """
+    model = copy.deepcopy(net.model).train()  # train-mode BN would move the net's running stats
+    points = scale_points(model)
+    sums = [[0.0, 0.0] for _ in points]
+    seen: list[torch.Tensor] = []
+    handles = [m.register_forward_hook(lambda _m, _i, out: seen.append(out.double())) for _, m in points]
+    loss, batches = 0.0, 0
+    try:
+        for i in range(0, min(len(y), GRAD_BATCHES * BATCH), BATCH):
+            seen.clear()
+            logits = model(x[i : i + BATCH])
+            loss += float(F.cross_entropy(logits, y[i : i + BATCH]))
+            for j, out in enumerate(seen):
+                sums[j][0] += float(out.std())
+                sums[j][1] += float(out.pow(2).mean().sqrt())
+            batches += 1
+    finally:
+        for h in handles:
+            h.remove()
+    return [
+        {
+            **net.key,
+            "layer": j + 1,
+            "name": name,
+            "std": sums[j][0] / batches,
+            "rms": sums[j][1] / batches,
+            "loss": loss / batches,
+        }
+        for j, (name, _) in enumerate(points)
+    ]
+
+
 # --- the measurements by name -------------------------------------------------------------------
 
 
@@ -316,11 +366,11 @@ def inputs(data: Dataset) -> Inputs:
     return Inputs(normalize(data.train_x[:n]), data.train_y[:n], normalize(data.test_x), data.test_y)
 
 
-Rows = list[dict[str, object]]
 MEASURES: dict[str, Callable[[Net, Inputs], Rows]] = {
     "grads": lambda net, d: grad_norms(net, d.train_x, d.train_y),
     "responses": lambda net, d: responses(net, d.test_x),
     "lesion": lambda net, d: lesions(net, d.test_x, d.test_y),
     "identity": lambda net, d: identity(net, d.test_x, d.test_y),
+    "scale": lambda net, d: scale(net, d.train_x, d.train_y),
 }
 WHAT = tuple(MEASURES)

@@ -18,7 +18,7 @@ from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
 from resdepth.diagnose.figures import write_figures
-from resdepth.diagnose.measures import MEASURES, Inputs, Net, Rows, grad_norms, inputs
+from resdepth.diagnose.measures import MEASURES, Inputs, Net, Rows, inputs
 from resdepth.errors import UserError
 from resdepth.models import NetSpec, build_model, validate
 from resdepth.models.resnet import ResNet
@@ -89,7 +89,7 @@ def diagnose_results(
     test_subset: int | None,
     progress: Callable[[str], None],
 ) -> Tables:
-    """Gradients at init and at the checkpoint; the rest on the trained nets only."""
+    """Gradients and signal scale at init and at the checkpoint; the rest on the trained nets only."""
     tables: Tables = {w: [] for w in what}
     datasets: dict[str, Dataset] = {}
     for init, trained, row in from_results(folder):
@@ -102,8 +102,9 @@ def diagnose_results(
         )
         data = inputs(split)
         progress(f"{trained.label} seed {trained.seed} ({trained.run_id}, {trained.state})")
-        if "grads" in what:
-            tables["grads"] += grad_norms(init, data.train_x, data.train_y)
+        for key in ("grads", "scale"):
+            if key in what:
+                tables[key] += MEASURES[key](init, data)
         for key, rows in measure(trained, data, what).items():
             tables[key] += rows
     return tables
@@ -200,6 +201,17 @@ def summaries(tables: Tables) -> dict[str, pd.DataFrame]:
             table["error, k deleted"] = top.groupby(keys)["error"].mean()
             out[name] = table.rename(columns={"intact": "intact error", "single": "mean single"}).drop(
                 columns=["random"], errors="ignore"
+            )
+        elif name == "scale":
+            std = f.groupby(keys + ["name"], sort=False)["std"].mean().unstack("name")
+            last_stage = [c for c in std.columns if str(c).startswith("stage")][-1]
+            out[name] = pd.DataFrame(
+                {
+                    "stem std": std["stem"],
+                    "stream std (last stage)": std[last_stage],
+                    "logit std": std["logits"],
+                    "loss": f.groupby(keys)["loss"].mean(),
+                }
             )
         elif name == "identity":
             by = f.groupby(keys)
