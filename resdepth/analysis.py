@@ -175,6 +175,27 @@ def _labels(metrics: pd.DataFrame, members: pd.DataFrame, counted: pd.Series) ->
     return labels.where(~marked.astype(bool), labels + PARTIAL_MARK)
 
 
+def matching(group: Group, reference: Loaded) -> Group:
+    """The reference's runs of `group`'s recipe; a reference without that recipe is refused, naming the
+    settings in which its closest recipe differs."""
+    found = groups(reference)
+    for candidate in found:
+        if candidate.settings == group.settings and not candidate.metrics.empty:
+            return candidate
+    if not found:
+        raise UserError(f"{reference.folder} has no completed run to compare with")
+
+    def differences(other: Group) -> list[str]:
+        return [f for f in RECIPE_FIELDS if other.settings[f] != group.settings[f]]
+
+    closest = min(found, key=lambda g: len(differences(g)))
+    said = "; ".join(
+        f"{f} {group.settings[f] or '(not recorded)'} here, {closest.settings[f] or '(not recorded)'} there"
+        for f in differences(closest)
+    )
+    raise UserError(f"{reference.folder} holds no run of this recipe, so nothing to compare with: {said}")
+
+
 def diverged_ids(loaded: Loaded | Group) -> set[str]:
     """Runs whose status says so, or whose loss went non-finite (a lone metrics.csv has no status)."""
     ids = set(loaded.runs.loc[loaded.runs["status"] == Status.DIVERGED, "run_id"])

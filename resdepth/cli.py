@@ -311,6 +311,12 @@ Where = Annotated[
         help="Only runs whose runs.csv column KEY has VALUE, e.g. --where dataset=cifar10 (repeatable)."
     ),
 ]
+Reference = Annotated[
+    Path | None,
+    typer.Option(
+        help="Compare with the runs of the same recipe in this folder, e.g. results/reference/quick."
+    ),
+]
 IncludePartial = Annotated[
     bool, typer.Option(help="Put runs that did not complete into the means, marked *.")
 ]
@@ -318,7 +324,8 @@ IncludePartial = Annotated[
 
 @app.command(
     epilog="Examples:\n\n  resdepth plot results/quick\n\n  resdepth plot results/paper --paper --out paper.pdf\n\n"
-    "  resdepth plot results/quick/metrics.csv --x epoch\n\n  resdepth plot results/mixed --where dataset=cifar10"
+    "  resdepth plot results/quick/metrics.csv --x epoch\n\n  resdepth plot results/mixed --where dataset=cifar10\n\n"
+    "  resdepth plot results/course --metric test --reference results/reference/course"
 )
 def plot(
     results_path: Results,
@@ -327,26 +334,40 @@ def plot(
     paper: Annotated[bool, typer.Option(help="Mark He et al.'s Table 6 ResNet test errors.")] = False,
     where: Where = None,
     include_partial: IncludePartial = False,
+    metric: Annotated[
+        str, typer.Option(help="layers.png: final train (the course's picture) or test error.")
+    ] = "train",
+    reference: Reference = None,
 ) -> None:
-    """Draw the error curves (He et al. Fig. 6) and the degradation curve (error vs depth) of each recipe
-    in the folder and, when `resdepth diagnose` has run there, its figures."""
+    """Draw the error curves (He et al. Fig. 6), the degradation curve (error vs depth) and the course's
+    picture (layers.png: training error against the number of layers) of each recipe in the folder and,
+    when `resdepth diagnose` has run there, its figures."""
     from resdepth import plot as plotting
 
     for path in plotting.write_all(
-        results_path, out, x=x, paper=paper, where=where or [], include_partial=include_partial
+        results_path,
+        out,
+        x=x,
+        paper=paper,
+        where=where or [],
+        include_partial=include_partial,
+        metric=metric,
+        reference=reference,
     ):
         console.print(f"wrote {path}", highlight=False)
 
 
 @app.command(
     epilog="Examples:\n\n  resdepth report results/quick\n\n  resdepth report results/paper --format markdown\n\n"
-    "  resdepth report results/mixed --where dataset=cifar10 --include-partial"
+    "  resdepth report results/mixed --where dataset=cifar10 --include-partial\n\n"
+    "  resdepth report results/quick --reference results/reference/quick"
 )
 def report(
     results_path: Results,
     format: Annotated[str, typer.Option("--format", help="table, markdown or csv.")] = "table",
     where: Where = None,
     include_partial: IncludePartial = False,
+    reference: Reference = None,
 ) -> None:
     """Final and best errors per net (mean ± std over seeds) and a verdict, one table per recipe: runs
     that differ in anything but the seed are never averaged together."""
@@ -362,6 +383,12 @@ def report(
             err.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
     found = analysis.groups(analysis.load(results_path, where=where or []), include_partial)
     tables = [(g, reporting.table(g) if not g.metrics.empty else None) for g in found]
+    if reference is not None:
+        ref = analysis.load(reference)
+        tables = [
+            (g, reporting.with_reference(nets, analysis.matching(g, ref)) if nets is not None else None)
+            for g, nets in tables
+        ]
     if format == "csv":
         frames = [nets.assign(recipe=g.heading) for g, nets in tables if nets is not None]
         print(pd.concat(frames).to_csv(index=False) if frames else "", end="")

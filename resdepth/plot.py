@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from resdepth import analysis, results
-from resdepth.analysis import Group, Loaded, diverged_ids, final_rows, groups, per_net
+from resdepth.analysis import Group, Loaded, diverged_ids, final_rows, groups, matching, per_net
 from resdepth.diagnose.figures import write_figures
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS
@@ -48,9 +48,11 @@ def y_top(metrics: pd.DataFrame) -> float:
     return float(min(100.0, max(20.0, np.ceil(worst * 1.25 / 10) * 10)))
 
 
-def curves_figure(group: Group, x: str = "iteration") -> Figure:
-    """Error curves of one recipe: a panel per family, a colour per depth, mean over runs with a band."""
+def curves_figure(group: Group, x: str = "iteration", reference: Group | None = None) -> Figure:
+    """Error curves of one recipe: a panel per family, a colour per depth, mean over runs with a band;
+    `reference` (runs of the same recipe) draws each net's reference test error as a grey band."""
     m = group.metrics
+    ref = reference.metrics if reference is not None else m.iloc[:0]
     diverged = diverged_ids(group)
     panels = [p for p in ("plain", "resnet", "classic") if (m["arch"].map(_panel) == p).any()]
     fig = Figure(figsize=(5.5 * len(panels), 4.5), layout="constrained")
@@ -67,6 +69,16 @@ def curves_figure(group: Group, x: str = "iteration") -> Figure:
             stats = net.groupby(x)[["train_error", "test_error"]].agg(["mean", "std"]).sort_index()
             xs = stats.index.to_numpy(dtype=float) / scale
             several = net["run_id"].nunique() > 1
+            theirs = ref[(ref["arch"] == first["arch"]) & (ref["depth"] == first["depth"])]
+            if not theirs.empty:
+                r = theirs.groupby(x)["test_error"].agg(["mean", "std"]).sort_index()
+                rx, rm, rs = (
+                    r.index.to_numpy(dtype=float) / scale,
+                    r["mean"].to_numpy(),
+                    r["std"].fillna(0).to_numpy(),
+                )
+                ax.fill_between(rx, rm - rs, rm + rs, color="0.6", alpha=0.3, linewidth=0, zorder=0)
+                ax.plot(rx, rm, color="0.5", linewidth=0.8, zorder=0)
             for column, style, width in (("train_error", "--", 1.0), ("test_error", "-", 2.2)):
                 mean = stats[(column, "mean")].to_numpy()
                 suffix = " (diverged)" if set(net["run_id"]) & diverged else ""
@@ -89,6 +101,8 @@ def curves_figure(group: Group, x: str = "iteration") -> Figure:
             Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="train error"),
             Line2D([], [], color="black", linestyle="-", linewidth=2.2, label="test error"),
         ]
+        if not ref.empty:
+            handles.append(Line2D([], [], color="0.6", linewidth=6, alpha=0.5, label="reference test error"))
         ax.legend(handles=handles, fontsize="small", loc="upper right")
     axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(0, y_top(m))
@@ -155,19 +169,136 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
     return fig
 
 
+METRICS = {"train": "final_train_error", "test": "final_test_error"}
+FAMILY_STYLE = {"plain": ("#d62728", "s", "plain"), "resnet": ("#1f77b4", "o", "ResNet")}
+
+
+def layers_figure(
+    group: Group, metric: str = "train", paper: bool = False, reference: Group | None = None
+) -> Figure:
+    """The course's picture: final error against the number of layers, plain and ResNet side by side
+    on one error axis. A line through the mean of the runs, a band of ±1 std where there are several,
+    a dot per run; `reference` (runs of the same recipe) as a grey band behind."""
+    column = METRICS[metric]
+    finals = final_rows(group.metrics).rename(
+        columns={"test_error": "final_test_error", "train_error": "final_train_error"}
+    )
+    nets = per_net(final_rows(group.metrics))
+    ref = per_net(final_rows(reference.metrics)) if reference is not None else None
+    families = [a for a in FAMILY_STYLE if (nets["arch"] == a).any()]
+    if not families:
+        raise UserError("layers.png needs plain or resnet runs")
+    fig = Figure(figsize=(5.2 * len(families), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(families), sharey=True, squeeze=False)[0]
+    top = float(finals[column].max())
+    for ax, arch in zip(axes, families, strict=True):
+        colour, marker, name = FAMILY_STYLE[arch]
+        sub = nets[nets["arch"] == arch].sort_values("depth")
+        depths, mean, std = (sub[c].to_numpy(float) for c in ("depth", f"{column}_mean", f"{column}_std"))
+        if ref is not None and not (r := ref[ref["arch"] == arch].sort_values("depth")).empty:
+            rd, rm, rs = (r[c].to_numpy(float) for c in ("depth", f"{column}_mean", f"{column}_std"))
+            runs = int(r["seeds"].min())
+            ax.fill_between(rd, rm - rs, rm + rs, color="0.6", alpha=0.35, linewidth=0, zorder=1)
+            ax.plot(rd, rm, color="0.45", linewidth=1.2, zorder=1, label=f"reference ({runs}+ runs, ±1 std)")
+            top = max(top, float((rm + rs).max()))
+        if (sub["seeds"] > 1).any():
+            ax.fill_between(depths, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0, zorder=2)
+        ax.plot(
+            depths,
+            mean,
+            color=colour,
+            marker=marker,
+            linewidth=2.2,
+            zorder=3,
+            label=f"{name}, mean of {_runs_text(sub['seeds'])}",
+        )
+        dots = finals[finals["arch"] == arch]
+        ax.plot(
+            dots["depth"].to_numpy(float),
+            dots[column].to_numpy(float),
+            linestyle="none",
+            marker=".",
+            color=colour,
+            alpha=0.6,
+            zorder=4,
+            label="each run",
+        )
+        if paper and arch == "resnet":
+            if metric == "test":
+                ax.plot(
+                    list(PAPER_RESNET_TEST),
+                    list(PAPER_RESNET_TEST.values()),
+                    linestyle="none",
+                    marker="*",
+                    markersize=11,
+                    color="black",
+                    zorder=5,
+                    label="He et al. 2016, Table 6 (164 epochs)",
+                )
+            else:
+                ax.annotate(
+                    "He et al. give test errors only (--metric test)",
+                    (0.02, 0.02),
+                    xycoords="axes fraction",
+                    fontsize=7,
+                    color="0.3",
+                )
+        ticks = sorted(
+            set(depths.astype(int)) | (set(PAPER_RESNET_TEST) if paper and metric == "test" else set())
+        )
+        ax.set_xticks(ticks)
+        ax.set_xlim(
+            min(ticks) - 0.06 * (max(ticks) - min(ticks) + 8),
+            max(ticks) + 0.06 * (max(ticks) - min(ticks) + 8),
+        )
+        ax.set_xlabel("number of layers")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", loc="best")
+    axes[0].set_ylabel(f"final {'training' if metric == 'train' else 'test'} error (%)")
+    axes[0].set_ylim(0, top * 1.15 + 1)
+    epochs = int(nets["epochs"].max())
+    what = "training" if metric == "train" else "test"
+    fig.suptitle(f"final {what} error after {epochs} epochs against the number of layers", fontsize=10)
+    return fig
+
+
+def _runs_text(seeds: pd.Series) -> str:
+    low, high = int(seeds.min()), int(seeds.max())
+    n = f"{low}" if low == high else f"{low}-{high}"
+    return f"{n} run{'s' if high > 1 else ''}"
+
+
 def write(
-    loaded: Loaded, out: Path | None, x: str = "iteration", paper: bool = False, include_partial: bool = False
+    loaded: Loaded,
+    out: Path | None,
+    x: str = "iteration",
+    paper: bool = False,
+    include_partial: bool = False,
+    metric: str = "train",
+    reference: Loaded | None = None,
 ) -> list[Path]:
-    """The error curves and the degradation curve of each recipe: `curves.png` and `depth.png` for a
-    folder of one recipe, `curves-<recipe>.png` and so on for several."""
+    """The error curves, the degradation curve and the course's layers picture of each recipe:
+    `curves.png`, `depth.png`, `layers.png` for a folder of one recipe, `curves-<recipe>.png` and so
+    on for several. With `reference`, each recipe is drawn over the reference's runs of that recipe
+    (a recipe the reference lacks is refused)."""
     if x not in ("iteration", "epoch"):
         raise UserError(f"--x must be iteration or epoch, got {x!r}")
+    if metric not in METRICS:
+        raise UserError(f"--metric must be train or test, got {metric!r}")
     written = []
     for group in groups(loaded, include_partial):
         if group.metrics.empty:
             continue
+        ref = matching(group, reference) if reference is not None else None
         suffix = f"-{group.slug}" if group.slug else ""
-        for name, fig in (("curves", curves_figure(group, x)), ("depth", depth_figure(group, paper))):
+        figures = {
+            "curves": curves_figure(group, x, reference=ref),
+            "depth": depth_figure(group, paper),
+        }
+        if group.metrics["arch"].isin(list(FAMILY_STYLE)).any():
+            figures["layers"] = layers_figure(group, metric, paper, reference=ref)
+        for name, fig in figures.items():
             if group.heading:
                 fig.suptitle(f"{fig.get_suptitle()}\n{group.heading}".strip(), fontsize=10)
             written.append(save(fig, figure_path(loaded.folder, out, name + suffix)))
@@ -182,11 +313,17 @@ def write_all(
     paper: bool = False,
     where: Iterable[str] = (),
     include_partial: bool = False,
+    metric: str = "train",
+    reference: Path | None = None,
 ) -> list[Path]:
-    """Every figure a results folder (or a lone metrics.csv) has data for: the error curves and the
-    degradation curve, and the diagnostics figures where `resdepth diagnose` has run."""
+    """Every figure a results folder (or a lone metrics.csv) has data for: the error curves, the
+    degradation curve and the layers picture, and the diagnostics figures where `resdepth diagnose`
+    has run."""
     diagnostics = results.read_diagnostics(results_path) if results_path.is_dir() else {}
     written = []
     if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
-        written += write(analysis.load(results_path, where=where), out, x, paper, include_partial)
+        ref = analysis.load(reference) if reference is not None else None
+        written += write(
+            analysis.load(results_path, where=where), out, x, paper, include_partial, metric, ref
+        )
     return written + write_figures(results_path, diagnostics, out)

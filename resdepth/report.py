@@ -10,6 +10,7 @@ run per net it counts beyond `MIN_RISE` and the verdict says that it rests on on
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -34,6 +35,24 @@ def table(group: Group) -> pd.DataFrame:
     order = {"plain": 0, "resnet": 1}
     nets["_order"] = nets["arch"].map(order).fillna(2)
     return nets.sort_values(["_order", "arch", "depth"]).drop(columns="_order").reset_index(drop=True)
+
+
+def with_reference(nets: pd.DataFrame, reference: Group) -> pd.DataFrame:
+    """`nets` with, per net, the reference runs' final training error (mean, std, runs) and how many
+    reference standard deviations the net's mean lies from the reference mean (NaN with fewer than
+    two reference runs or no spread between them)."""
+    ref = per_net(final_rows(reference.metrics)).set_index(["arch", "depth"])
+    out = nets.copy()
+    keys = list(zip(out["arch"], out["depth"], strict=True))
+    for column, source in (
+        ("ref_mean", "final_train_error_mean"),
+        ("ref_std", "final_train_error_std"),
+        ("ref_runs", "seeds"),
+    ):
+        out[column] = [ref[source].get(k, float("nan")) for k in keys]
+    spread = out["ref_std"].where((out["ref_runs"] >= 2) & (out["ref_std"] > 0))
+    out["ref_z"] = (out["final_train_error_mean"] - out["ref_mean"]) / spread
+    return out
 
 
 def threshold(nets: pd.DataFrame) -> tuple[float, int]:
@@ -105,6 +124,9 @@ def _pm(mean: float, std: float, seeds: int) -> str:
 def rows(nets: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["net", "seeds", "epochs", "final test err %", "best test err %", "final train err %"]
     header += ["params", "wall time"]
+    compared = "ref_mean" in nets.columns
+    if compared:
+        header += ["reference train err %", "vs reference"]
     body = []
     for n in nets.to_dict("records"):
         seeds = int(n["seeds"])
@@ -114,8 +136,20 @@ def rows(nets: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         ]
         params = f"{int(float(n['params'])):,}" if str(n["params"]).strip() not in ("", "nan") else ""
         wall = f"{n['wall_seconds_mean']:.0f} s"
-        body.append([str(n["label"]), str(seeds), str(int(n["epochs"])), *errors, params, wall])
+        row = [str(n["label"]), str(seeds), str(int(n["epochs"])), *errors, params, wall]
+        if compared:
+            row += _vs_reference(n)
+        body.append(row)
     return header, body
+
+
+def _vs_reference(n: dict[Any, Any]) -> list[str]:
+    if math.isnan(n["ref_mean"]):
+        return ["(no such net)", ""]
+    runs = int(n["ref_runs"])
+    ref = _pm(n["ref_mean"], n["ref_std"], runs) + f" ({runs} run{'s' if runs > 1 else ''})"
+    z = "no spread to compare" if math.isnan(n["ref_z"]) else f"{n['ref_z']:+.1f} std"
+    return [ref, z]
 
 
 def left_out(group: Group) -> list[str]:

@@ -22,6 +22,7 @@ def write_results(folder: Path, finals: dict[tuple[str, int], list[float]], epoc
                   status: str = "completed", logged: int | None = None) -> None:  # fmt: skip
     """metrics.csv and runs.csv of a fake sweep: errors fall linearly to the given final values.
     `recipe` adds run fields (dataset, epochs, ...); `logged` epochs of `epochs` are written."""
+    folder.mkdir(parents=True, exist_ok=True)
     recipe = recipe or {}
     tag = "".join(f"{k}{v}" for k, v in recipe.items())
     for (arch, depth), per_seed in finals.items():
@@ -285,3 +286,66 @@ def test_a_warmed_up_net_is_labelled_where_its_recipe_warms_up_only_some(tmp_pat
     write_results(tmp_path, {("resnet", 110): [7.0]}, recipe={"warmup": True})
     (group,) = analysis.groups(analysis.load(tmp_path))  # one recipe: warmup=auto decides per depth
     assert sorted(set(group.metrics["label"])) == ["ResNet-110 (warm-up)", "ResNet-56"]
+
+
+# --- the course's picture, and reference results -------------------------------------------------
+
+
+def test_layers_figure_draws_the_mean_the_runs_and_the_reference(tmp_path: Path) -> None:
+    write_results(tmp_path / "mine", THREE)
+    write_results(tmp_path / "ref", {k: [v[0] + 1.0, v[2] - 1.0] for k, v in THREE.items()})
+    mine, ref = only(tmp_path / "mine"), only(tmp_path / "ref")
+    fig = plot.layers_figure(mine, "train", reference=ref)
+    plain, resnet = fig.axes
+    assert (plain.get_title(), resnet.get_title()) == ("plain", "ResNet")
+    assert plain.get_xlabel() == "number of layers" and plain.get_ylabel() == "final training error (%)"
+    lines = {ln.get_label(): ln for ln in plain.get_lines()}
+    mean = lines["plain, mean of 3 runs"]
+    np.testing.assert_allclose(mean.get_xdata(), [20, 56])
+    np.testing.assert_allclose(mean.get_ydata(), [11.0, 21.0])
+    np.testing.assert_allclose(sorted(lines["each run"].get_ydata()), [10, 11, 12, 20, 21, 22])
+    np.testing.assert_allclose(lines["reference (2+ runs, ±1 std)"].get_ydata(), [11.0, 21.0])
+    band = plain.collections[0].get_paths()[0].vertices  # the reference band, drawn first (behind)
+    assert band[:, 1].max() == pytest.approx(21.0 + np.std([21.0, 21.0], ddof=1) + 0.0)
+    test = plot.layers_figure(mine, "test", paper=True)
+    stars = next(ln for ln in test.axes[1].get_lines() if ln.get_label().startswith("He et al."))
+    np.testing.assert_allclose(stars.get_ydata(), [8.75, 7.51, 7.17, 6.97, 6.43])
+    assert test.axes[0].get_ylabel() == "final test error (%)"
+
+
+def test_plot_draws_layers_png_with_one_to_five_seeds(cli, tmp_path: Path) -> None:
+    for seeds in (1, 5):
+        folder = tmp_path / f"s{seeds}"
+        finals = {
+            (a, d): [10.0 + d / 10 + s for s in range(seeds)]
+            for a in ("plain", "resnet")
+            for d in (8, 14, 20, 32)
+        }
+        write_results(folder, finals)
+        r = cli("plot", str(folder), "--metric", "test", "--paper")
+        assert r.code == 0, r.err
+        assert _png_size(folder / "figures" / "layers.png") == (1248, 528)
+    assert cli("plot", str(tmp_path / "s1"), "--metric", "loss").code == 2
+
+
+def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli, tmp_path: Path) -> None:
+    write_results(tmp_path / "mine", THREE, recipe={"dataset": "cifar10", "precision": "bf16"})
+    write_results(tmp_path / "ref", {k: [v[0] + 1.0, v[2] - 1.0] for k, v in THREE.items()},
+                  recipe={"dataset": "cifar10", "precision": "bf16"})  # fmt: skip
+    r = cli("report", str(tmp_path / "mine"), "--reference", str(tmp_path / "ref"))
+    assert r.code == 0, r.err
+    # plain-56: mine 21.0; the reference's runs 21.0 and 21.0 have no spread to compare with.
+    assert "21.00 ± 0.00 (2 runs)" in r.out and "no spread to compare" in r.out
+    nets = report.with_reference(report.table(only(tmp_path / "mine")), only(tmp_path / "ref"))
+    assert nets["ref_mean"].tolist() == [11.0, 21.0, 10.0, 9.0]
+    write_results(tmp_path / "spread", {k: [v[0], v[2]] for k, v in THREE.items()},
+                  recipe={"dataset": "cifar10", "precision": "bf16"})  # fmt: skip
+    spread = report.with_reference(report.table(only(tmp_path / "mine")), only(tmp_path / "spread"))
+    assert spread["ref_z"].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0])  # same means, std sqrt(2)
+    write_results(tmp_path / "fp32", THREE, recipe={"dataset": "cifar10", "precision": "fp32"})
+    for command in ("report", "plot"):
+        refused = cli(command, str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"))
+        assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1
+        assert (
+            "holds no run of this recipe" in refused.err and "precision bf16 here, fp32 there" in refused.err
+        )
