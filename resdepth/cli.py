@@ -50,7 +50,8 @@ PANELS = {
     Role.RECIPE: "The recipe (He et al. 2016 §4.2)",
     Role.EXECUTION: "Execution",
 }
-MEASUREMENTS = tuple(DIAGNOSTICS_COLUMNS)  # what `resdepth diagnose` measures, by the CSV each writes
+# What `resdepth diagnose` measures by default, by the CSV each writes; `start` (training) only when asked.
+MEASUREMENTS = tuple(name for name in DIAGNOSTICS_COLUMNS if name != "start")
 LONG = 3600  # seconds: a sweep estimated longer than this gets a hint how to shorten it
 
 
@@ -511,7 +512,8 @@ def bench(
 @app.command(
     epilog="Examples:\n\n  resdepth diagnose results/quick\n\n"
     "  resdepth diagnose --arch plain,resnet --depth 20,56 --norm bn,none --activation relu,sigmoid --what grads\n\n"
-    "  resdepth diagnose results/quick --what lesion,identity --json"
+    "  resdepth diagnose results/quick --what lesion,identity --json\n\n"
+    "  resdepth diagnose --arch plain,resnet --depth 56 --seeds 0,1,2,3,4 --what start --iterations 300"
 )
 def diagnose(
     results_path: Annotated[
@@ -531,8 +533,13 @@ def diagnose(
         int | None, typer.Option(help="Class-balanced N test images (default: the run's own, else all).")
     ] = None,
     what: Annotated[
-        str, typer.Option(help="Measurements, comma-separated: " + ", ".join(MEASUREMENTS) + ".")
-    ] = (",".join(MEASUREMENTS)),
+        str,
+        typer.Option(
+            help="Measurements, comma-separated: " + ", ".join(MEASUREMENTS) + "; or start, the first "
+            "--iterations of training (fresh nets, minutes a net)."
+        ),
+    ] = ",".join(MEASUREMENTS),
+    iterations: Annotated[int, typer.Option(help="--what start: iterations to train each net.")] = 300,
     out: Annotated[
         Path | None,
         typer.Option(help="Fresh nets: folder for diagnostics/ and figures/ (default results/diagnose)."),
@@ -566,6 +573,7 @@ def diagnose(
         specs=specs,
         seeds=parse_list(seeds, int, "--seeds"),
         what=parse_list(what, str, "--what"),
+        iterations=iterations,
         dataset=dataset,
         data_dir=data_dir,
         test_subset=test_subset,

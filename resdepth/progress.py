@@ -19,12 +19,12 @@ from rich.progress import (
 from rich.table import Table
 
 from resdepth.config import RunConfig
-from resdepth.results import EpochRecord, Status
+from resdepth.results import EpochRecord, Status, Window
 
 
 class Reporter(Protocol):
     def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None: ...
-    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None: ...
+    def step(self, cfg: RunConfig, window: Window) -> None: ...
     def epoch(self, cfg: RunConfig, record: EpochRecord) -> None: ...
     def end_run(self, cfg: RunConfig, status: Status) -> None: ...
     def note(self, text: str) -> None: ...
@@ -44,7 +44,7 @@ class LineReporter:
             highlight=False,
         )
 
-    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None:
+    def step(self, cfg: RunConfig, window: Window) -> None:
         pass
 
     def epoch(self, cfg: RunConfig, r: EpochRecord) -> None:
@@ -113,8 +113,9 @@ class LiveReporter:
             f"{cfg.name} seed {cfg.seed}", total=cfg.epochs, completed=start_epoch - 1, info=""
         )
 
-    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None:
-        self.runs.update(self.bars[cfg.run_id], info=f"epoch {epoch} it {iteration} lr {lr:g}")
+    def step(self, cfg: RunConfig, w: Window) -> None:
+        info = f"epoch {w.epoch} it {w.iteration} lr {w.lr:g} loss {w.loss:.3f} err {w.error:.1f}%"
+        self.runs.update(self.bars[cfg.run_id], info=info)
 
     def epoch(self, cfg: RunConfig, r: EpochRecord) -> None:
         self.runs.update(self.bars[cfg.run_id], completed=r.epoch)

@@ -58,6 +58,17 @@ class EpochRecord:
     images_per_second: float
 
 
+@dataclass(frozen=True)
+class Window:
+    """Training since the last report (every `train.PROGRESS_EVERY` steps): means over its batches."""
+
+    iteration: int  # iterations done at its end
+    epoch: int
+    lr: float
+    loss: float
+    error: float
+
+
 # The run fields repeated on every metrics.csv row: what names the net and its data.
 NET_COLUMNS = ("arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed")
 METRICS_COLUMNS = ("run_id", *NET_COLUMNS, *(f.name for f in fields(EpochRecord)))
@@ -97,6 +108,7 @@ DIAGNOSTICS_COLUMNS = {
         "grown_error",
     ),
     "scale": (*_NET, "layer", "name", "std", "rms", "loss"),
+    "start": (*_NET, *(f.name for f in fields(Window))),
 }
 # Columns added after results folders already existed, with what an older row meant by them.
 ADDED_COLUMNS = {**added_fields(), "threads": ""}

@@ -355,8 +355,8 @@ class Writer:
             case EpochDone(record):
                 results.append_metrics(self.out, {**self.base[task.cfg.run_id], **asdict(record)})
                 self.report.epoch(task.cfg, record)
-            case Progress(iteration, epoch, lr):
-                self.report.step(task.cfg, iteration, epoch, lr)
+            case Progress(window):
+                self.report.step(task.cfg, window)
 
     def end(self, task: Task, status: Status, error: str) -> None:
         cfg = task.cfg

@@ -1,8 +1,8 @@
 """One training run, top to bottom: the paper's recipe, resumable at every epoch boundary.
 
 The whole (sub)set lives on the device as uint8; each step augments its batch with tensor ops, and
-loss and error counts are summed on the device and read once per epoch, so the host never waits on
-the device mid-epoch. How a step executes (eager, compiled, CUDA graph) is `resdepth.step`'s
+loss and error counts are summed on the device and read back only every PROGRESS_EVERY steps (for
+the live display and the start-of-training diagnostics), so the host rarely waits on the device. How a step executes (eager, compiled, CUDA graph) is `resdepth.step`'s
 business. Data order and augmentation are drawn from a generator seeded by (seed, epoch),
 which is what makes a resumed run write exactly the rows an uninterrupted one would.
 """
@@ -33,10 +33,11 @@ from resdepth.data.store import Dataset
 from resdepth.device import on_device, resolve_precision
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory
-from resdepth.results import EpochRecord
+from resdepth.results import EpochRecord, Window
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, autocast, make_optimizer
 
 EVAL_BATCH = 1000
+PROGRESS_EVERY = 20  # steps between progress reports (and the loss read back for them)
 # MNIST is fed as LeNet-5 was: no crops or flips (a mirrored digit is another digit).
 AUGMENTED = {"cifar10", "cifar100", "synthetic"}
 
@@ -124,12 +125,13 @@ def train_run(
     device: torch.device,
     checkpoint: Path,
     on_epoch: Callable[[EpochRecord], None],
-    on_progress: Callable[[int, int, float], None] | None = None,
+    on_progress: Callable[[Window], None] | None = None,
     engine: Engine = DEFAULT_ENGINE,
     on_start: Callable[[str], None] | None = None,
 ) -> None:
     """Train (or resume) one run, calling `on_start` with the precision it trains in, `on_progress`
-    every 20 steps and `on_epoch` with each finished epoch.
+    every PROGRESS_EVERY steps with the mean loss and error since the last call, and `on_epoch` with
+    each finished epoch.
 
     A run whose precision is `auto` (under Ray, where each node decides) resolves it here, on the
     device that trains; a resumed run keeps the precision its checkpoint was trained in.
@@ -174,6 +176,7 @@ def train_run(
         model.train()
         loss_sum = torch.zeros((), device=device)
         wrong = torch.zeros((), device=device, dtype=torch.long)
+        reported = (0.0, 0, 0)  # loss sum, wrong count and images at the last progress report
         for step in range(per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             yb = train_y[idx]
@@ -185,8 +188,14 @@ def train_run(
             if schedule.warmup_end is None:  # the only per-step sync, for at most 400 steps
                 schedule.observe(iteration, 100.0 * batch_wrong.item() / len(yb))
             iteration += 1
-            if on_progress is not None and (step % 20 == 19 or step == per_epoch - 1):
-                on_progress(iteration, epoch, lr)
+            if on_progress is not None and (
+                step % PROGRESS_EVERY == PROGRESS_EVERY - 1 or step == per_epoch - 1
+            ):
+                now = (loss_sum.item(), int(wrong.item()), min(n, (step + 1) * cfg.batch_size))
+                images = now[2] - reported[2]
+                mean_loss, error = (now[0] - reported[0]) / images, 100.0 * (now[1] - reported[1]) / images
+                on_progress(Window(iteration, epoch, lr, mean_loss, error))
+                reported = now
         train_loss = loss_sum.item() / n  # the epoch's one wait on the device
         train_error = 100.0 * wrong.item() / n
         train_seconds = time.perf_counter() - started

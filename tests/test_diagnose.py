@@ -18,6 +18,7 @@ from resdepth.config import SweepConfig, expand
 from resdepth.data.store import load
 from resdepth.models import NetSpec, build_model
 from resdepth.models.summary import count_params
+from resdepth.results import EpochRecord
 from resdepth.train import train_run
 
 
@@ -241,3 +242,34 @@ def test_diagnose_refuses_folders_without_runs_or_checkpoints(cli, tmp_path: Pat
     assert r.code == 2 and "has no checkpoint of a plain or resnet run" in r.err
     r = cli("diagnose", str(tmp_path), "--arch", "plain")
     assert r.code == 2 and "not both" in r.err
+
+
+def test_start_of_training_reports_the_loss_the_training_loop_sees(cli, tmp_path: Path) -> None:
+    r = cli("diagnose", "--dataset", "synthetic", "--arch", "plain,resnet", "--depth", "8", "--seeds", "0,1",
+            "--what", "start", "--iterations", "20", "--out", str(tmp_path))  # fmt: skip
+    assert r.code == 0, r.err
+    start = results.read_diagnostics(tmp_path)["start"]
+    assert set(start["net"]) == {"plain-8", "ResNet-8"} and set(start["seed"]) == {0, 1}
+    # 2,000 images at batch 128: 16 iterations an epoch, so a report at each epoch's end until 20.
+    assert sorted(set(start["iteration"])) == [16, 32]
+    assert set(start["lr"]) == {0.1}  # the paper's schedule: 164 epochs, no drop this early
+    assert (tmp_path / "figures" / "start.png").stat().st_size > 10_000
+    assert "its to loss < 2" in r.out
+    # Each report over a whole epoch is that epoch's training loss, as a sweep logs it.
+    (cfg,) = expand(
+        SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", precision="fp32"), {"synthetic": 2000}
+    )
+    epochs: list[EpochRecord] = []
+    with tempfile.TemporaryDirectory() as folder:
+        train_run(
+            cfg.replace(epochs=2),
+            load("synthetic"),
+            torch.device("cpu"),
+            Path(folder) / "c.pt",
+            epochs.append,
+        )
+    ours = start[(start["net"] == "ResNet-8") & (start["seed"] == 0)].sort_values("iteration")
+    assert ours["loss"].iloc[0] == pytest.approx(epochs[0].train_loss, rel=1e-6)
+    assert ours["error"].iloc[0] == pytest.approx(epochs[0].train_error)
+    refused = cli("diagnose", str(tmp_path), "--what", "start")
+    assert refused.code == 2 and "--what start trains fresh nets" in refused.err

@@ -21,7 +21,7 @@ from resdepth.data.download import MIRROR_ENV
 from resdepth.device import resolve_precision
 from resdepth.errors import UserError
 from resdepth.executors import MAX_ATTEMPTS, Outcome, Task
-from resdepth.results import EpochRecord
+from resdepth.results import EpochRecord, Window
 from resdepth.sweep import prepare, run
 
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
@@ -47,7 +47,7 @@ class KillingReporter:
     def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None:
         self.starts.append((cfg.run_id, start_epoch))
 
-    def step(self, cfg: RunConfig, iteration: int, epoch: int, lr: float) -> None:
+    def step(self, cfg: RunConfig, window: Window) -> None:
         pass
 
     def epoch(self, cfg: RunConfig, record: EpochRecord) -> None:

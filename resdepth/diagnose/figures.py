@@ -205,7 +205,49 @@ def scale_figure(scale: pd.DataFrame) -> Figure:
     return fig
 
 
+def start_figure(start: pd.DataFrame) -> Figure:
+    """The first iterations of training: mean loss over seeds per net, the band from the best to the
+    worst seed; chance (ln 10) dotted."""
+    fig = Figure(figsize=(7.5, 4.4), layout="constrained")
+    ax = fig.subplots()
+    style = _style(start)
+    for net, rows in start.groupby("net", sort=False):
+        by = rows.groupby("iteration")["loss"]
+        colour, line = style[str(net)]
+        seeds = rows["seed"].nunique()
+        ax.plot(
+            by.mean().index,
+            by.mean().to_numpy(),
+            color=colour,
+            linestyle=line,
+            label=f"{net} ({seeds} seed{'s' if seeds > 1 else ''})",
+        )
+        if seeds > 1:
+            ax.fill_between(
+                by.min().index, by.min().to_numpy(), by.max().to_numpy(), color=colour, alpha=0.15
+            )
+    ax.axhline(float(np.log(10)), color="gray", linewidth=0.8, linestyle=":")
+    ax.annotate(
+        "chance: ln 10",
+        (0.99, float(np.log(10))),
+        xycoords=("axes fraction", "data"),
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color="gray",
+    )
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss, mean of the last 20 mini-batches")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.suptitle(
+        "the start of training at lr 0.1 (He et al. §4.2): band from the best to the worst seed", fontsize=10
+    )
+    return fig
+
+
 FIGURES = {
+    "start": start_figure,
     "scale": scale_figure,
     "grads": grads_figure,
     "responses": responses_figure,

@@ -3,10 +3,12 @@ checkpoints, writing `diagnostics/*.csv` and their figures, and the summary the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,7 @@ import torch
 from resdepth import results
 from resdepth.analysis import recipe_headings
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
+from resdepth.config import SweepConfig, expand
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
 from resdepth.diagnose.figures import write_figures
@@ -22,6 +25,8 @@ from resdepth.diagnose.measures import MEASURES, Inputs, Net, Rows, inputs
 from resdepth.errors import UserError
 from resdepth.models import NetSpec, build_model, validate
 from resdepth.models.resnet import ResNet
+from resdepth.results import Window
+from resdepth.train import train_run
 
 Tables = dict[str, Rows]
 
@@ -124,6 +129,48 @@ def diagnose_fresh(
     return tables
 
 
+START = "start"  # trains; every other measurement only looks at a net
+START_ITERATIONS = 300
+START_LOSS = 2.0  # the summary: the first report whose mean loss is below this (ln 10 = 2.30 is chance)
+
+
+class _Enough(Exception):
+    """Raised from the progress callback once a start-of-training run has done its iterations."""
+
+
+def start_of_training(
+    specs: list[NetSpec], seeds: list[int], iterations: int, data: Dataset, progress: Callable[[str], None]
+) -> Rows:
+    """The first `iterations` of each net trained by the paper's recipe on the whole training split,
+    in fp32: the mean loss and error of every PROGRESS_EVERY mini-batches (He et al. §4.2 train
+    ResNet-56 at lr 0.1 from the first step; a net that starts slowly sits at loss ln 10)."""
+    rows: Rows = []
+    for spec in specs:
+        for seed in seeds:
+            net = fresh(spec, seed)  # the same checks (and the same init) as the other measurements
+            sweep = SweepConfig(
+                arch=[spec.arch],
+                depth=[spec.depth],
+                seeds=[seed],
+                dataset=data.name,
+                norm=spec.norm,
+                activation=spec.activation,
+                precision="fp32",
+            )
+            (cfg,) = expand(sweep, {data.name: len(data.train_y)})
+            net.state, net.run_id = "start", cfg.run_id
+            progress(f"{spec.name} seed {seed} (first {iterations} iterations)")
+
+            def record(w: Window, net: Net = net) -> None:
+                rows.append({**net.key, **asdict(w)})
+                if w.iteration >= iterations:
+                    raise _Enough
+
+            with tempfile.TemporaryDirectory() as folder, contextlib.suppress(_Enough):
+                train_run(cfg, data, torch.device("cpu"), Path(folder) / "c.pt", lambda _: None, record)
+    return rows
+
+
 def _int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None
 
@@ -141,6 +188,7 @@ def run(
     specs: list[NetSpec] | None = None,
     seeds: list[int] | None = None,
     what: list[str],
+    iterations: int = START_ITERATIONS,
     dataset: str = "cifar10",
     data_dir: str | None = None,
     test_subset: int | None = None,
@@ -151,10 +199,16 @@ def run(
     """Measure a results folder's checkpoints (`results_path`) or fresh `specs` x `seeds`, and write
     the CSVs and figures: into the results folder, or into `out` (default results/diagnose)."""
     for w in what:
-        if w not in MEASURES:
-            raise UserError(f"--what takes {', '.join(MEASURES)}; got {w!r}")
+        if w not in (*MEASURES, START):
+            raise UserError(f"--what takes {', '.join((*MEASURES, START))}; got {w!r}")
     if test_subset is not None and test_subset <= 0:
         raise UserError(f"--test-subset must be a positive number, got {test_subset}")
+    if iterations <= 0:
+        raise UserError(f"--iterations must be a positive number, got {iterations}")
+    if results_path is not None and START in what:
+        raise UserError(
+            "--what start trains fresh nets from their seed; give --arch/--depth, not a results folder"
+        )
     if results_path is not None:
         if not results_path.is_dir():
             raise UserError(f"{results_path} is not a folder; give a results folder a sweep wrote")
@@ -163,10 +217,15 @@ def run(
     else:
         for spec in specs or []:
             fresh(spec, 0)  # every net is checked before any data is loaded
-        data = load(dataset, data_dir, offline=offline).split(None, None, 0, test_subset)
+        whole = load(dataset, data_dir, offline=offline)
         folder = out or Path("results/diagnose")
         results.check_folder(folder)
-        tables = diagnose_fresh(specs or [], seeds or [0], what, data, progress)
+        looked = [w for w in what if w != START]
+        tables = diagnose_fresh(
+            specs or [], seeds or [0], looked, whole.split(None, None, 0, test_subset), progress
+        )
+        if START in what:
+            tables[START] = start_of_training(specs or [], seeds or [0], iterations, whole, progress)
     written = [results.write_diagnostics(folder, name, rows) for name, rows in tables.items()]
     frames = {name: frame for name, frame in results.read_diagnostics(folder).items() if name in tables}
     written += write_figures(folder, frames)
@@ -211,6 +270,19 @@ def summaries(tables: Tables) -> dict[str, pd.DataFrame]:
                     "stream std (last stage)": std[last_stage],
                     "logit std": std["logits"],
                     "loss": f.groupby(keys)["loss"].mean(),
+                }
+            )
+        elif name == START:
+            below = f[f["loss"] < START_LOSS].groupby(keys + ["seed"])["iteration"].min()
+            per_seed = below.reindex(pd.MultiIndex.from_frame(f[keys + ["seed"]].drop_duplicates()))
+            last = f[f["iteration"] == f.groupby(keys + ["seed"])["iteration"].transform("max")]
+            out[name] = pd.DataFrame(
+                {
+                    f"its to loss < {START_LOSS:g}, mean": per_seed.groupby(keys).mean(),
+                    "min": per_seed.groupby(keys).min(),
+                    "max": per_seed.groupby(keys).max(),
+                    "never (seeds)": per_seed.isna().groupby(keys).sum(),
+                    "loss at the end": last.groupby(keys)["loss"].mean(),
                 }
             )
         elif name == "identity":

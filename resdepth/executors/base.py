@@ -25,7 +25,7 @@ import torch
 
 from resdepth.config import RunConfig
 from resdepth.data.store import Dataset, load
-from resdepth.results import EpochRecord, Status
+from resdepth.results import EpochRecord, Status, Window
 from resdepth.step import DEFAULT_ENGINE, Engine
 from resdepth.train import Diverged, train_run
 
@@ -62,9 +62,7 @@ class EpochDone:
 
 @dataclass(frozen=True)
 class Progress:
-    iteration: int
-    epoch: int
-    lr: float
+    window: Window
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None]) ->
             torch.device(task.device),
             Path(task.checkpoint),
             on_epoch=lambda record: emit(EpochDone(record)),
-            on_progress=lambda iteration, epoch, lr: emit(Progress(iteration, epoch, lr)),
+            on_progress=lambda window: emit(Progress(window)),
             engine=task.engine,
             on_start=lambda precision: emit(Started(precision)),
         )
