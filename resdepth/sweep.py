@@ -187,10 +187,13 @@ class Plan:
     engine: Engine
     executor: Executor | None  # None on a dry run
     estimate: float | None  # seconds, one run at a time; timed only for the local executor
-    repaired: list[str] = field(default_factory=list)  # runs a killed sweep had left `running`
+    repaired: list[str] = field(default_factory=list)  # runs whose stale status was repaired
     lock: FolderLock | None = None  # held from prepare to close (None on a dry run)
 
     def close(self) -> None:
+        """Stop the executor (a Ray instance, worker processes) and let go of the results folder."""
+        if self.executor is not None:
+            self.executor.close()
         if self.lock is not None:
             self.lock.release()
 

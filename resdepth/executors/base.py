@@ -143,6 +143,10 @@ class Executor(ABC):
     def run(self, tasks: Iterable[Task], sink: Sink, fail_fast: bool = False) -> None:
         """Train every task, reporting to `sink`; on Ctrl-C, end the active ones as interrupted."""
 
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the executor started; safe to repeat."""
+
 
 class Inline(Executor):
     """One run at a time in this process (`--jobs 1`): nothing to start, data loaded once."""
@@ -168,6 +172,9 @@ class Inline(Executor):
             if fail_fast and ended.status is Status.FAILED:
                 return
 
+    def close(self) -> None:
+        pass  # nothing was started: runs train in this process
+
 
 class Pool(Executor):
     """Runs in workers, one per slot; each slot names the device its run trains on."""
@@ -191,9 +198,6 @@ class Pool(Executor):
 
     @abstractmethod
     def cancel(self, handles: list[Any]) -> None: ...
-
-    @abstractmethod
-    def close(self) -> None: ...
 
     def run(self, tasks: Iterable[Task], sink: Sink, fail_fast: bool = False) -> None:
         pending = deque(tasks)
