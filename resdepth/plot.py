@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -46,6 +47,20 @@ def y_top(metrics: pd.DataFrame) -> float:
     finals = final_rows(metrics)
     worst = float(np.nanmax(finals[["train_error", "test_error"]].to_numpy()))
     return float(min(100.0, max(20.0, np.ceil(worst * 1.25 / 10) * 10)))
+
+
+def paper_markers(ax: Axes) -> None:
+    """He et al.'s Table 6 ResNet test errors, as black stars."""
+    ax.plot(
+        list(PAPER_RESNET_TEST),
+        list(PAPER_RESNET_TEST.values()),
+        linestyle="none",
+        marker="*",
+        markersize=11,
+        color="black",
+        zorder=5,
+        label="He et al. 2016, Table 6 (ResNet, 164 epochs)",
+    )
 
 
 def curves_figure(group: Group, x: str = "iteration", reference: Group | None = None) -> Figure:
@@ -146,15 +161,7 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
             )
             ax.annotate(str(n.label), (n.depth, mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
         if paper and column == "final_test_error":
-            ax.plot(
-                list(PAPER_RESNET_TEST),
-                list(PAPER_RESNET_TEST.values()),
-                linestyle="none",
-                marker="*",
-                markersize=11,
-                color="black",
-                label="He et al. 2016, Table 6 (ResNet, full training)",
-            )
+            paper_markers(ax)
         depths = sorted(set(nets["depth"].astype(int)) | (set(PAPER_RESNET_TEST) if paper else set()))
         ax.set_xticks(depths)
         ax.set_xlabel("depth (weighted layers)")
@@ -225,16 +232,7 @@ def layers_figure(
         )
         if paper and arch == "resnet":
             if metric == "test":
-                ax.plot(
-                    list(PAPER_RESNET_TEST),
-                    list(PAPER_RESNET_TEST.values()),
-                    linestyle="none",
-                    marker="*",
-                    markersize=11,
-                    color="black",
-                    zorder=5,
-                    label="He et al. 2016, Table 6 (164 epochs)",
-                )
+                paper_markers(ax)
             else:
                 ax.annotate(
                     "He et al. give test errors only (--metric test)",

@@ -1,0 +1,109 @@
+"""`resdepth diagnose`: why ResNets work, measured on fresh nets or a sweep's checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from resdepth.cli.app import DataDir, Offline, app, console, err
+from resdepth.config import parse_list
+from resdepth.errors import UserError
+from resdepth.results import DIAGNOSTICS_COLUMNS
+
+# What `resdepth diagnose` measures by default, by the CSV each writes; `start` (training) only when asked.
+MEASUREMENTS = tuple(name for name in DIAGNOSTICS_COLUMNS if name != "start")
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth diagnose results/quick\n\n"
+    "  resdepth diagnose --arch plain,resnet --depth 20,56 --norm bn,none --activation relu,sigmoid --what grads\n\n"
+    "  resdepth diagnose results/quick --what lesion,identity --json\n\n"
+    "  resdepth diagnose --arch plain,resnet --depth 56 --seeds 0,1,2,3,4 --what start --iterations 300"
+)
+def diagnose(
+    results_path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[RESULTS]", help="A results folder with checkpoints; omit to measure fresh nets."
+        ),
+    ] = None,
+    arch: Annotated[str | None, typer.Option(help="Fresh nets: plain,resnet.")] = None,
+    depth: Annotated[str | None, typer.Option(help="Fresh nets: depths, e.g. 20,56.")] = None,
+    norm: Annotated[str, typer.Option(help="Fresh nets: bn and/or none, e.g. bn,none.")] = "bn",
+    activation: Annotated[str, typer.Option(help="Fresh nets: relu, tanh and/or sigmoid.")] = "relu",
+    seeds: Annotated[str, typer.Option(help="Fresh nets: seeds (each its own init).")] = "0",
+    dataset: Annotated[str, typer.Option(help="Fresh nets: the images measured on.")] = "cifar10",
+    data_dir: DataDir = None,
+    test_subset: Annotated[
+        int | None, typer.Option(help="Class-balanced N test images (default: the run's own, else all).")
+    ] = None,
+    what: Annotated[
+        str,
+        typer.Option(
+            help="Measurements, comma-separated: " + ", ".join(MEASUREMENTS) + "; or start, the first "
+            "--iterations of training (fresh nets, minutes a net)."
+        ),
+    ] = ",".join(MEASUREMENTS),
+    iterations: Annotated[int, typer.Option(help="--what start: iterations to train each net.")] = 300,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Fresh nets: folder for diagnostics/ and figures/ (default results/diagnose)."),
+    ] = None,
+    offline: Offline = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON.")] = False,
+) -> None:
+    """Measure why ResNets work: gradients, responses, lesions, identity, signal scale, the start.
+
+    Gradients per layer, layer responses (He et al. Fig. 7), lesions (Veit et al.), the identity
+    argument and the scale of the residual stream and the logits, on fresh nets or a sweep's
+    checkpoints; `--what start` trains fresh nets for their first iterations."""
+    from resdepth import diagnose as dg
+    from resdepth.models import NetSpec
+
+    if results_path is not None and (arch is not None or depth is not None or out is not None):
+        raise UserError(
+            "give a RESULTS folder or --arch/--depth (fresh nets), not both; --out is for fresh nets"
+        )
+    specs = [
+        NetSpec(a, d, norm=n, activation=f)
+        for n in parse_list(norm, str, "--norm")
+        for f in parse_list(activation, str, "--activation")
+        for a in parse_list(arch or "plain,resnet", str, "--arch")
+        for d in parse_list(depth or "20,56", int, "--depth")
+    ]
+
+    def progress(text: str) -> None:
+        if not as_json:
+            err.print(f"measuring {text}", highlight=False)
+
+    result = dg.run(
+        results_path,
+        specs=specs,
+        seeds=parse_list(seeds, int, "--seeds"),
+        what=parse_list(what, str, "--what"),
+        iterations=iterations,
+        dataset=dataset,
+        data_dir=data_dir,
+        test_subset=test_subset,
+        out=out,
+        offline=offline,
+        progress=progress,
+    )
+    if as_json:
+        print(json.dumps(result.tables, indent=2, default=str))
+        return
+    for name, summary in dg.summaries(result.tables).items():
+        table = Table(title=name, title_justify="left")
+        table.add_column("net")
+        table.add_column("state")
+        for col in summary.columns:
+            table.add_column(str(col), justify="right")
+        for key, row in zip(summary.index, summary.to_numpy(float), strict=True):
+            table.add_row(*(str(k) for k in key), *(f"{v:.3g}" for v in row))
+        console.print(table)
+    for path in result.written:
+        console.print(f"wrote {path}", highlight=False)

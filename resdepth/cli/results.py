@@ -1,0 +1,125 @@
+"""`resdepth plot` and `resdepth report`: figures and tables of a results folder, one per recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from resdepth.cli.app import Results, app, console, err
+from resdepth.errors import UserError
+
+Where = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Only runs whose runs.csv column KEY has VALUE, e.g. --where dataset=cifar10 (repeatable)."
+    ),
+]
+Reference = Annotated[
+    Path | None,
+    typer.Option(
+        help="Compare with the runs of the same recipe in this folder, e.g. results/reference/quick."
+    ),
+]
+IncludePartial = Annotated[
+    bool, typer.Option(help="Put runs that did not complete into the means, marked *.")
+]
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth plot results/quick\n\n  resdepth plot results/paper --paper --out paper.pdf\n\n"
+    "  resdepth plot results/quick/metrics.csv --x epoch\n\n  resdepth plot results/mixed --where dataset=cifar10\n\n"
+    "  resdepth plot results/course --metric test --reference results/reference/course"
+)
+def plot(
+    results_path: Results,
+    out: Annotated[Path | None, typer.Option(help="A folder, or a file name ending .png/.pdf/.svg.")] = None,
+    x: Annotated[str, typer.Option(help="iteration (as in the paper) or epoch.")] = "iteration",
+    paper: Annotated[bool, typer.Option(help="Mark He et al.'s Table 6 ResNet test errors.")] = False,
+    where: Where = None,
+    include_partial: IncludePartial = False,
+    metric: Annotated[
+        str, typer.Option(help="layers.png: final train (the course's picture) or test error.")
+    ] = "train",
+    reference: Reference = None,
+) -> None:
+    """Draw the error curves, the degradation curve and the course's layers picture of each recipe.
+
+    curves.png (He et al. Fig. 6), depth.png (final errors against depth), layers.png (the course's
+    picture: training error against the number of layers), one set per recipe in the folder, and the
+    diagnostics figures where `resdepth diagnose` has run."""
+    from resdepth import plot as plotting
+
+    for path in plotting.write_all(
+        results_path,
+        out,
+        x=x,
+        paper=paper,
+        where=where or [],
+        include_partial=include_partial,
+        metric=metric,
+        reference=reference,
+    ):
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command(
+    epilog="Examples:\n\n  resdepth report results/quick\n\n  resdepth report results/paper --format markdown\n\n"
+    "  resdepth report results/mixed --where dataset=cifar10 --include-partial\n\n"
+    "  resdepth report results/quick --reference results/reference/quick"
+)
+def report(
+    results_path: Results,
+    format: Annotated[str, typer.Option("--format", help="table, markdown or csv.")] = "table",
+    where: Where = None,
+    include_partial: IncludePartial = False,
+    reference: Reference = None,
+) -> None:
+    """Final and best errors per net (mean ± std over seeds) and a verdict, one table per recipe.
+
+    Runs that differ in anything but the seed are never averaged together."""
+    import pandas as pd
+
+    from resdepth import analysis, results
+    from resdepth import report as reporting
+
+    if format not in ("table", "markdown", "csv"):
+        raise UserError(f"--format must be table, markdown or csv, got {format!r}")
+    if results_path.is_dir():
+        for run_id in results.repair_if_idle(results_path):
+            err.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
+    found = analysis.groups(analysis.load(results_path, where=where or []), include_partial)
+    tables = [(g, reporting.table(g) if not g.metrics.empty else None) for g in found]
+    if reference is not None:
+        ref = analysis.load(reference)
+        tables = [
+            (g, reporting.with_reference(nets, analysis.matching(g, ref)) if nets is not None else None)
+            for g, nets in tables
+        ]
+    if format == "csv":
+        frames = [nets.assign(recipe=g.heading) for g, nets in tables if nets is not None]
+        print(pd.concat(frames).to_csv(index=False) if frames else "", end="")
+        return
+    if format == "markdown":
+        print("\n".join(reporting.markdown(g, nets) for g, nets in tables if nets is not None), end="")
+        return
+    for g, nets in tables:
+        title = "final errors (mean ± std over seeds)" + (f": {g.heading}" if g.heading else "")
+        if nets is None:
+            console.print(
+                f"{title}: no completed run yet (--include-partial shows the others)", highlight=False
+            )
+        else:
+            header, body = reporting.rows(nets)
+            table = Table(title=title, title_justify="left")
+            for h in header:
+                table.add_column(h, justify="left" if h == "net" else "right")
+            for r in body:
+                table.add_row(*r)
+            console.print(table)
+        for line in reporting.left_out(g):
+            console.print(f"  left out: {line}", highlight=False)
+        if nets is not None:
+            console.print(reporting.verdict(nets), highlight=False)
