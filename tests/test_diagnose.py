@@ -220,7 +220,7 @@ def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
     [
         (
             ["--what", "grads,saliency"],
-            "--what takes grads, responses, lesion, identity, scale; got 'saliency'",
+            "--what takes grads, responses, lesion, identity, scale, start; got 'saliency'",
         ),
         (["--arch", "vgg16"], "diagnose measures plain and resnet nets, not 'vgg16'"),
         (["--depth", "9"], "depth 9 cannot be built"),

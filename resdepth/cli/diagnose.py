@@ -58,9 +58,11 @@ def diagnose(
 ) -> None:
     """Measure why ResNets work: gradients, responses, lesions, identity, signal scale, the start.
 
-    Gradients per layer, layer responses (He et al. Fig. 7), lesions (Veit et al.), the identity
-    argument and the scale of the residual stream and the logits, on fresh nets or a sweep's
-    checkpoints; `--what start` trains fresh nets for their first iterations."""
+    On fresh nets or a sweep's checkpoints:
+    grads: gradient norm per layer; responses: layer responses (He et al. Fig. 7);
+    lesion: deleting one block (Veit et al.); identity: the net grown by zeroed blocks, unchanged;
+    scale: std of the residual stream and the logits.
+    `--what start` trains fresh nets for their first iterations: loss and error per 20 iterations."""
     from resdepth import diagnose as dg
     from resdepth.models import NetSpec
 

@@ -47,9 +47,11 @@ def plot(
 ) -> None:
     """Draw the error curves, the degradation curve and the course's layers picture of each recipe.
 
-    curves.png (He et al. Fig. 6), depth.png (final errors against depth), layers.png (the course's
-    picture: training error against the number of layers), one set per recipe in the folder, and the
-    diagnostics figures where `resdepth diagnose` has run."""
+    One set per recipe in the folder:
+    curves.png: error against iterations (He et al. Fig. 6);
+    depth.png: final errors against depth;
+    layers.png: the course's picture, training error against the number of layers;
+    and the diagnostics figures where `resdepth diagnose` has run."""
     from resdepth import plot as plotting
 
     for path in plotting.write_all(

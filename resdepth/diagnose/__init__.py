@@ -3,7 +3,6 @@ checkpoints, into CSVs), `figures` (their plots)."""
 
 from resdepth.diagnose.measures import (
     MEASURES,
-    WHAT,
     BlockRef,
     Inputs,
     Net,
@@ -22,7 +21,6 @@ from resdepth.diagnose.run import Diagnosis, fresh, from_results, run, summaries
 
 __all__ = [
     "MEASURES",
-    "WHAT",
     "BlockRef",
     "Diagnosis",
     "Inputs",

@@ -373,4 +373,3 @@ MEASURES: dict[str, Callable[[Net, Inputs], Rows]] = {
     "identity": lambda net, d: identity(net, d.test_x, d.test_y),
     "scale": lambda net, d: scale(net, d.train_x, d.train_y),
 }
-WHAT = tuple(MEASURES)
