@@ -261,6 +261,49 @@ def layers_figure(
     return fig
 
 
+def recipes_figure(recipes: list[Group], metric: str = "train") -> Figure:
+    """The layers picture of several recipes on shared axes, asked for with `--compare-recipes`: one
+    colour per recipe, labelled by the settings in which it differs, a band of ±1 std where it has
+    several runs. Each recipe's means are its own; nothing is averaged across recipes."""
+    column = METRICS[metric]
+    tables = [(g.heading, per_net(final_rows(g.metrics))) for g in recipes if not g.metrics.empty]
+    families = [a for a in FAMILY_STYLE if any((t["arch"] == a).any() for _, t in tables)]
+    if len(tables) < 2 or not families:
+        raise UserError("--compare-recipes needs plain or resnet runs of two or more recipes in the folder")
+    fig = Figure(figsize=(5.2 * len(families), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(families), sharey=True, squeeze=False)[0]
+    top = 0.0
+    for ax, arch in zip(axes, families, strict=True):
+        _, marker, name = FAMILY_STYLE[arch]
+        for i, (heading, nets) in enumerate(tables):
+            sub = nets[nets["arch"] == arch].sort_values("depth")
+            if sub.empty:
+                continue
+            depths, mean, std = (sub[c].to_numpy(float) for c in ("depth", f"{column}_mean", f"{column}_std"))
+            colour = PALETTE[i % len(PALETTE)]
+            if (sub["seeds"] > 1).any():
+                ax.fill_between(depths, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
+            ax.plot(
+                depths,
+                mean,
+                color=colour,
+                marker=marker,
+                linewidth=2,
+                label=f"{heading} ({_runs_text(sub['seeds'])})",
+            )
+            top = max(top, float(np.nanmax(mean + np.nan_to_num(std))))
+        ax.set_xticks(sorted({int(d) for _, t in tables for d in t.loc[t["arch"] == arch, "depth"]}))
+        ax.set_xlabel("number of layers")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small", loc="best")
+    axes[0].set_ylabel(f"final {'training' if metric == 'train' else 'test'} error (%)")
+    axes[0].set_ylim(0, top * 1.15 + 1)
+    what = "training" if metric == "train" else "test"
+    fig.suptitle(f"final {what} error against the number of layers, one line per recipe", fontsize=10)
+    return fig
+
+
 def _runs_text(seeds: pd.Series) -> str:
     low, high = int(seeds.min()), int(seeds.max())
     n = f"{low}" if low == high else f"{low}-{high}"
@@ -275,17 +318,24 @@ def write(
     include_partial: bool = False,
     metric: str = "train",
     reference: Loaded | None = None,
+    compare_recipes: bool = False,
 ) -> list[Path]:
     """The error curves, the degradation curve and the course's layers picture of each recipe:
     `curves.png`, `depth.png`, `layers.png` for a folder of one recipe, `curves-<recipe>.png` and so
     on for several. With `reference`, each recipe is drawn over the reference's runs of that recipe
-    (a recipe the reference lacks is refused)."""
+    (a recipe the reference lacks is refused). `compare_recipes` adds `layers-recipes.png`, the only
+    figure where recipes share axes."""
     if x not in ("iteration", "epoch"):
         raise UserError(f"--x must be iteration or epoch, got {x!r}")
     if metric not in METRICS:
         raise UserError(f"--metric must be train or test, got {metric!r}")
+    recipes = groups(loaded, include_partial)
     written = []
-    for group in groups(loaded, include_partial):
+    if compare_recipes:
+        written.append(
+            save(recipes_figure(recipes, metric), figure_path(loaded.folder, out, "layers-recipes"))
+        )
+    for group in recipes:
         if group.metrics.empty:
             continue
         ref = matching(group, reference) if reference is not None else None
@@ -313,6 +363,7 @@ def write_all(
     include_partial: bool = False,
     metric: str = "train",
     reference: Path | None = None,
+    compare_recipes: bool = False,
 ) -> list[Path]:
     """Every figure a results folder (or a lone metrics.csv) has data for: the error curves, the
     degradation curve and the layers picture, and the diagnostics figures where `resdepth diagnose`
@@ -322,6 +373,13 @@ def write_all(
     if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
         ref = analysis.load(reference) if reference is not None else None
         written += write(
-            analysis.load(results_path, where=where), out, x, paper, include_partial, metric, ref
+            analysis.load(results_path, where=where),
+            out,
+            x,
+            paper,
+            include_partial,
+            metric,
+            ref,
+            compare_recipes=compare_recipes,
         )
     return written + write_figures(results_path, diagnostics, out)

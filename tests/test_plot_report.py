@@ -253,6 +253,24 @@ def test_a_mixed_folder_gives_one_table_per_recipe_and_an_unflipped_verdict(cli,
     assert not (tmp_path / "figures" / "curves-dataset-cifar100.png").exists()  # nothing completed to draw
 
 
+def test_recipes_share_axes_only_when_asked(cli, tmp_path: Path) -> None:
+    write_results(tmp_path, {("plain", 20): [10.0, 12.0], ("plain", 56): [20.0, 22.0]}, recipe={"lr": 0.1})
+    write_results(tmp_path, {("plain", 20): [30.0], ("plain", 56): [40.0]}, recipe={"lr": 0.01})
+    fig = plot.recipes_figure(analysis.groups(analysis.load(tmp_path)))
+    (ax,) = fig.axes
+    lines = {ln.get_label(): list(ln.get_ydata()) for ln in ax.get_lines()}
+    assert lines == {"lr=0.1 (2 runs)": [11.0, 21.0], "lr=0.01 (1 run)": [30.0, 40.0]}
+    assert not (tmp_path / "figures" / "layers-recipes.png").exists()
+    assert cli("plot", str(tmp_path)).code == 0
+    assert not (tmp_path / "figures" / "layers-recipes.png").exists()  # never unless asked
+    assert cli("plot", str(tmp_path), "--compare-recipes").code == 0
+    assert _png_size(tmp_path / "figures" / "layers-recipes.png") == (624, 552)
+    alone = cli("plot", str(tmp_path), "--where", "lr=0.1", "--compare-recipes")
+    assert (
+        alone.code == 2 and "--compare-recipes needs plain or resnet runs of two or more recipes" in alone.err
+    )
+
+
 def test_runs_sharing_a_seed_number_are_still_counted(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [10.0]}, recipe={"lr": 0.1})
     write_results(tmp_path, {("plain", 20): [30.0]}, recipe={"lr": 0.05})

@@ -31,6 +31,7 @@ IncludePartial = Annotated[
 @app.command(
     epilog="Examples:\n\n  resdepth plot results/quick\n\n  resdepth plot results/paper --paper --out paper.pdf\n\n"
     "  resdepth plot results/quick/metrics.csv --x epoch\n\n  resdepth plot results/mixed --where dataset=cifar10\n\n"
+    "  resdepth plot results/mixed --compare-recipes\n\n"
     "  resdepth plot results/course --metric test --reference results/reference/course"
 )
 def plot(
@@ -44,6 +45,10 @@ def plot(
         str, typer.Option(help="layers.png: final train (the course's picture) or test error.")
     ] = "train",
     reference: Reference = None,
+    compare_recipes: Annotated[
+        bool,
+        typer.Option(help="Also draw layers-recipes.png: every recipe's means on shared axes, a line each."),
+    ] = False,
 ) -> None:
     """Draw the error curves, the degradation curve and the course's layers picture of each recipe.
 
@@ -51,7 +56,8 @@ def plot(
     curves.png: error against iterations (He et al. Fig. 6);
     depth.png: final errors against depth;
     layers.png: the course's picture, training error against the number of layers;
-    and the diagnostics figures where `resdepth diagnose` has run."""
+    and the diagnostics figures where `resdepth diagnose` has run.
+    Recipes share axes only in layers-recipes.png, with --compare-recipes."""
     from resdepth import plot as plotting
 
     for path in plotting.write_all(
@@ -63,6 +69,7 @@ def plot(
         include_partial=include_partial,
         metric=metric,
         reference=reference,
+        compare_recipes=compare_recipes,
     ):
         console.print(f"wrote {path}", highlight=False)
 
