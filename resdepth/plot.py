@@ -244,21 +244,29 @@ def layers_figure(
         ticks = sorted(
             set(depths.astype(int)) | (set(PAPER_RESNET_TEST) if paper and metric == "test" else set())
         )
-        ax.set_xticks(ticks)
-        ax.set_xlim(
-            min(ticks) - 0.06 * (max(ticks) - min(ticks) + 8),
-            max(ticks) + 0.06 * (max(ticks) - min(ticks) + 8),
-        )
-        ax.set_xlabel("number of layers")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="best")
-    axes[0].set_ylabel(f"final {'training' if metric == 'train' else 'test'} error (%)")
-    axes[0].set_ylim(0, top * 1.15 + 1)
+        _layers_panel(ax, name, ticks)
     epochs = int(nets["epochs"].max())
-    what = "training" if metric == "train" else "test"
-    fig.suptitle(f"final {what} error after {epochs} epochs against the number of layers", fontsize=10)
+    _layers_frame(fig, metric, top, f"after {epochs} epochs against the number of layers")
     return fig
+
+
+def _layers_panel(ax: Axes, name: str, ticks: list[int]) -> None:
+    """One family's panel: the depths drawn as ticks, with a margin that does not hide the end dots."""
+    ax.set_xticks(ticks)
+    margin = 0.06 * (max(ticks) - min(ticks) + 8)
+    ax.set_xlim(min(ticks) - margin, max(ticks) + margin)
+    ax.set_xlabel("number of layers")
+    ax.set_title(name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+
+
+def _layers_frame(fig: Figure, metric: str, top: float, title: str) -> None:
+    """The shared error axis (from 0, so that rises are not exaggerated) and the figure's title."""
+    what = "training" if metric == "train" else "test"
+    fig.axes[0].set_ylabel(f"final {what} error (%)")
+    fig.axes[0].set_ylim(0, top * 1.15 + 1)
+    fig.suptitle(f"final {what} error {title}", fontsize=10)
 
 
 def recipes_figure(recipes: list[Group], metric: str = "train") -> Figure:
@@ -292,15 +300,10 @@ def recipes_figure(recipes: list[Group], metric: str = "train") -> Figure:
                 label=f"{heading} ({_runs_text(sub['seeds'])})",
             )
             top = max(top, float(np.nanmax(mean + np.nan_to_num(std))))
-        ax.set_xticks(sorted({int(d) for _, t in tables for d in t.loc[t["arch"] == arch, "depth"]}))
-        ax.set_xlabel("number of layers")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small", loc="best")
-    axes[0].set_ylabel(f"final {'training' if metric == 'train' else 'test'} error (%)")
-    axes[0].set_ylim(0, top * 1.15 + 1)
-    what = "training" if metric == "train" else "test"
-    fig.suptitle(f"final {what} error against the number of layers, one line per recipe", fontsize=10)
+        _layers_panel(
+            ax, name, sorted({int(d) for _, t in tables for d in t.loc[t["arch"] == arch, "depth"]})
+        )
+    _layers_frame(fig, metric, top, "against the number of layers, one line per recipe")
     return fig
 
 
