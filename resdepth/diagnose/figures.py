@@ -193,7 +193,7 @@ def scale_figure(scale: pd.DataFrame) -> Figure:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.yaxis.set_minor_formatter(ScalarFormatter())
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.tick_params(axis="y", which="both", labelsize=7)
         ax.set_title("at initialisation" if state == "init" else f"trained ({state})", fontsize=9)
         ax.set_ylabel("std of the signal (train mode, 4 batches of 128)")
         ax.grid(alpha=0.3)
