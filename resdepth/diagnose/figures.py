@@ -207,13 +207,13 @@ def scale_figure(scale: pd.DataFrame) -> Figure:
 
 def start_figure(start: pd.DataFrame) -> Figure:
     """The first iterations of training: mean loss over seeds per net, the band from the best to the
-    worst seed; chance (ln 10) dotted."""
+    worst seed; chance (ln 10) dotted. A colour per net, so that two variants of one depth differ."""
     fig = Figure(figsize=(7.5, 4.4), layout="constrained")
     ax = fig.subplots()
     style = _style(start)
-    for net, rows in start.groupby("net", sort=False):
+    for i, (net, rows) in enumerate(start.groupby("net", sort=False)):
         by = rows.groupby("iteration")["loss"]
-        colour, line = style[str(net)]
+        colour, line = PALETTE[i % len(PALETTE)], style[str(net)][1]
         seeds = rows["seed"].nunique()
         ax.plot(
             by.mean().index,

@@ -221,8 +221,12 @@ def run(
         folder = out or Path("results/diagnose")
         results.check_folder(folder)
         looked = [w for w in what if w != START]
-        tables = diagnose_fresh(
-            specs or [], seeds or [0], looked, whole.split(None, None, 0, test_subset), progress
+        tables = (
+            diagnose_fresh(
+                specs or [], seeds or [0], looked, whole.split(None, None, 0, test_subset), progress
+            )
+            if looked
+            else {}
         )
         if START in what:
             tables[START] = start_of_training(specs or [], seeds or [0], iterations, whole, progress)
