@@ -124,24 +124,35 @@ def curves_figure(group: Group, x: str = "iteration", reference: Group | None = 
     return fig
 
 
+METRICS = {"train": "final_train_error", "test": "final_test_error"}
+FAMILY_STYLE = {"plain": ("#d62728", "s", "plain"), "resnet": ("#1f77b4", "o", "ResNet")}
+
+
+def _by_depth(nets: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depths, means and stds of `column` from `per_net` rows of one family, sorted by depth."""
+    nets = nets.sort_values("depth")
+    depths, mean, std = (nets[c].to_numpy(float) for c in ("depth", f"{column}_mean", f"{column}_std"))
+    return depths, mean, std
+
+
 def depth_figure(group: Group, paper: bool = False) -> Figure:
     """Final errors against depth for one recipe, plain and ResNet, mean ± std over runs."""
     nets = per_net(final_rows(group.metrics))
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    styles = {"plain": ("#d62728", "s", "plain"), "resnet": ("#1f77b4", "o", "ResNet")}
     for ax, column, title in (
         (axes[0], "final_train_error", "final training error"),
         (axes[1], "final_test_error", "final test error"),
     ):
-        for arch, (colour, marker, name) in styles.items():
-            sub = nets[nets["arch"] == arch].sort_values("depth")
+        for arch, (colour, marker, name) in FAMILY_STYLE.items():
+            sub = nets[nets["arch"] == arch]
             if sub.empty:
                 continue
+            xs, ys, spread = _by_depth(sub, column)
             ax.errorbar(
-                sub["depth"].to_numpy(float),
-                sub[f"{column}_mean"].to_numpy(float),
-                yerr=sub[f"{column}_std"].to_numpy(float),
+                xs,
+                ys,
+                yerr=spread,
                 color=colour,
                 marker=marker,
                 capsize=3,
@@ -176,10 +187,6 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
     return fig
 
 
-METRICS = {"train": "final_train_error", "test": "final_test_error"}
-FAMILY_STYLE = {"plain": ("#d62728", "s", "plain"), "resnet": ("#1f77b4", "o", "ResNet")}
-
-
 def layers_figure(
     group: Group, metric: str = "train", paper: bool = False, reference: Group | None = None
 ) -> Figure:
@@ -200,10 +207,10 @@ def layers_figure(
     top = float(finals[column].max())
     for ax, arch in zip(axes, families, strict=True):
         colour, marker, name = FAMILY_STYLE[arch]
-        sub = nets[nets["arch"] == arch].sort_values("depth")
-        depths, mean, std = (sub[c].to_numpy(float) for c in ("depth", f"{column}_mean", f"{column}_std"))
-        if ref is not None and not (r := ref[ref["arch"] == arch].sort_values("depth")).empty:
-            rd, rm, rs = (r[c].to_numpy(float) for c in ("depth", f"{column}_mean", f"{column}_std"))
+        sub = nets[nets["arch"] == arch]
+        depths, mean, std = _by_depth(sub, column)
+        if ref is not None and not (r := ref[ref["arch"] == arch]).empty:
+            rd, rm, rs = _by_depth(r, column)
             runs = int(r["seeds"].min())
             ax.fill_between(rd, rm - rs, rm + rs, color="0.6", alpha=0.35, linewidth=0, zorder=1)
             ax.plot(rd, rm, color="0.45", linewidth=1.2, zorder=1, label=f"reference ({runs}+ runs, ±1 std)")
@@ -284,10 +291,10 @@ def recipes_figure(recipes: list[Group], metric: str = "train") -> Figure:
     for ax, arch in zip(axes, families, strict=True):
         _, marker, name = FAMILY_STYLE[arch]
         for i, (heading, nets) in enumerate(tables):
-            sub = nets[nets["arch"] == arch].sort_values("depth")
+            sub = nets[nets["arch"] == arch]
             if sub.empty:
                 continue
-            depths, mean, std = (sub[c].to_numpy(float) for c in ("depth", f"{column}_mean", f"{column}_std"))
+            depths, mean, std = _by_depth(sub, column)
             colour = PALETTE[i % len(PALETTE)]
             if (sub["seeds"] > 1).any():
                 ax.fill_between(depths, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
