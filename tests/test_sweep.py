@@ -272,9 +272,11 @@ def test_a_resumed_vgg16_drops_the_units_an_uninterrupted_one_drops(tmp_path: Pa
 def test_ctrl_c_keeps_finished_epochs_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "r"
     args = [*TINY, "--arch", "resnet", "--epochs", "30", "--out", str(out)]
+    # A shell's background job starts with SIGINT ignored, and so would the sweep: give it the default.
     proc = subprocess.Popen(
         [sys.executable, "-m", "resdepth", "sweep", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoints").is_dir():
