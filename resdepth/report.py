@@ -4,7 +4,8 @@ noise.
 The verdict compares the shallowest and the deepest depth that plain nets and ResNets share. With two
 or more runs (seeds) per net, a change counts only beyond twice the pooled seed-to-seed standard
 deviation of the final training error (pooled over those four nets, at least `MIN_RISE`); with one
-run per net it counts beyond `MIN_RISE` and the verdict says that it rests on one seed.
+run per net it counts beyond `MIN_RISE` and the verdict says that it rests on one seed. A line per
+seed follows, because a claim about every seed (the course config's) cannot be read off the means.
 """
 
 from __future__ import annotations
@@ -111,6 +112,39 @@ def verdict(nets: pd.DataFrame) -> str:
     return f"not reproduced: {'; '.join(why)}: {plain_txt}, {res_txt}{basis}{hint}"
 
 
+def per_seed(group: Group) -> str:
+    """How each seed's final training error changes from the shallowest to the deepest depth that
+    plain nets and ResNets share, and, with more depths, in how many seeds the plain net rises at
+    every step: a mean can hide a seed that goes the other way. Each part counts the seeds that have
+    every net it needs; empty with fewer than two such seeds."""
+    finals = final_rows(group.metrics)
+    finals = finals[finals["arch"].isin(("plain", "resnet"))]
+    if finals.duplicated(["arch", "depth", "seed"]).any():
+        return ""  # runs sharing a seed number: the table counts them, a per-seed line cannot
+    errors = finals.pivot(index="seed", columns=["arch", "depth"], values="train_error")
+    depths = {arch: set(errors[arch].columns) for arch in ("plain", "resnet") if arch in errors}
+    shared = sorted(depths.get("plain", set()) & depths.get("resnet", set()))
+    if len(shared) < 2:
+        return ""
+    shallow, deep = shared[0], shared[-1]
+    ends = errors[[(a, d) for a in ("plain", "resnet") for d in (shallow, deep)]].dropna()
+    if len(ends) < 2:
+        return ""
+    changes = [
+        f"{name} " + ", ".join(f"{x:+.1f}" for x in ends[(arch, deep)] - ends[(arch, shallow)])
+        for arch, name in (("plain", "plain"), ("resnet", "ResNet"))
+    ]
+    seeds = ", ".join(str(s) for s in ends.index)
+    text = f"per seed ({seeds}), {shallow} -> {deep} layers: {'; '.join(changes)} points"
+    plain = errors["plain"][shared].dropna()
+    if len(shared) > 2 and len(plain) >= 2:
+        values = plain.to_numpy()
+        rising = int((values[:, 1:] > values[:, :-1]).all(axis=1).sum())
+        steps = " -> ".join(str(d) for d in shared)
+        text += f"; plain rises at every step ({steps}) in {rising} of {len(plain)} seeds"
+    return text
+
+
 def _trend(rise: float, limit: float) -> str:
     if rise > limit:
         return "rises"
@@ -172,4 +206,5 @@ def markdown(group: Group, nets: pd.DataFrame) -> str:
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in body]
     lines += [f"- left out: {line}" for line in left_out(group)]
-    return "\n".join(lines) + f"\n\n{verdict(nets)}\n"
+    seeds = per_seed(group)
+    return "\n".join(lines) + f"\n\n{verdict(nets)}\n" + (f"\n{seeds}\n" if seeds else "")

@@ -103,7 +103,28 @@ def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Group) -> None
     lines = text.splitlines()
     assert lines[0].startswith("| net | seeds |") and lines[1].startswith("|---|")
     assert "| plain-56 | 2 | 3 | 26.00 ± 1.41 |" in text
-    assert lines[-1].startswith("degradation reproduced")
+    assert lines[-3].startswith("degradation reproduced")
+    assert lines[-1] == "per seed (0, 1), 20 -> 56 layers: plain +10.0, +10.0; ResNet -3.0, -3.0 points"
+
+
+def test_per_seed_line_shows_what_the_means_hide(cli, tmp_path: Path) -> None:
+    """Plain rises on average at every step, but not in seed 1; ResNet's mean is level, its seeds are not."""
+    finals = {("plain", 8): [30.0, 32.0, 31.0], ("plain", 14): [35.0, 31.0, 36.0],
+              ("plain", 20): [40.0, 41.0, 42.0], ("resnet", 8): [30.0, 31.0, 32.0],
+              ("resnet", 14): [29.0, 30.0, 31.0], ("resnet", 20): [31.0, 29.0, 32.5]}  # fmt: skip
+    write_results(tmp_path / "three", finals)
+    line = (
+        "per seed (0, 1, 2), 8 -> 20 layers: plain +10.0, +9.0, +11.0; ResNet +1.0, -2.0, +0.5 points; "
+        "plain rises at every step (8 -> 14 -> 20) in 2 of 3 seeds"
+    )
+    assert report.per_seed(only(tmp_path / "three")) == line
+    r = cli("report", str(tmp_path / "three"))
+    assert r.code == 0 and " ".join(r.out.split()).endswith(line)
+    # Seed 2 lacks plain-14: the end-to-end changes still count it, the steps do not.
+    write_results(tmp_path / "gap", {k: v[:2] if k == ("plain", 14) else v for k, v in finals.items()})
+    assert report.per_seed(only(tmp_path / "gap", include_partial=True)).endswith("in 1 of 2 seeds")
+    write_results(tmp_path / "one", {k: v[:1] for k, v in finals.items()})
+    assert report.per_seed(only(tmp_path / "one")) == ""
 
 
 def test_curves_figure_draws_the_csv_means_with_paper_styles(known: analysis.Group) -> None:

@@ -132,3 +132,5 @@ def report(
             console.print(f"  left out: {line}", highlight=False)
         if nets is not None:
             console.print(reporting.verdict(nets), highlight=False)
+            if seeds := reporting.per_seed(g):
+                console.print(seeds, highlight=False)
