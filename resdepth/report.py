@@ -66,6 +66,12 @@ def threshold(nets: pd.DataFrame) -> tuple[float, int]:
     return max(MIN_RISE, NOISE_FACTOR * pooled), seeds
 
 
+def shared_depths(frame: pd.DataFrame) -> list[int]:
+    """The depths at which both plain nets and ResNets ran: only those are compared."""
+    plain, resnet = (set(frame.loc[frame["arch"] == arch, "depth"]) for arch in ("plain", "resnet"))
+    return sorted(plain & resnet)
+
+
 def verdict(nets: pd.DataFrame) -> str:
     """A sentence that says whether the data shows degradation, with the numbers, or why not."""
     series = {
@@ -74,7 +80,7 @@ def verdict(nets: pd.DataFrame) -> str:
     }
     if any(s.empty for s in series.values()):
         return "not reproduced: the sweep needs both plain and resnet runs"
-    depths = sorted(set(series["plain"].index) & set(series["resnet"].index))
+    depths = shared_depths(nets)
     if len(depths) < 2:
         return "not reproduced: plain and resnet share fewer than two depths"
     shallow, deep = depths[0], depths[-1]
@@ -121,11 +127,10 @@ def per_seed(group: Group) -> str:
     finals = finals[finals["arch"].isin(("plain", "resnet"))]
     if finals.duplicated(["arch", "depth", "seed"]).any():
         return ""  # runs sharing a seed number: the table counts them, a per-seed line cannot
-    errors = finals.pivot(index="seed", columns=["arch", "depth"], values="train_error")
-    depths = {arch: set(errors[arch].columns) for arch in ("plain", "resnet") if arch in errors}
-    shared = sorted(depths.get("plain", set()) & depths.get("resnet", set()))
+    shared = shared_depths(finals)
     if len(shared) < 2:
         return ""
+    errors = finals.pivot(index="seed", columns=["arch", "depth"], values="train_error")
     shallow, deep = shared[0], shared[-1]
     ends = errors[[(a, d) for a in ("plain", "resnet") for d in (shallow, deep)]].dropna()
     if len(ends) < 2:
