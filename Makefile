@@ -53,8 +53,8 @@ demo: $(INSTALLED)
 	$(RESDEPTH) report results/quick
 	$(RESDEPTH) plot results/quick
 
-# The course's curve: plain and ResNet at 8, 20, 26 and 32 layers, seeds 0-2
-# (about 17 min a seed with bf16, estimated; 74 in fp32 on 2 AVX2 cores, measured).
+# The course's curve: plain and ResNet at 8, 14, 20 and 26 layers, seeds 0-2
+# (about 14 min a seed with bf16, estimated; 58 in fp32 on 2 AVX2 cores, measured).
 course: $(INSTALLED)
 	$(RESDEPTH) sweep --config experiments/course.toml $(LOCAL_DATA)
 	$(RESDEPTH) report results/course

@@ -36,9 +36,20 @@ def test_reference_runs_are_the_shipped_configs_runs(name: str) -> None:
     assert len(set(runs["seed"])) >= (3 if name == "quick" else 2)
 
 
-def test_course_holds_the_quick_demos_depths_with_the_same_recipe() -> None:
-    """The course config is the demo's recipe at more depths, so the demo's runs are its runs."""
+def test_course_is_the_quick_demos_recipe_at_more_depths() -> None:
+    """Same recipe, so at a depth both name the demo's runs are the course's runs (equal run ids)."""
     quick, course = (resolve(ROOT / "experiments" / f"{n}.toml", {}) for n in ("quick", "course"))
-    assert len(course.depth) >= 4 and set(quick.depth) <= set(course.depth)
+    assert len(course.depth) >= 4 and set(quick.depth) & set(course.depth)
     sizes = {"cifar10": 8000}
-    assert {r.run_id for r in expand(quick, sizes)} <= {r.run_id for r in expand(course, sizes)}
+    as_course = replace(quick, depth=course.depth, seeds=course.seeds)
+    assert {r.run_id for r in expand(as_course, sizes)} == {r.run_id for r in expand(course, sizes)}
+
+
+def test_course_scan_holds_the_course_recipe_at_the_other_depths() -> None:
+    """The scan's runs outside the config are shipped apart, trained with the very same recipe."""
+    runs = pd.read_csv(ROOT / "results" / "reference" / "course-scan" / "runs.csv")
+    course = resolve(ROOT / "experiments" / "course.toml", {})
+    depths = sorted(set(runs["depth"]))
+    assert not set(depths) & set(course.depth)
+    scan = replace(course, depth=depths, seeds=sorted(set(runs["seed"])), precision=runs["precision"].iloc[0])
+    assert set(runs["run_id"]) == {r.run_id for r in expand(scan, {"cifar10": 8000})}
