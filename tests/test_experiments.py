@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resdepth.config import expand, resolve
+from resdepth.config import SweepConfig, expand, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "experiments").glob("*.toml"))
@@ -22,17 +22,21 @@ def test_every_shipped_config_resolves(path: Path) -> None:
     assert len(cfg.depth) >= 2
 
 
+def shipped_run_ids(cfg: SweepConfig, runs: pd.DataFrame, **changes: object) -> set[str]:
+    """The run ids CFG expands to for the seeds and the precision a shipped runs.csv records:
+    precision `auto` resolves per machine, and the reference trained in one."""
+    shipped = replace(cfg, precision=runs["precision"].iloc[0], seeds=sorted(set(runs["seed"])), **changes)
+    assert cfg.train_subset is not None
+    return {r.run_id for r in expand(shipped, {"cifar10": cfg.train_subset})}
+
+
 @pytest.mark.parametrize("name", ["quick", "course"])
 def test_reference_runs_are_the_shipped_configs_runs(name: str) -> None:
     folder = ROOT / "results" / "reference" / name
     runs = pd.read_csv(folder / "runs.csv")
     assert set(runs["status"]) == {"completed"}
     cfg = resolve(ROOT / "experiments" / f"{name}.toml", {})
-    assert cfg.train_subset is not None
-    # Precision `auto` resolves per machine; the reference records the one it trained in.
-    shipped = replace(cfg, precision=runs["precision"].iloc[0], seeds=sorted(set(runs["seed"])))
-    expected = {r.run_id for r in expand(shipped, {"cifar10": cfg.train_subset})}
-    assert set(runs["run_id"]) == expected
+    assert set(runs["run_id"]) == shipped_run_ids(cfg, runs)
     assert len(set(runs["seed"])) >= (3 if name == "quick" else 2)
 
 
@@ -51,5 +55,4 @@ def test_course_scan_holds_the_course_recipe_at_the_other_depths() -> None:
     course = resolve(ROOT / "experiments" / "course.toml", {})
     depths = sorted(set(runs["depth"]))
     assert not set(depths) & set(course.depth)
-    scan = replace(course, depth=depths, seeds=sorted(set(runs["seed"])), precision=runs["precision"].iloc[0])
-    assert set(runs["run_id"]) == {r.run_id for r in expand(scan, {"cifar10": 8000})}
+    assert set(runs["run_id"]) == shipped_run_ids(course, runs, depth=depths)
