@@ -99,7 +99,18 @@ def _runs(runs_csv: Path, metrics: pd.DataFrame) -> pd.DataFrame:
         {c: missing[c].map(_text) if c in missing else "" for c in results.RUNS_COLUMNS}, index=missing.index
     )
     runs = pd.concat([known, from_metrics], ignore_index=True) if not from_metrics.empty else known
-    return runs.astype(str).replace("nan", "")
+    runs = runs.astype(str).replace("nan", "")
+    # What the rows show beats what runs.csv says: a run whose rows are missing is not completed,
+    # one killed after its last epoch is. Read-only: a sweep writes the settled status (under lock).
+    logged = metrics.groupby("run_id")["epoch"].count()
+    counts = runs["run_id"].map(logged).fillna(0).astype(int)
+    runs["status"] = [
+        results.settled_status(r, n, live=True) for r, n in zip(runs.to_dict("records"), counts, strict=True)
+    ]
+    runs["epochs_done"] = counts.astype(str).where(
+        runs["status"] != results.Status.COMPLETED, runs["epochs_done"]
+    )
+    return runs
 
 
 def _text(value: object) -> str:

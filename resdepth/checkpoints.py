@@ -8,7 +8,12 @@ from typing import Any
 
 import torch
 
+from resdepth import faults
 from resdepth.files import atomic_write
+
+# What a checkpoint must hold to continue its run; `records` (every epoch's row, so that rows a
+# killed driver never wrote can be restored) is absent from checkpoints written before it existed.
+KEYS = {"run_id": str, "epoch": int, "iteration": int, "schedule": dict, "model": dict, "optimizer": dict}
 
 
 class DamagedCheckpoint(Exception):
@@ -24,7 +29,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Written atomically and durably: after a kill or a power loss the path holds the previous
     checkpoint or the new one, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: torch.save(state, f))
+    atomic_write(path, lambda f: torch.save(state, f), before_rename=lambda: faults.point("mid-checkpoint"))
 
 
 def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
@@ -38,4 +43,7 @@ def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
         raise DamagedCheckpoint(path, f"cannot be read ({exc.__class__.__name__})") from None
     if not isinstance(state, dict) or state.get("run_id") != run_id:
         raise DamagedCheckpoint(path, f"is not a checkpoint of run {run_id}")
+    wrong = [key for key, kind in KEYS.items() if not isinstance(state.get(key), kind)]
+    if wrong or not isinstance(state.get("records", []), list):
+        raise DamagedCheckpoint(path, f"lacks what a checkpoint holds ({', '.join(wrong or ['records'])})")
     return state

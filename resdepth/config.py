@@ -50,6 +50,8 @@ WARMUPS = ("auto", "always", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 EXECUTORS = ("local", "ray")
 NOT_APPLICABLE = "-"  # a classic net's value for the residual nets' model options
+# A run seeds torch with seed x 1,000,003 + epoch (plus 2^40 for dropout), which must stay below 2^63.
+MAX_SEED = 2**32 - 1
 
 
 class Role(StrEnum):
@@ -196,12 +198,12 @@ class SweepConfig:
             _positive(name, getattr(self, name))
         if self.val_split is not None and self.val_split < 0:
             raise UserError(f"--val-split must be >= 0, got {self.val_split}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise UserError(f"--lr must be a positive finite number, got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise UserError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise UserError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise UserError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise UserError("--milestones are increasing fractions of training in (0, 1), e.g. 0.5,0.75")
         _choice("warmup", self.warmup, WARMUPS)
@@ -210,6 +212,9 @@ class SweepConfig:
         self._validate_execution()
         if not self.seeds:
             raise UserError("--seeds needs at least one seed")
+        for seed in self.seeds:
+            if not 0 <= seed <= MAX_SEED:
+                raise UserError(f"--seeds are whole numbers from 0 to {MAX_SEED}, got {seed}")
         for a in self.arch:
             for d in self.depths_for(a):
                 validate(self.spec(a, d))
@@ -503,10 +508,11 @@ def epochs_for(cfg: SweepConfig, train_size: int) -> int:
 
 
 def grid(cfg: SweepConfig) -> Iterator[tuple[str, int, int]]:
-    """(arch, depth, seed) of every run, in the order they train."""
-    for arch in cfg.arch:
-        for depth in cfg.depths_for(arch):
-            for seed in cfg.seeds:
+    """(arch, depth, seed) of every run, in the order they train; a value given twice (`--depth 8,8`)
+    is one run, not two runs writing the same rows."""
+    for arch in dict.fromkeys(cfg.arch):
+        for depth in dict.fromkeys(cfg.depths_for(arch)):
+            for seed in dict.fromkeys(cfg.seeds):
                 yield arch, depth, seed
 
 

@@ -1,27 +1,86 @@
-"""Durable writes: a file is replaced whole or not at all, even across a kill or a power loss."""
+"""Writes inside a results folder: whole or not at all, and never through a symbolic link.
+
+A results folder may come from anyone (a download, a colleague's tarball), so no file or folder in it
+is trusted to be what its name says: a `metrics.csv` or `figures/` that is a symbolic link would
+make resdepth write wherever it points. Every write goes through `inside`, which refuses a link at
+any step below the results folder, and files are opened with O_NOFOLLOW, so a link put there between
+the check and the open is refused too.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from resdepth.errors import UserError
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")  # what `atomic_write` leaves if killed mid-write
+
+
+def inside(folder: Path, *parts: str, mkdir: bool = False) -> Path:
+    """`folder/parts...`, refused in one line if any step below `folder` is a symbolic link. With
+    `mkdir`, the folders among `parts` (all but the last) are created."""
+    path = folder
+    for i, part in enumerate(parts):
+        path = path / part
+        if path.is_symlink():
+            raise UserError(f"{path} is a symbolic link; resdepth never writes through one (remove it)")
+        if mkdir and i < len(parts) - 1:
+            path.mkdir(exist_ok=True)
+    return path
+
+
+def open_exclusive(path: Path) -> BinaryIO:
+    """A new file for writing; refused if anything, a link included, is already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    return os.fdopen(fd, "wb")
+
+
+def open_append(path: Path) -> BinaryIO:
+    """`path` for appending, created if missing; a symbolic link there is an error, not followed."""
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link; resdepth never writes through one (remove it)")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+    return os.fdopen(fd, "ab")
+
+
+def atomic_write(
+    path: Path, write: Callable[[BinaryIO], object], before_rename: Callable[[], None] | None = None
+) -> None:
     """`write` fills a temporary file beside `path`, which is fsynced, renamed over `path`, and the
-    folder fsynced: afterwards `path` holds the old content or the new, whole."""
+    folder fsynced: afterwards `path` holds the old content or the new, whole. A rename replaces a
+    link at `path` rather than writing through it. `before_rename` is the fault harness's hook."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # one left by a killed process that had this pid
     try:
-        with tmp.open("wb") as f:
+        with open_exclusive(tmp) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     sync_folder(path.parent)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete what killed writes left in `folder` and the folders in it (call only under the folder's
+    lock: a live sweep's temporaries are its own). Links are never followed."""
+    removed = []
+    for root, _, files in os.walk(folder):  # os.walk does not follow links
+        for name in files:
+            if _TEMPORARY.match(name):
+                path = Path(root, name)
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def sync_folder(folder: Path) -> None:

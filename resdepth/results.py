@@ -1,8 +1,11 @@
 """The results folder's CSV schemas, in this one place, and the only code that writes them.
 
 `metrics.csv` gets one row per run per epoch, appended as each epoch ends (a single write of a whole
-line, so a kill leaves at most one torn last line, which readers drop). `runs.csv` gets one row per
-run and is rewritten atomically (temporary file, then rename) whenever a run's status changes.
+line, so a kill leaves at most one torn last line: one without its newline, which readers ignore and
+the next append cuts off, keeping a copy in discarded/). Every other line is checked when read: a row
+with the wrong number of fields, a number that does not parse or an epoch logged twice is an error
+naming the file and line, never trusted. `runs.csv` gets one row per run and is rewritten atomically
+(temporary file, then rename) whenever a run's status changes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import datetime as dt
 import io
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
@@ -20,10 +23,11 @@ from typing import Any
 
 import pandas as pd
 
+from resdepth import faults
 from resdepth.config import RUN_FIELDS, added_fields
 from resdepth.errors import UserError
-from resdepth.files import atomic_write
-from resdepth.lock import FolderLock
+from resdepth.files import atomic_write, inside, open_append
+from resdepth.lock import LOCK, OWNER
 from resdepth.models import CLASSIC_DEPTHS
 
 
@@ -117,6 +121,11 @@ METRICS = "metrics.csv"
 RUNS = "runs.csv"
 DISCARDED = "discarded"  # rows (and checkpoints) of runs restarted from scratch, kept, never deleted
 SWEEPS = "sweeps"  # the resolved configuration of every sweep that wrote here, by start time (UTC)
+SWEEP_TOML = "sweep.toml"  # the last sweep's configuration
+CHECKPOINTS = "checkpoints"
+FIGURES = "figures"
+# Everything resdepth writes in a results folder: none of them may be a symbolic link.
+MANAGED = (METRICS, RUNS, SWEEP_TOML, SWEEPS, CHECKPOINTS, DISCARDED, FIGURES, DIAGNOSTICS, LOCK, OWNER)
 
 
 def _format(value: Any) -> str:
@@ -136,18 +145,50 @@ def _line(columns: Iterable[str], row: Mapping[str, Any]) -> str:
 def _header(path: Path) -> list[str] | None:
     if not path.is_file() or path.stat().st_size == 0:
         return None
-    with path.open(newline="") as f:
-        return next(csv.reader(f), None)
+    header, _ = _records(path)
+    return header or None
+
+
+def _text_of(path: Path) -> str:
+    """The file's whole lines as text: a torn last line (a kill mid-append) is left out; bytes that
+    are not text are an error naming the line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{path} line {line} is not text; the file is damaged (nothing was changed)"
+        ) from None
+    return text[: text.rfind("\n") + 1]
+
+
+def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and every row (with its line number) of a resdepth CSV, each row checked to have
+    the header's number of fields."""
+    reader = csv.reader(io.StringIO(_text_of(path)))
+    header = next(reader, [])
+    rows = []
+    for row in reader:
+        if len(row) != len(header):
+            raise UserError(
+                f"{path} line {reader.line_num} has {len(row)} fields where the header has {len(header)}: "
+                "a damaged row, not trusted (move it out of the file to go on)"
+            )
+        rows.append((reader.line_num, row))
+    return header, rows
 
 
 def check_folder(out: Path) -> None:
     """Refuse, before anything is written, a folder that cannot hold or already holds other results."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    for name in MANAGED:
+        inside(out, name)  # refuses a symbolic link before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
-        probe.write_text("")
+        atomic_write(probe, lambda f: None)
         probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
@@ -179,8 +220,8 @@ def _added_value(column: str, arch: str) -> str:
 
 def _upgrade(path: Path, columns: tuple[str, ...]) -> None:
     """Rewrite an older resdepth CSV in the current schema, atomically, so new rows can follow it."""
-    with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if None not in r.values()]  # a torn last line is dropped
+    header, records = _records(path)
+    rows = [dict(zip(header, r, strict=True)) for _, r in records]
     for r in rows:
         for c in columns:
             if c not in r:
@@ -190,25 +231,34 @@ def _upgrade(path: Path, columns: tuple[str, ...]) -> None:
 
 
 def append_metrics(out: Path, row: Mapping[str, Any]) -> None:
-    path = out / METRICS
-    text = _line(METRICS_COLUMNS, row)
+    """Append one row, durably, in one write; a torn line a kill left at the end is cut off first."""
+    path = inside(out, METRICS)
+    text = _line(METRICS_COLUMNS, row).encode()
     if _header(path) is None:
-        text = _line(METRICS_COLUMNS, {c: c for c in METRICS_COLUMNS}) + text
-    with path.open("a") as f:
-        _heal_torn_line(path, f)
+        text = _line(METRICS_COLUMNS, {c: c for c in METRICS_COLUMNS}).encode() + text
+    with open_append(path) as f:
+        _cut_torn_line(out, f)
+        faults.point("mid-row", before=lambda: (f.write(text[: len(text) // 2]), f.flush()))
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
 
 
-def _heal_torn_line(path: Path, f: io.TextIOBase) -> None:
-    """A kill mid-write can leave a last line without its newline; end it so the next row is whole."""
-    size = path.stat().st_size
-    if size:
-        with path.open("rb") as r:
-            r.seek(size - 1)
-            if r.read(1) != b"\n":
-                f.write("\n")
+def _cut_torn_line(out: Path, f: Any) -> None:
+    """A kill (or a full disk) mid-append leaves a last line without its newline. It is never a row:
+    cut it off, so the next row starts a line of its own, and keep its bytes in discarded/."""
+    size = os.fstat(f.fileno()).st_size
+    if not size:
+        return
+    with inside(out, METRICS).open("rb") as r:
+        data = r.read()
+    if data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    torn = inside(out, DISCARDED, f"{stamp}-torn-line.csv", mkdir=True)
+    atomic_write(torn, lambda w: w.write(data[keep:]))
+    os.truncate(f.fileno(), keep)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -216,14 +266,16 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def read_csv(path: Path, columns: tuple[str, ...], text: bool = False) -> pd.DataFrame:
-    """Rows whose every field parses; a torn or foreign line is dropped rather than trusted. With
-    `text`, every value stays the string the file holds ("" where empty)."""
+    """Every whole row, each checked to have the header's fields (a damaged one is an error naming
+    its line; a torn last line is left out). With `text`, every value stays the string the file
+    holds ("" where empty)."""
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=list(columns))
+    _records(path)  # the checks
     dtype = str if text else {"run_id": str}
     try:
-        frame = pd.read_csv(path, dtype=dtype, on_bad_lines="skip", keep_default_na=not text)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        frame = pd.read_csv(io.StringIO(_text_of(path)), dtype=dtype, keep_default_na=not text)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UserError(f"{path} is not a readable CSV: {exc}") from None
     missing = [c for c in columns if c not in frame.columns]
     if any(c not in ADDED_COLUMNS for c in missing):
@@ -237,32 +289,50 @@ def read_metrics(out: Path) -> pd.DataFrame:
     return read_metrics_file(out / METRICS)
 
 
+OPTIONAL = ("val_loss", "val_error")  # empty where a run holds out no validation set
+# Measured values, which are "nan" where the loss went non-finite; the counts never are.
+MEASURED = tuple(f.name for f in fields(EpochRecord) if "float" in str(f.type))
+
+
 def read_metrics_file(path: Path) -> pd.DataFrame:
-    """A metrics CSV under any name, with numeric columns parsed."""
-    frame = read_csv(path, METRICS_COLUMNS)
+    """A metrics CSV under any name, with numeric columns parsed. A row whose number does not parse,
+    or a second row for one epoch of a run, is an error naming its line."""
+    frame = read_csv(path, METRICS_COLUMNS, text=True)
+    lines = [n for n, _ in _records(path)[1]] if not frame.empty else []
     numeric = [c for c in METRICS_COLUMNS if c not in TEXT_COLUMNS]
     for c in numeric:
-        frame[c] = pd.to_numeric(frame[c], errors="coerce")
-    # A torn last line parses with missing fields; a row without its epoch or error is dropped.
-    return frame.dropna(subset=["epoch", "iteration", "train_error"]).reset_index(drop=True)
+        values = pd.to_numeric(frame[c], errors="coerce")
+        allowed = ["nan"] * (c in MEASURED) + [""] * (c in OPTIONAL)
+        bad = values.isna() & ~frame[c].isin(allowed)
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise UserError(
+                f"{path} line {lines[i]}: {c} is {frame[c].iloc[i]!r}, not a number: a damaged row, "
+                "not trusted (move it out of the file to go on)"
+            )
+        frame[c] = values
+    twice = frame.duplicated(["run_id", "epoch"])
+    if twice.any():
+        i = int(twice.to_numpy().nonzero()[0][0])
+        raise UserError(
+            f"{path} line {lines[i]}: epoch {int(frame['epoch'].iloc[i])} of run {frame['run_id'].iloc[i]} "
+            "is logged twice; the file is damaged (nothing was changed)"
+        )
+    return frame.reset_index(drop=True)
 
 
 def _split_rows(out: Path, run_id: str, after: int) -> tuple[list[str], list[list[str]], list[list[str]]]:
     """metrics.csv's header, the rows to keep, and run `run_id`'s rows past epoch `after`."""
-    path = out / METRICS
+    path = inside(out, METRICS)
     if not path.is_file():
         return [], [], []
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
+    header, rows = _records(path)
+    if not header:
         return [], [], []
-    header = rows[0]
     kept: list[list[str]] = []
     removed: list[list[str]] = []
     at = header.index("epoch")
-    for r in rows[1:]:
-        if len(r) != len(header):
-            continue  # torn by a kill
+    for _, r in rows:
         past = r[0] == run_id and not (r[at].isdigit() and int(r[at]) <= after)
         (removed if past else kept).append(r)
     return header, kept, removed
@@ -279,7 +349,19 @@ def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
     again, identically (data order and augmentation are seeded by epoch)."""
     header, kept, removed = _split_rows(out, run_id, epoch)
     if removed:
-        _atomic_write(out / METRICS, _csv_text([header, *kept]))
+        _atomic_write(inside(out, METRICS), _csv_text([header, *kept]))
+
+
+def restore_rows(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add rows a checkpoint holds and metrics.csv lost (a driver killed between receiving a row and
+    writing it, a truncated file): one atomic rewrite."""
+    path = inside(out, METRICS)
+    header, kept = (_split_rows(out, "", 0)[:2]) if path.is_file() else ([], [])
+    columns = list(METRICS_COLUMNS)
+    if header and header != columns:
+        raise UserError(f"{path} has other columns than resdepth writes; nothing was restored")
+    text = _csv_text([columns, *kept]) + "".join(_line(METRICS_COLUMNS, r) for r in rows)
+    _atomic_write(path, text)
 
 
 def discard_run(out: Path, run_id: str, checkpoint: Path) -> None:
@@ -287,31 +369,29 @@ def discard_run(out: Path, run_id: str, checkpoint: Path) -> None:
     again from scratch while nothing it logged is lost. The copy is written before the rows leave
     metrics.csv: a kill in between leaves them in both places, never in neither."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = out / DISCARDED
-    folder.mkdir(exist_ok=True)
     header, kept, removed = _split_rows(out, run_id, 0)
-    dest = folder / f"{stamp}-{run_id}.csv"
     if removed:
-        _atomic_write(dest, _csv_text([header, *removed]))
-        _atomic_write(out / METRICS, _csv_text([header, *kept]))
+        _atomic_write(
+            inside(out, DISCARDED, f"{stamp}-{run_id}.csv", mkdir=True), _csv_text([header, *removed])
+        )
+        _atomic_write(inside(out, METRICS), _csv_text([header, *kept]))
     if checkpoint.is_file():
-        os.replace(checkpoint, folder / f"{stamp}-{run_id}{checkpoint.suffix}")
+        os.replace(checkpoint, inside(out, DISCARDED, f"{stamp}-{run_id}{checkpoint.suffix}", mkdir=True))
 
 
 def save_config(out: Path, toml: str) -> Path:
     """Keep this sweep's resolved configuration beside every earlier one's; sweep.toml is the last."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    (out / SWEEPS).mkdir(exist_ok=True)
-    path = out / SWEEPS / f"{stamp}.toml"
+    path = inside(out, SWEEPS, f"{stamp}.toml", mkdir=True)
     _atomic_write(path, toml)
-    _atomic_write(out / "sweep.toml", toml)
+    _atomic_write(inside(out, SWEEP_TOML), toml)
     return path
 
 
 def logged_epochs(out: Path) -> dict[str, int]:
-    """The last epoch metrics.csv holds for each run."""
+    """How many epochs metrics.csv holds for each run (no epoch is ever logged twice)."""
     m = read_metrics(out)
-    return {str(k): int(v) for k, v in m.groupby("run_id")["epoch"].max().items()} if not m.empty else {}
+    return {str(k): int(v) for k, v in m.groupby("run_id")["epoch"].count().items()} if not m.empty else {}
 
 
 def summary_fields(out: Path, run_id: str) -> dict[str, object]:
@@ -330,42 +410,38 @@ def summary_fields(out: Path, run_id: str) -> dict[str, object]:
     }
 
 
-def repair_if_idle(out: Path) -> list[str]:
-    """`repair_stale`, when no sweep is writing `out` and it can be written; else nothing."""
-    lock = FolderLock(out)
-    try:
-        if not lock.try_acquire():
-            return []
-    except OSError:  # a read-only folder: shown as it is
-        return []
-    try:
-        return repair_stale(out)
-    finally:
-        lock.release()
+def settled_status(row: Mapping[Any, Any], logged: int, live: bool) -> str:
+    """A run's status as its rows show it: `running` or `interrupted` with every epoch logged is
+    `completed` (a sweep killed before it could say so); `completed` with epochs missing is
+    `interrupted` (its rows were lost; a sweep restores them from the checkpoint, or says it cannot);
+    `running` in a folder no sweep is writing (`live` false) is `interrupted`."""
+    status, epochs = row.get("status", ""), row.get("epochs", "")
+    whole = epochs.isdigit() and logged >= int(epochs)
+    if status in (Status.RUNNING, Status.INTERRUPTED) and whole:
+        return Status.COMPLETED
+    if status == Status.COMPLETED and epochs.isdigit() and not whole:
+        return Status.INTERRUPTED
+    if status == Status.RUNNING and not live:
+        return Status.INTERRUPTED
+    return status
 
 
 def repair_stale(out: Path) -> list[str]:
-    """Statuses a killed or interrupted sweep could not finish writing: a run left `running`, or
-    `interrupted` after its last epoch, is `completed` when metrics.csv holds all its epochs; a
-    `running` one that does not is `interrupted`. Call only while no sweep writes `out` (under its
-    lock). Returns the repaired run ids."""
+    """Write the statuses a killed sweep could not (`settled_status`). Call only while no sweep
+    writes `out` (under its lock). Returns the repaired run ids."""
     repaired = []
+    logged = logged_epochs(out)
     for row in read_runs(out).values():
-        if row.get("status") not in (Status.RUNNING, Status.INTERRUPTED):
-            continue
-        fields = summary_fields(out, row["run_id"])
-        done = int(fields["epochs_done"])  # type: ignore[call-overload]
-        whole = row.get("epochs", "").isdigit() and done >= int(row["epochs"])
-        status = Status.COMPLETED if whole else Status.INTERRUPTED
+        status = settled_status(row, logged.get(row["run_id"], 0), live=False)
         if status != row["status"]:
-            write_run(out, {**row, **fields, "status": status})
+            write_run(out, {**row, **summary_fields(out, row["run_id"]), "status": status})
             repaired.append(row["run_id"])
     return repaired
 
 
 def write_diagnostics(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
-    path = out / DIAGNOSTICS / f"{name}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    path = inside(out, DIAGNOSTICS, f"{name}.csv", mkdir=True)
     columns = DIAGNOSTICS_COLUMNS[name]
     text = _line(columns, {c: c for c in columns}) + "".join(_line(columns, r) for r in rows)
     _atomic_write(path, text)
@@ -386,8 +462,8 @@ def read_runs(out: Path) -> dict[str, dict[str, str]]:
     path = out / RUNS
     if not path.is_file():
         return {}
-    with path.open(newline="") as f:
-        return {r["run_id"]: r for r in csv.DictReader(f) if r.get("run_id")}
+    header, rows = _records(path)
+    return {r[0]: dict(zip(header, r, strict=True)) for _, r in rows if r and r[0]}
 
 
 def write_run(out: Path, row: Mapping[str, Any]) -> None:
@@ -396,4 +472,4 @@ def write_run(out: Path, row: Mapping[str, Any]) -> None:
     runs[str(row["run_id"])] = {c: _format(row.get(c)) for c in RUNS_COLUMNS}
     text = _line(RUNS_COLUMNS, {c: c for c in RUNS_COLUMNS})
     text += "".join(_line(RUNS_COLUMNS, r) for r in runs.values())
-    _atomic_write(out / RUNS, text)
+    _atomic_write(inside(out, RUNS), text)

@@ -7,6 +7,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from resdepth.errors import UserError
+from resdepth.files import inside
+from resdepth.results import FIGURES
 
 FORMATS = (".png", ".pdf", ".svg")
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
@@ -15,7 +17,7 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 def figure_path(folder: Path, out: Path | None, name: str) -> Path:
     """Default RESULTS/figures/NAME.png; `--out x.pdf` gives x-NAME.pdf; `--out dir` gives dir/NAME.png."""
     if out is None:
-        return folder / "figures" / f"{name}.png"
+        return inside(folder, FIGURES, f"{name}.png")
     if out.suffix:
         if out.suffix not in FORMATS:
             raise UserError(f"--out must end in {', '.join(FORMATS)} (or be a folder), got {out.name}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 import resdepth
-from resdepth import results
+from resdepth import faults, results
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
 from resdepth.config import RunConfig, SweepConfig, expand
 from resdepth.data.augment import Normalizer
@@ -34,6 +34,7 @@ from resdepth.executors import (
     Task,
     make_executor,
 )
+from resdepth.files import inside, remove_temporaries
 from resdepth.lock import FolderLock
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
@@ -64,8 +65,9 @@ class PlannedRun:
 class Sweep:
     """The datasets a sweep needs, its runs, and where their results go."""
 
-    def __init__(self, cfg: SweepConfig) -> None:
+    def __init__(self, cfg: SweepConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
+        self.device = device  # where the runs train, when this machine trains them (memory check)
         self.out = Path(cfg.out)
         self.datasets: dict[str, Dataset] = {}
         for arch in cfg.arch:
@@ -90,31 +92,65 @@ class Sweep:
         return self._splits[key]
 
     def checkpoint(self, cfg: RunConfig) -> Path:
-        return self.out / "checkpoints" / f"{cfg.run_id}.pt"
+        return inside(self.out, results.CHECKPOINTS, f"{cfg.run_id}.pt")
 
     def plan(self) -> list[PlannedRun]:
+        """Every run's state. A run is done when runs.csv says so (a diverged run stops early) or its
+        checkpoint and metrics.csv both hold every epoch. Its checkpoint is damaged when it cannot be
+        read, or when it does not match the log: behind it by more than the one row a kill between
+        row and checkpoint leaves (a missing checkpoint included), or ahead of it by rows it cannot
+        restore (written before checkpoints held their rows)."""
         known = results.read_runs(self.out) if self.out.is_dir() else {}
         logged = results.logged_epochs(self.out) if self.out.is_dir() else {}
         planned = []
         for cfg in self.runs:
             data = self.datasets[cfg.dataset]
             spec = cfg.spec(data.num_classes, data.channels, data.size)
-            check_memory(spec, cfg.batch_size)
-            params = count_params(build_model(spec))
+            check_memory(spec, cfg.batch_size, self.device)
+            model = build_model(spec)
+            params = count_params(model)
+            n = logged.get(cfg.run_id, 0)
             finished = Status(known.get(cfg.run_id, {}).get("status") or Status.RUNNING).finished
             done, damaged = 0, ""
             if not finished:
                 try:
                     state = load_checkpoint(self.checkpoint(cfg), cfg.run_id)
                     done = int(state["epoch"]) if state else 0
+                    if state and not _fits(state["model"], model):
+                        damaged = f"does not fit {cfg.name}"
                 except DamagedCheckpoint as exc:
                     damaged = exc.why
+                if not damaged and n > done + 1:
+                    damaged = f"at epoch {done}" if done else "missing"
+                elif not damaged and n < done:
+                    damaged = (
+                        f"at epoch {done}, but only {n} epochs are logged and it cannot restore the rest"
+                    )
             planned.append(
                 PlannedRun(
-                    cfg, params, done, finished or done >= cfg.epochs, logged.get(cfg.run_id, 0), damaged
+                    cfg, params, done, finished or (done >= cfg.epochs and n >= cfg.epochs), n, damaged
                 )
             )
         return planned
+
+    def lost_rows(self) -> list[dict[str, object]]:
+        """Rows that runs' checkpoints hold and metrics.csv lacks: handed to a driver that died before
+        writing them, or lost from a damaged file. Restored, they are the rows the run reported."""
+        have = results.read_metrics(self.out) if self.out.is_dir() else None
+        lost = []
+        for cfg in self.runs:
+            try:
+                state = load_checkpoint(self.checkpoint(cfg), cfg.run_id)
+            except DamagedCheckpoint:
+                continue  # planning says so
+            if state is None:
+                continue
+            logged = (
+                set() if have is None else set(have.loc[have["run_id"] == cfg.run_id, "epoch"].astype(int))
+            )
+            net = {**cfg.fields(), "run_id": cfg.run_id}
+            lost += [{**net, **r} for r in state.get("records", []) if r["epoch"] not in logged]
+        return lost
 
     def restart(self, p: PlannedRun) -> PlannedRun:
         """Train `p` again from scratch: its rows and checkpoint move to discarded/, and runs.csv
@@ -146,6 +182,14 @@ class Sweep:
             images = len(data.train_y) + (len(data.test_y) + val) / 3
             total += (cfg.epochs - p.done_epochs) * images * per_image[key]
         return total
+
+
+def _fits(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
+    """Whether a checkpoint's weights are this net's: the same names and shapes."""
+    mine = model.state_dict()
+    return weights.keys() == mine.keys() and all(
+        isinstance(w, torch.Tensor) and w.shape == mine[k].shape for k, w in weights.items()
+    )
 
 
 def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engine: Engine) -> float:
@@ -188,6 +232,7 @@ class Plan:
     executor: Executor | None  # None on a dry run
     estimate: float | None  # seconds, one run at a time; timed only for the local executor
     repaired: list[str] = field(default_factory=list)  # runs whose stale status was repaired
+    restored: dict[str, int] = field(default_factory=dict)  # rows restored from each run's checkpoint
     lock: FolderLock | None = None  # held from prepare to close (None on a dry run)
 
     def close(self) -> None:
@@ -234,11 +279,19 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         lock = FolderLock(out)
         lock.acquire()
     try:
-        repaired = results.repair_stale(out) if lock else []
-        sweep = Sweep(cfg)
+        sweep = Sweep(cfg, device if cfg.executor == "local" else None)
+        repaired: list[str] = []
+        restored: dict[str, int] = {}
+        if lock:
+            remove_temporaries(out)  # left by killed writes; under the lock, none is a live one's
+            if lost := sweep.lost_rows():
+                results.restore_rows(out, lost)
+                for r in lost:
+                    restored[str(r["run_id"])] = restored.get(str(r["run_id"]), 0) + 1
+            repaired = results.repair_stale(out)
         planned = _restarted(sweep, sweep.plan(), restart, dry_run)
         if dry_run:
-            return Plan(cfg, sweep, planned, device, engine, None, None, repaired)
+            return Plan(cfg, sweep, planned, device, engine, None, None)
         for p in [p for p in planned if p.damaged and not p.logged]:  # nothing logged: nothing to lose
             planned[planned.index(p)] = sweep.restart(p)
         damaged = [p for p in planned if p.damaged]
@@ -253,7 +306,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
             )
         executor = make_executor(cfg, device, lambda c: sweep.split(c.dataset, c.seed))
         estimate = sweep.estimate_seconds(planned, device, engine) if cfg.executor == "local" else None
-        return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, lock)
+        return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock)
     except BaseException:
         if lock:
             lock.release()
@@ -299,7 +352,7 @@ def run(plan: Plan, report: Reporter) -> list[Outcome]:
         )
         for p in plan.todo
     ]
-    writer = Writer(sweep, plan.runs, report)
+    writer = Writer(sweep, plan.runs, report, plan.lock)
     plan.executor.run(tasks, writer, cfg.fail_fast)
     return writer.outcomes
 
@@ -311,8 +364,11 @@ def _now() -> str:
 class Writer:
     """The single writer of a results folder: every executor's events end here, in the driver."""
 
-    def __init__(self, sweep: Sweep, planned: list[PlannedRun], report: Reporter) -> None:
+    def __init__(
+        self, sweep: Sweep, planned: list[PlannedRun], report: Reporter, lock: FolderLock | None = None
+    ) -> None:
         self.out = sweep.out
+        self.lock = lock  # checked before every write: still ours?
         self.report = report
         self.params = {p.cfg.run_id: p.params for p in planned}
         self.planned_epochs = {p.cfg.run_id: p.done_epochs for p in planned}  # the checkpoints plan() saw
@@ -344,6 +400,7 @@ class Writer:
             "resdepth_version": resdepth.__version__,
             "started_at": started,
         }
+        self._check()
         results.drop_rows_after(self.out, cfg.run_id, done)
         results.write_run(self.out, {**base, "status": Status.RUNNING, "epochs_done": done})
         index = self.index.setdefault(cfg.run_id, len(self.index) + 1)
@@ -353,16 +410,21 @@ class Writer:
         match event:
             case Started(precision) if precision != self.base[task.cfg.run_id]["precision"]:
                 self.base[task.cfg.run_id]["precision"] = precision  # `auto`, resolved by the node
+                self._check()
                 row = results.read_runs(self.out)[task.cfg.run_id]
                 results.write_run(self.out, {**row, "precision": precision})
             case EpochDone(record):
+                faults.point("row-received")
+                self._check()
                 results.append_metrics(self.out, {**self.base[task.cfg.run_id], **asdict(record)})
+                faults.point("row-written")
                 self.report.epoch(task.cfg, record)
             case Progress(window):
                 self.report.step(task.cfg, window)
 
     def end(self, task: Task, status: Status, error: str) -> None:
         cfg = task.cfg
+        self._check()
         summary = results.summary_fields(self.out, cfg.run_id)
         results.write_run(
             self.out,
@@ -370,6 +432,10 @@ class Writer:
         )
         self.report.end_run(cfg, status)
         self.outcomes.append(Outcome(cfg, status, error))
+
+    def _check(self) -> None:
+        if self.lock is not None:
+            self.lock.verify()
 
     def retry(self, task: Task, reason: str) -> None:
         self.report.note(

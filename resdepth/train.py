@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdepth.checkpoints import load_checkpoint, save_checkpoint
+from resdepth import faults
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, save_checkpoint
 from resdepth.config import (
     LR_DECAY,
     WARMUP_ERROR,
@@ -114,7 +116,7 @@ def evaluate(
 
 def build(cfg: RunConfig, data: Dataset, device: torch.device) -> nn.Module:
     spec = cfg.spec(data.num_classes, data.channels, data.size)
-    check_memory(spec, cfg.batch_size)
+    check_memory(spec, cfg.batch_size, device)
     torch.manual_seed(cfg.seed)
     return on_device(build_model(spec), device)
 
@@ -137,7 +139,9 @@ def train_run(
     device that trains; a resumed run keeps the precision its checkpoint was trained in.
 
     `on_epoch` runs before the checkpoint is saved: a kill between the two leaves a row past the
-    checkpoint, which the sweep drops on resume and the resumed run writes again, identically.
+    checkpoint, which the sweep drops on resume and the resumed run writes again, identically. The
+    checkpoint holds every row the run reported (`records`), so a row handed to a driver that died
+    before writing it is restored from the checkpoint rather than lost.
     """
     if cfg.batch_size > len(data.train_y):
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(data.train_y)} training images")
@@ -153,13 +157,20 @@ def train_run(
     augment = data.name in AUGMENTED
 
     start_epoch, iteration = 1, 0
+    records: list[dict[str, Any]] = []
     precision = resolve_precision(cfg.precision, device)
     state = load_checkpoint(checkpoint, cfg.run_id)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load(state["schedule"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise DamagedCheckpoint(
+                checkpoint, f"does not fit {cfg.name} ({exc.__class__.__name__})"
+            ) from None
         start_epoch, iteration = state["epoch"] + 1, state["iteration"]
-        schedule.load(state["schedule"])
+        records = list(state.get("records", []))
         precision = state.get("precision", precision)
     if on_start is not None:
         on_start(precision)
@@ -204,21 +215,22 @@ def train_run(
         if val is not None:
             val_loss, val_error = evaluate(model, *val, normalize, device, precision)
         seconds = time.perf_counter() - started
-        on_epoch(
-            EpochRecord(
-                epoch=epoch,
-                iteration=iteration,
-                lr=lr,
-                train_loss=train_loss,
-                train_error=train_error,
-                test_loss=test_loss,
-                test_error=test_error,
-                val_loss=val_loss,
-                val_error=val_error,
-                epoch_seconds=seconds,
-                images_per_second=n / train_seconds,
-            )
+        record = EpochRecord(
+            epoch=epoch,
+            iteration=iteration,
+            lr=lr,
+            train_loss=train_loss,
+            train_error=train_error,
+            test_loss=test_loss,
+            test_error=test_error,
+            val_loss=val_loss,
+            val_error=val_error,
+            epoch_seconds=seconds,
+            images_per_second=n / train_seconds,
         )
+        on_epoch(record)
+        faults.point("row-sent")
+        records.append(asdict(record))
         if not math.isfinite(train_loss):
             raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
         save_checkpoint(
@@ -229,6 +241,7 @@ def train_run(
                 "iteration": iteration,
                 "schedule": schedule.state(),
                 "precision": precision,
+                "records": records,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
             },

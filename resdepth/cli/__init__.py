@@ -26,3 +26,12 @@ def main() -> None:
     except UserError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a full disk, a read-only folder: the system's reason, in one line
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(
+            f"error: {exc.strerror or exc}{where} (nothing already written was lost)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from resdepth.cli.app import Results, app, console, err
+from resdepth.cli.app import Results, app, console
 from resdepth.errors import UserError
 
 Where = Annotated[
@@ -91,14 +91,11 @@ def report(
     Runs that differ in anything but the seed are never averaged together."""
     import pandas as pd
 
-    from resdepth import analysis, results
+    from resdepth import analysis
     from resdepth import report as reporting
 
     if format not in ("table", "markdown", "csv"):
         raise UserError(f"--format must be table, markdown or csv, got {format!r}")
-    if results_path.is_dir():
-        for run_id in results.repair_if_idle(results_path):
-            err.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
     found = analysis.groups(analysis.load(results_path, where=where or []), include_partial)
     tables = [(g, reporting.table(g) if not g.metrics.empty else None) for g in found]
     if reference is not None:

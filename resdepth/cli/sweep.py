@@ -34,7 +34,7 @@ def sweep(
         list[str] | None,
         typer.Option(
             help="Train these runs again from scratch: run ids (see --dry-run), or damaged (runs whose "
-            "checkpoint cannot be read). Their rows move to RESULTS/discarded/."
+            "checkpoint cannot be used: unreadable, missing, or not matching the logged rows). Their rows move to RESULTS/discarded/."
         ),
     ] = None,
 ) -> None:
@@ -49,6 +49,11 @@ def sweep(
         if dry_run:
             _print_plan(plan)
             return
+        for run_id, rows in plan.restored.items():
+            console.print(
+                f"{run_id}: {rows} row(s) restored from its checkpoint (a killed sweep had not written them)",
+                highlight=False,
+            )
         for run_id in plan.repaired:
             console.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
         done = len(plan.runs) - len(plan.todo)

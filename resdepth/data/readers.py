@@ -60,16 +60,22 @@ def _load_pickle(stream: IO[bytes], label: str) -> dict[bytes, Any]:
 
 def _cifar_batch(obj: dict[bytes, Any], label_key: bytes, label: str, n: int, classes: int) -> Split:
     try:
-        data = np.asarray(obj[b"data"], dtype=np.uint8)
-        labels = np.asarray(obj[label_key], dtype=np.int64)
+        data = np.asarray(obj[b"data"])
+        labels = np.asarray(obj[label_key])
     except KeyError as exc:
         raise corrupt(label, f"missing key {exc.args[0]!r}") from None
+    except (ValueError, TypeError) as exc:  # ragged or unconvertible contents
+        raise corrupt(label, f"not arrays of numbers ({exc.__class__.__name__})") from None
+    if data.dtype != np.uint8 or labels.dtype.kind not in "iu":
+        raise corrupt(
+            label, f"pixels must be bytes and labels whole numbers, found {data.dtype} and {labels.dtype}"
+        )
     if data.shape != (n, 3072) or labels.shape != (n,):
         raise corrupt(label, f"expected {n} images of 3072 bytes, found {data.shape}")
     if labels.min() < 0 or labels.max() >= classes:
         raise corrupt(label, f"labels outside 0..{classes - 1}")
     images = torch.from_numpy(data.reshape(n, 3, 32, 32).copy())
-    return images, torch.from_numpy(labels)
+    return images, torch.from_numpy(labels.astype(np.int64))
 
 
 CIFAR_LAYOUT = {

@@ -53,7 +53,7 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
         if row["arch"] not in ("plain", "resnet"):
             continue
         try:
-            state = load_checkpoint(folder / "checkpoints" / f"{run_id}.pt", run_id)
+            state = load_checkpoint(folder / results.CHECKPOINTS / f"{run_id}.pt", run_id)
         except DamagedCheckpoint as exc:
             warnings.warn(f"skipping run {run_id}: checkpoint {exc}", stacklevel=2)
             continue

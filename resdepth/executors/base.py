@@ -148,6 +148,15 @@ class Executor(ABC):
         """Release what the executor started; safe to repeat."""
 
 
+class _WriterFailed(BaseException):
+    """The driver could not take a run's event: past `run_task`'s net for a broken run, since the
+    run is not to blame and the sweep must stop (a BaseException, which that net lets through)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class Inline(Executor):
     """One run at a time in this process (`--jobs 1`): nothing to start, data loaded once."""
 
@@ -161,13 +170,18 @@ class Inline(Executor):
 
             def emit(event: Event, task: Task = task) -> None:
                 assert isinstance(event, Started | EpochDone | Progress)
-                sink.event(task, event)
+                try:
+                    sink.event(task, event)
+                except Exception as exc:  # the driver's failure (a full disk), not the run's
+                    raise _WriterFailed(exc) from exc
 
             try:
                 ended = run_task(task, self.data(task.cfg), emit)
             except KeyboardInterrupt:
                 sink.end(task, Status.INTERRUPTED, "")
                 raise
+            except _WriterFailed as failed:  # stop the sweep as a pool's driver would; the run resumes
+                raise failed.error from None
             sink.end(task, ended.status, ended.error)
             if fail_fast and ended.status is Status.FAILED:
                 return

@@ -6,7 +6,9 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from resdepth.device import available_cpus
@@ -42,7 +44,8 @@ class RayPool(Pool):
         self.tmp: str | None = None
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:  # a private local instance: its files in a temporary folder, not ~
-            self.tmp = tempfile.mkdtemp(prefix="resdepth-ray-")
+            remove_orphans()
+            self.tmp = tempfile.mkdtemp(prefix=f"{PRIVATE}{os.getpid()}-")
             # Recent Ray secures a new local instance with a token it would save in ~/.ray; one in
             # the environment, for this instance only, keeps the security and leaves home alone.
             if "RAY_AUTH_MODE" not in os.environ:
@@ -112,6 +115,39 @@ class RayPool(Pool):
             self.ray.shutdown()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+PRIVATE = "resdepth-ray-"  # + the driver's pid: the temporary folder of a private local instance
+
+
+def remove_orphans() -> list[Path]:
+    """What a private instance whose driver was killed (kill -9) left: its temporary folder, and the
+    processes started for it (Ray's services and workers name that folder on their command lines).
+    Only folders whose driver is gone are touched; returns them."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE}*"):
+        pid = folder.name.removeprefix(PRIVATE).split("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        for proc in Path("/proc").glob("[0-9]*"):  # Linux; elsewhere only the folder goes
+            try:
+                if str(folder).encode() in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import torch
@@ -137,19 +136,27 @@ def estimate_training_bytes(spec: NetSpec, batch_size: int) -> int:
     return 4 * (3 * params + batch_size * activations)
 
 
-def physical_memory() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+# The most training may need, whatever the host: above what any net of the paper needs (ResNet-1202
+# at batch 128 is estimated at 17 GiB, ImageNet ResNet-152 at batch 256 at 37 GiB), far below an
+# absurd depth. A rule that read the host's memory would refuse a sweep on one machine and accept it
+# on another, and a CPU's memory says nothing of a GPU's.
+MEMORY_LIMIT = 64 * 2**30
 
 
 def gib(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB"
 
 
-def check_memory(spec: NetSpec, batch_size: int) -> None:
+def check_memory(spec: NetSpec, batch_size: int, device: torch.device | None = None) -> None:
+    """Refuse a net whose estimate exceeds MEMORY_LIMIT, or, on a CUDA device, that GPU's memory."""
     needed = estimate_training_bytes(spec, batch_size)
-    available = physical_memory()
-    if needed > available:
+    limit, what = MEMORY_LIMIT, f"resdepth's limit of {gib(MEMORY_LIMIT)}"
+    if device is not None and device.type == "cuda":
+        gpu = torch.cuda.get_device_properties(device).total_memory
+        if gpu < limit:
+            limit, what = gpu, f"the {gib(gpu)} of {torch.cuda.get_device_name(device)}"
+    if needed > limit:
         raise UserError(
-            f"{spec.name} would need about {gib(needed)} to train at batch {batch_size} "
-            f"(this machine has {gib(available)}); choose a smaller depth or width"
+            f"{spec.name} would need about {gib(needed)} to train at batch {batch_size}, more than "
+            f"{what}; choose a smaller depth, width or batch"
         )

@@ -1,0 +1,372 @@
+"""Nothing logged is ever lost or forged: whatever the executor, the grid, the disk or the folder.
+
+The fault harness (`resdepth.faults`) kills a sweep with SIGKILL at each named point, under each
+executor; the rerun must give exactly the rows of an uninterrupted sweep. The other tests each hold
+one promise that an adversarial user once broke (docs/guarantees.md lists them).
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from resdepth import faults, results
+from resdepth.checkpoints import save_checkpoint
+from resdepth.config import SweepConfig, expand
+from resdepth.errors import UserError
+from resdepth.executors import ray_pool
+from resdepth.lock import LOCK, OWNER, FolderLock
+from resdepth.models import NetSpec
+from resdepth.models.summary import MEMORY_LIMIT, check_memory
+
+NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
+# Two runs of three epochs, one thread each (so every executor computes the same digits).
+ARGS = ["--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--seeds", "0,1", "--epochs", "3",
+        "--train-subset", "300", "--test-subset", "100", "--batch-size", "100", "--threads", "1",
+        "--precision", "fp32"]  # fmt: skip
+RAY = importlib.util.find_spec("ray") is not None
+EXECUTORS = {"jobs 1": [], "jobs 2": ["--jobs", "2"], "ray": ["--executor", "ray"]}
+
+
+def sweep(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "resdepth", "sweep", *args],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def numbers(out: Path) -> pd.DataFrame:
+    return results.read_metrics(out)[NUMBERS].sort_values(["run_id", "epoch"]).reset_index(drop=True)
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The rows of the uninterrupted sweep."""
+    out = tmp_path_factory.mktemp("clean")
+    done = sweep(*ARGS, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return numbers(out)
+
+
+def assert_whole(out: Path, clean: pd.DataFrame) -> None:
+    """Every row of the uninterrupted sweep, each once, both runs completed, no temporary file left."""
+    pd.testing.assert_frame_equal(numbers(out), clean)
+    runs = results.read_runs(out)
+    assert [(r["status"], r["epochs_done"]) for r in runs.values()] == [("completed", "3")] * 2
+    assert not [p for p in out.rglob(".*.tmp")]
+
+
+# --- the fault harness: a kill at every point, under every executor ---------------------------
+
+
+# Every point under --jobs 1. Elsewhere the points whose handling differs: a worker killed after
+# handing over a row (the pool retries it) and a driver killed holding one (the rerun restores it);
+# the writes themselves are the same driver code under every executor. (Each Ray case pays about
+# 10 s to start an instance, each --jobs 2 case its workers' start.)
+CASES = [("jobs 1", point) for point in faults.POINTS] + [
+    (executor, point) for executor in ("jobs 2", "ray") for point in ("row-sent", "row-received")
+]
+
+
+@pytest.mark.parametrize(("executor", "point"), CASES, ids=[f"{e}-{p}" for e, p in CASES])
+def test_a_kill_at_any_point_loses_and_forges_nothing(
+    clean: pd.DataFrame, tmp_path: Path, executor: str, point: str
+) -> None:
+    if executor == "ray" and not RAY and not os.environ.get("RESDEPTH_REQUIRE_RAY"):
+        pytest.skip("the ray extra is not installed")
+    out, fired = tmp_path / "r", tmp_path / "fired"
+    args = [*ARGS, *EXECUTORS[executor], "--out", str(out)]
+    sweep(*args, env={"RESDEPTH_FAULT": f"{point}:2", "RESDEPTH_FAULT_ONCE": str(fired)})
+    assert fired.exists(), f"the fault at {point} never fired"
+    again = sweep(*args)
+    assert again.returncode == 0, again.stderr
+    assert_whole(out, clean)
+    if executor == "ray":  # a killed driver's private instance is cleaned up by the next one
+        assert not [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("resdepth-ray-*")
+                    if not ray_pool._alive(int(p.name.split("-")[2]))]  # fmt: skip
+
+
+def test_a_row_handed_to_a_driver_that_died_is_restored_from_the_checkpoint(
+    clean: pd.DataFrame, tmp_path: Path
+) -> None:
+    # A driver killed between receiving a row and writing it, while the worker went on to save the
+    # checkpoint that follows the row: the row exists only in that checkpoint.
+    out = tmp_path / "r"
+    assert sweep(*ARGS, "--out", str(out)).returncode == 0
+    run_id = sorted(results.read_runs(out))[0]
+    results.drop_rows_after(out, run_id, 1)  # epochs 2 and 3 never written
+    report = subprocess.run(
+        [sys.executable, "-m", "resdepth", "report", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert f"({run_id}): interrupted, 1 of 3 epochs" in report.stdout  # never shown as finished
+    again = sweep(*ARGS, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert f"{run_id}: 2 row(s) restored from its checkpoint" in again.stdout
+    assert "0 to train" in again.stdout
+    assert_whole(out, clean)
+
+
+# --- the grid -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "grid", [["--depth", "8,8"], ["--seeds", "0,0,1"], ["--depth", "8,8", "--jobs", "2"]]
+)
+def test_a_value_given_twice_is_one_run(clean: pd.DataFrame, tmp_path: Path, grid: list[str]) -> None:
+    out = tmp_path / "r"
+    done = sweep(*ARGS, *grid, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "2 runs" in done.stdout
+    assert_whole(out, clean)
+    assert len(expand(SweepConfig(depth=[8, 8], seeds=[0, 0]), {"cifar10": 1000})) == 2  # plain, resnet
+
+
+# --- the disk -------------------------------------------------------------------------------
+
+
+def test_a_full_disk_is_one_line_and_its_torn_row_is_never_trusted(
+    cli, clean: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "r"
+    real = results.open_append
+    appends = []
+
+    class Full:
+        """The second row's write gets half way before the disk is full."""
+
+        def __init__(self, path: Path) -> None:
+            self.f, self.path = real(path), path
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def fileno(self) -> int:
+            return self.f.fileno()
+
+        def write(self, data: bytes) -> int:
+            appends.append(data)
+            if len(appends) < 2:
+                return self.f.write(data)
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+
+        def flush(self) -> None:
+            self.f.flush()
+
+    monkeypatch.setattr(results, "open_append", Full)
+    r = cli("sweep", *ARGS, "--out", str(out))
+    assert r.code == 1
+    assert (
+        one_line(r.err)
+        == f"error: No space left on device: {out / 'metrics.csv'} (nothing already written was lost)"
+    )
+    assert not (out / "metrics.csv").read_bytes().endswith(b"\n")  # the torn row is on disk
+    assert len(results.read_metrics(out)) == 1  # and not read as a row
+    monkeypatch.setattr(results, "open_append", real)
+    again = cli("sweep", *ARGS, "--out", str(out))
+    assert again.code == 0, again.err
+    assert_whole(out, clean)
+    (torn,) = (out / results.DISCARDED).glob("*-torn-line.csv")
+    assert torn.read_bytes() == appends[1][: len(appends[1]) // 2]  # kept, not deleted
+
+
+def test_a_damaged_row_is_an_error_naming_its_line(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert sweep(*ARGS, "--seeds", "0", "--out", str(out)).returncode == 0
+    lines = (out / "metrics.csv").read_text().splitlines(keepends=True)
+    cases = {
+        "short": lines[:2] + ["abc,resnet,8\n"] + lines[2:],
+        "not a number": [*lines[:2], lines[2].replace(lines[2].split(",")[-5], "4O.1"), *lines[3:]],
+        "twice": [*lines, lines[2]],
+    }
+    for case, text in cases.items():
+        (out / "metrics.csv").write_text("".join(text))
+        for command in (["report", str(out)], ["sweep", *ARGS, "--seeds", "0", "--out", str(out)]):
+            r = cli(*command)
+            assert r.code == 2, (case, r.err)
+            assert f"{out / 'metrics.csv'} line " in one_line(r.err), case
+    (out / "metrics.csv").write_bytes(b"".join(line.encode() for line in lines[:2]) + b"\x80\xff junk\n")
+    r = cli("sweep", *ARGS, "--seeds", "0", "--out", str(out))
+    assert r.code == 2 and "line 3 is not text" in one_line(r.err)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["missing", "wrong keys", "another net"])
+def test_a_partial_run_whose_checkpoint_is_unusable_is_refused_until_restarted(
+    clean: pd.DataFrame, tmp_path: Path, damage: str
+) -> None:
+    out, fired = tmp_path / "r", tmp_path / "fired"
+    args = [*ARGS, "--seeds", "0", "--out", str(out)]
+    sweep(*args, env={"RESDEPTH_FAULT": "row-written:2", "RESDEPTH_FAULT_ONCE": str(fired)})
+    before = numbers(out)
+    assert len(before) == 2  # epoch 2 logged, its checkpoint not yet saved
+    (ckpt,) = (out / "checkpoints").glob("*.pt")
+    if damage == "missing":
+        ckpt.unlink()
+    elif damage == "wrong keys":
+        save_checkpoint(ckpt, {"run_id": ckpt.stem, "epochs": 1})
+    else:
+        state = torch.load(ckpt, weights_only=True)
+        state["model"] = {"fc.weight": torch.zeros(3, 3)}
+        save_checkpoint(ckpt, state)
+    refused = sweep(*args)
+    assert refused.returncode == 2
+    assert "--restart damaged" in one_line(refused.stderr)
+    pd.testing.assert_frame_equal(numbers(out), before)  # nothing lost, nothing trained over it
+    again = sweep(*args, "--restart", "damaged")
+    assert again.returncode == 0, again.stderr
+    pd.testing.assert_frame_equal(numbers(out), clean[clean["seed"] == 0].reset_index(drop=True))
+    (kept,) = (out / results.DISCARDED).glob(f"*-{ckpt.stem}.csv")
+    pd.testing.assert_frame_equal(results.read_metrics_file(kept)[NUMBERS].reset_index(drop=True), before)
+
+
+# --- the folder -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [OWNER, LOCK, results.METRICS, results.CHECKPOINTS, results.FIGURES])
+def test_a_link_in_a_results_folder_is_never_written_through(cli, tmp_path: Path, name: str) -> None:
+    out = tmp_path / "r"
+    assert cli("sweep", *ARGS, "--seeds", "0", "--epochs", "1", "--out", str(out)).code == 0
+    victim = tmp_path / "victim"
+    if name in (results.CHECKPOINTS, results.FIGURES):
+        victim.mkdir()
+    else:
+        victim.write_text("precious\n")
+    target = out / name
+    if target.is_dir():
+        for p in target.iterdir():
+            p.unlink()
+        target.rmdir()
+    else:
+        target.unlink(missing_ok=True)
+    target.symlink_to(victim)
+    swept = cli("sweep", *ARGS, "--seeds", "0", "--epochs", "2", "--out", str(out))
+    assert swept.code == 2 and "is a symbolic link" in one_line(swept.err)
+    if name == results.FIGURES:
+        plotted = cli("plot", str(out))
+        assert plotted.code == 2 and "is a symbolic link" in one_line(plotted.err)
+    if name != results.METRICS:
+        assert cli("report", str(out)).code == 0
+    assert (sorted(victim.iterdir()) == []) if victim.is_dir() else victim.read_text() == "precious\n"
+
+
+def test_report_writes_nothing(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert cli("sweep", *ARGS, "--seeds", "0", "--epochs", "1", "--out", str(out)).code == 0
+    (out / LOCK).unlink()
+    (out / "runs.csv").write_text((out / "runs.csv").read_text().replace("completed", "running"))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert cli("report", str(out)).code == 0
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_lock_file_deleted_or_replaced_stops_its_holder_before_it_writes(tmp_path: Path) -> None:
+    first = FolderLock(tmp_path)
+    first.acquire()
+    (tmp_path / LOCK).unlink()  # the holder's lock now guards nothing
+    second = FolderLock(tmp_path)
+    assert second.try_acquire()
+    with pytest.raises(UserError, match="was removed or replaced while this sweep held it"):
+        first.verify()
+    second.verify()
+    first.release()
+    assert holder_text(tmp_path).startswith(f"process {os.getpid()}")  # the second's owner file stays
+    second.release()
+
+
+def holder_text(folder: Path) -> str:
+    return (folder / OWNER).read_text()
+
+
+def test_a_sweep_whose_lock_is_deleted_stops_at_its_next_write(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = [*ARGS, "--seeds", "0", "--epochs", "50", "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resdepth", "sweep", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "metrics.csv").is_file():
+        time.sleep(0.05)
+    (out / LOCK).unlink()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "was removed or replaced" in one_line(err)
+    assert results.read_metrics(out)["epoch"].is_unique
+
+
+def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    left = [out / ".metrics.csv.999999.tmp", out / results.CHECKPOINTS / ".abc.pt.999999.tmp"]
+    left[1].parent.mkdir(parents=True)
+    for p in left:
+        p.write_text("half")
+    keep = out / ".notes.tmp"  # not a name resdepth writes
+    keep.write_text("mine")
+    assert cli("sweep", *ARGS, "--seeds", "0", "--epochs", "1", "--out", str(out)).code == 0
+    assert not any(p.exists() for p in left) and keep.exists()
+
+
+# --- input that used to print a traceback -------------------------------------------------------
+
+
+def test_memory_rule_is_the_same_on_every_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_memory(NetSpec("resnet", 1202), 128)  # the paper's deepest net, everywhere
+    with pytest.raises(UserError, match=r"ResNet-10002 would need about 138\.5 GiB .* limit of 64\.0 GiB"):
+        check_memory(NetSpec("resnet", 10002), 128)
+    assert MEMORY_LIMIT == 64 * 2**30
+
+    class H100:
+        total_memory = 8 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: H100())
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "a small GPU")
+    with pytest.raises(UserError, match=r"more than the 8\.0 GiB of a small GPU"):
+        check_memory(NetSpec("resnet", 1202), 128, torch.device("cuda"))
+
+
+def test_a_cifar_batch_of_text_is_one_line(cli, tmp_path: Path) -> None:
+    import pickle
+    import tarfile
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batch = {b"data": [["x"] * 3072] * 10000, b"labels": [0] * 10000}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        (folder / name).write_bytes(pickle.dumps(batch))
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    r = cli("sweep", "--depth", "8", "--epochs", "1", "--data-dir", str(tmp_path), "--offline", "--dry-run")
+    assert r.code == 2
+    assert "data_batch_1" in one_line(r.err) and "pixels must be bytes" in r.err
+
+
+def test_writing_where_the_system_refuses_is_one_line(cli, tmp_path: Path, real_data: Path) -> None:
+    blocker = tmp_path / "file"  # as root, a read-only folder is writable: a file in the way is not
+    blocker.write_text("")
+    r = cli("diagnose", "--arch", "resnet", "--depth", "8", "--what", "grads", "--out", str(blocker / "sub"),
+        "--data-dir", str(real_data), "--offline")  # fmt: skip
+    assert r.code != 0 and "Not a directory" in one_line(r.err)
