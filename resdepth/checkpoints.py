@@ -3,13 +3,15 @@ power loss can leave a torn one, and never silently mistaken for "no checkpoint"
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from resdepth import faults
-from resdepth.files import atomic_write
+from resdepth.files import atomic_write, inside
+from resdepth.results import EpochRecord
 
 # What a checkpoint must hold to continue its run; `records` (every epoch's row, so that rows a
 # killed driver never wrote can be restored) is absent from checkpoints written before it existed.
@@ -28,7 +30,8 @@ class DamagedCheckpoint(Exception):
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Written atomically and durably: after a kill or a power loss the path holds the previous
     checkpoint or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.parent.mkdir(parents=True, exist_ok=True)
+    inside(path.parent.parent, path.parent.name, path.name, mkdir=True)  # checkpoints/ is no link
     atomic_write(path, lambda f: torch.save(state, f), before_rename=lambda: faults.point("mid-checkpoint"))
 
 
@@ -44,6 +47,24 @@ def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
     if not isinstance(state, dict) or state.get("run_id") != run_id:
         raise DamagedCheckpoint(path, f"is not a checkpoint of run {run_id}")
     wrong = [key for key, kind in KEYS.items() if not isinstance(state.get(key), kind)]
-    if wrong or not isinstance(state.get("records", []), list):
-        raise DamagedCheckpoint(path, f"lacks what a checkpoint holds ({', '.join(wrong or ['records'])})")
+    if wrong:
+        raise DamagedCheckpoint(path, f"lacks what a checkpoint holds ({', '.join(wrong)})")
+    if not _records_fit(state.get("records", []), state["epoch"]):
+        raise DamagedCheckpoint(path, "holds rows that are not its epochs'")
     return state
+
+
+RECORD_FIELDS = {f.name for f in fields(EpochRecord)}
+
+
+def _records_fit(records: object, epoch: int) -> bool:
+    """Rows of consecutive epochs ending at the checkpoint's (a run resumed from a checkpoint written
+    before rows were kept holds only the later ones), each with exactly a row's numbers."""
+    if not isinstance(records, list):
+        return False
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or r.keys() != RECORD_FIELDS or r["epoch"] != epoch - len(records) + 1 + i:
+            return False
+        if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in r.values()):
+            return False
+    return True

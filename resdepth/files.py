@@ -3,7 +3,7 @@
 A results folder may come from anyone (a download, a colleague's tarball), so no file or folder in it
 is trusted to be what its name says: a `metrics.csv` or `figures/` that is a symbolic link would
 make resdepth write wherever it points. Every write goes through `inside`, which refuses a link at
-any step below the results folder, and files are opened with O_NOFOLLOW, so a link put there between
+any step below the results folder, and files are opened with ONOFOLLOW, so a link put there between
 the check and the open is refused too.
 """
 
@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from resdepth.errors import UserError
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")  # what `atomic_write` leaves if killed mid-write
 
 
@@ -36,7 +36,7 @@ def inside(folder: Path, *parts: str, mkdir: bool = False) -> Path:
 
 def open_exclusive(path: Path) -> BinaryIO:
     """A new file for writing; refused if anything, a link included, is already there."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644)
     return os.fdopen(fd, "wb")
 
 
@@ -44,7 +44,10 @@ def open_append(path: Path) -> BinaryIO:
     """`path` for appending, created if missing; a symbolic link there is an error, not followed."""
     if path.is_symlink():
         raise UserError(f"{path} is a symbolic link; resdepth never writes through one (remove it)")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
+    if os.fstat(fd).st_nlink > 1:  # a hard link: appending would change the other name's file too
+        os.close(fd)
+        raise UserError(f"{path} has another name (a hard link); resdepth never appends to one (copy it)")
     return os.fdopen(fd, "ab")
 
 

@@ -18,11 +18,10 @@ from pathlib import Path
 from types import TracebackType
 
 from resdepth.errors import UserError
-from resdepth.files import atomic_write, inside
+from resdepth.files import NOFOLLOW, atomic_write, inside
 
 LOCK = ".resdepth.lock"
 OWNER = ".resdepth.lock.owner"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class FolderLock:
@@ -34,7 +33,7 @@ class FolderLock:
 
     def try_acquire(self) -> bool:
         path = inside(self.folder, LOCK)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)  # never truncates: holds nothing
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)  # never truncates: holds nothing
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,7 +94,7 @@ def holder(folder: Path) -> str:
     """Who holds the folder's lock, as its holder wrote it down."""
     try:
         path = inside(folder, OWNER)
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW)
         with os.fdopen(fd) as f:
             return f.read(200).strip() or "unknown process"
     except (OSError, UserError):

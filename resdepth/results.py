@@ -143,16 +143,29 @@ def _line(columns: Iterable[str], row: Mapping[str, Any]) -> str:
 
 
 def _header(path: Path) -> list[str] | None:
+    """The first line's column names (None for a missing or empty file)."""
     if not path.is_file() or path.stat().st_size == 0:
         return None
-    header, _ = _records(path)
-    return header or None
+    with path.open("rb") as f:
+        first = f.readline()
+    return next(csv.reader([first.decode(errors="replace")]), None) or None
 
 
-def _text_of(path: Path) -> str:
-    """The file's whole lines as text: a torn last line (a kill mid-append) is left out; bytes that
-    are not text are an error naming the line."""
-    data = path.read_bytes()
+@dataclass(frozen=True)
+class Table:
+    """A resdepth CSV as read: its header, and each whole row with its line number in the file."""
+
+    path: Path
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+
+def read_table(path: Path) -> Table:
+    """Every whole row, each checked to have the header's number of fields. A torn last line (a kill
+    mid-append: no newline) is left out; any other damage is an error naming the line."""
+    data = path.read_bytes() if path.is_file() else b""
+    data = data[: data.rfind(b"\n") + 1]  # a torn last line is not a row, whatever its bytes
     try:
         text = data.decode()
     except UnicodeDecodeError as exc:
@@ -160,38 +173,45 @@ def _text_of(path: Path) -> str:
         raise UserError(
             f"{path} line {line} is not text; the file is damaged (nothing was changed)"
         ) from None
-    return text[: text.rfind("\n") + 1]
-
-
-def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and every row (with its line number) of a resdepth CSV, each row checked to have
-    the header's number of fields."""
-    reader = csv.reader(io.StringIO(_text_of(path)))
-    header = next(reader, [])
-    rows = []
-    for row in reader:
-        if len(row) != len(header):
-            raise UserError(
-                f"{path} line {reader.line_num} has {len(row)} fields where the header has {len(header)}: "
-                "a damaged row, not trusted (move it out of the file to go on)"
-            )
-        rows.append((reader.line_num, row))
-    return header, rows
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] = []
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        header = next(reader, [])
+        for row in reader:
+            if len(row) != len(header):
+                raise UserError(
+                    f"{path} line {reader.line_num} has {len(row)} fields where the header has "
+                    f"{len(header)}: a damaged row, not trusted (move it out of the file to go on)"
+                )
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise UserError(
+            f"{path} line {reader.line_num} is damaged ({exc}); nothing was changed"
+        ) from None
+    return Table(path, header, rows, lines)
 
 
 def check_folder(out: Path) -> None:
-    """Refuse, before anything is written, a folder that cannot hold or already holds other results."""
+    """Refuse, before anything is written, a folder that cannot hold results or holds a symbolic
+    link where resdepth writes; creates it."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     for name in MANAGED:
-        inside(out, name)  # refuses a symbolic link before anything is written
+        inside(out, name)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        atomic_write(probe, lambda f: None)
-        probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+
+
+def prepare_files(out: Path) -> None:
+    """Under the folder's lock, before a sweep writes: refuse CSVs of another tool, cut off a torn
+    last row (keeping its bytes in discarded/), and upgrade an earlier resdepth's CSVs to the
+    current columns."""
+    older = []
     for name, columns in ((METRICS, METRICS_COLUMNS), (RUNS, RUNS_COLUMNS)):
         header = _header(out / name)
         if header is None or tuple(header) == columns:
@@ -201,7 +221,12 @@ def check_folder(out: Path) -> None:
                 f"{out / name} has other columns than resdepth writes; "
                 "choose another --out (nothing was changed)"
             )
-        _upgrade(out / name, columns)
+        older.append((out / name, columns))
+    if (out / METRICS).is_file():
+        with open_append(inside(out, METRICS)) as f:
+            _cut_torn_line(out, f)
+    for path, columns in older:
+        _upgrade(path, columns)
 
 
 def _older(header: list[str], columns: tuple[str, ...]) -> bool:
@@ -220,8 +245,8 @@ def _added_value(column: str, arch: str) -> str:
 
 def _upgrade(path: Path, columns: tuple[str, ...]) -> None:
     """Rewrite an older resdepth CSV in the current schema, atomically, so new rows can follow it."""
-    header, records = _records(path)
-    rows = [dict(zip(header, r, strict=True)) for _, r in records]
+    table = read_table(path)
+    rows = [dict(zip(table.header, r, strict=True)) for r in table.rows]
     for r in rows:
         for c in columns:
             if c not in r:
@@ -236,12 +261,15 @@ def append_metrics(out: Path, row: Mapping[str, Any]) -> None:
     text = _line(METRICS_COLUMNS, row).encode()
     if _header(path) is None:
         text = _line(METRICS_COLUMNS, {c: c for c in METRICS_COLUMNS}).encode() + text
-    with open_append(path) as f:
-        _cut_torn_line(out, f)
-        faults.point("mid-row", before=lambda: (f.write(text[: len(text) // 2]), f.flush()))
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open_append(path) as f:
+            _cut_torn_line(out, f)
+            faults.point("mid-row", before=lambda: (f.write(text[: len(text) // 2]), f.flush()))
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # a full disk: say which file
+        raise OSError(exc.errno, exc.strerror, exc.filename or str(path)) from None
 
 
 def _cut_torn_line(out: Path, f: Any) -> None:
@@ -251,14 +279,20 @@ def _cut_torn_line(out: Path, f: Any) -> None:
     if not size:
         return
     with inside(out, METRICS).open("rb") as r:
-        data = r.read()
-    if data.endswith(b"\n"):
-        return
+        r.seek(size - 1)
+        if r.read(1) == b"\n":
+            return
+        r.seek(0)
+        data = r.read(size)
     keep = data.rfind(b"\n") + 1
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    torn = inside(out, DISCARDED, f"{stamp}-torn-line.csv", mkdir=True)
+    torn = inside(out, DISCARDED, f"{_stamp()}-torn-line.csv", mkdir=True)
     atomic_write(torn, lambda w: w.write(data[keep:]))
     os.truncate(f.fileno(), keep)
+
+
+def _stamp() -> str:
+    """UTC time to the microsecond: names of kept files, never two alike in one folder."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -266,17 +300,18 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def read_csv(path: Path, columns: tuple[str, ...], text: bool = False) -> pd.DataFrame:
-    """Every whole row, each checked to have the header's fields (a damaged one is an error naming
-    its line; a torn last line is left out). With `text`, every value stays the string the file
-    holds ("" where empty)."""
-    if not path.is_file() or path.stat().st_size == 0:
+    """Every whole row (`read_table`), in `columns`; columns an earlier resdepth did not write get
+    what its rows meant. With `text`, every value stays the string the file holds ("" where empty);
+    without, pandas parses the numbers."""
+    table = read_table(path)
+    if not table.header:
         return pd.DataFrame(columns=list(columns))
-    _records(path)  # the checks
-    dtype = str if text else {"run_id": str}
-    try:
-        frame = pd.read_csv(io.StringIO(_text_of(path)), dtype=dtype, keep_default_na=not text)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path} is not a readable CSV: {exc}") from None
+    if text:
+        frame = pd.DataFrame(table.rows, columns=table.header, dtype=str)
+    else:
+        body = io.StringIO(_csv_text([table.header, *table.rows]))
+        frame = pd.read_csv(body, dtype={"run_id": str})
+    frame.attrs["lines"] = table.lines
     missing = [c for c in columns if c not in frame.columns]
     if any(c not in ADDED_COLUMNS for c in missing):
         raise UserError(f"{path} lacks resdepth's columns {', '.join(missing)}; is it another tool's?")
@@ -298,7 +333,7 @@ def read_metrics_file(path: Path) -> pd.DataFrame:
     """A metrics CSV under any name, with numeric columns parsed. A row whose number does not parse,
     or a second row for one epoch of a run, is an error naming its line."""
     frame = read_csv(path, METRICS_COLUMNS, text=True)
-    lines = [n for n, _ in _records(path)[1]] if not frame.empty else []
+    lines = frame.attrs.get("lines", [])
     numeric = [c for c in METRICS_COLUMNS if c not in TEXT_COLUMNS]
     for c in numeric:
         values = pd.to_numeric(frame[c], errors="coerce")
@@ -323,19 +358,16 @@ def read_metrics_file(path: Path) -> pd.DataFrame:
 
 def _split_rows(out: Path, run_id: str, after: int) -> tuple[list[str], list[list[str]], list[list[str]]]:
     """metrics.csv's header, the rows to keep, and run `run_id`'s rows past epoch `after`."""
-    path = inside(out, METRICS)
-    if not path.is_file():
-        return [], [], []
-    header, rows = _records(path)
-    if not header:
+    table = read_table(inside(out, METRICS))
+    if not table.header:
         return [], [], []
     kept: list[list[str]] = []
     removed: list[list[str]] = []
-    at = header.index("epoch")
-    for _, r in rows:
+    at = table.header.index("epoch")
+    for r in table.rows:
         past = r[0] == run_id and not (r[at].isdigit() and int(r[at]) <= after)
         (removed if past else kept).append(r)
-    return header, kept, removed
+    return table.header, kept, removed
 
 
 def _csv_text(rows: Iterable[list[str]]) -> str:
@@ -346,8 +378,11 @@ def _csv_text(rows: Iterable[list[str]]) -> str:
 
 def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
     """Keep run `run_id`'s rows up to `epoch` (its checkpoint): the resumed run writes the rest
-    again, identically (data order and augmentation are seeded by epoch)."""
+    again, identically (data order and augmentation are seeded by epoch). A kill leaves at most one
+    row past a checkpoint; should there be more, they are kept in discarded/ before they go."""
     header, kept, removed = _split_rows(out, run_id, epoch)
+    if len(removed) > 1:
+        _keep(out, f"{run_id}-past-epoch-{epoch}.csv", [header, *removed])
     if removed:
         _atomic_write(inside(out, METRICS), _csv_text([header, *kept]))
 
@@ -355,43 +390,44 @@ def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
 def restore_rows(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add rows a checkpoint holds and metrics.csv lost (a driver killed between receiving a row and
     writing it, a truncated file): one atomic rewrite."""
-    path = inside(out, METRICS)
-    header, kept = (_split_rows(out, "", 0)[:2]) if path.is_file() else ([], [])
-    columns = list(METRICS_COLUMNS)
-    if header and header != columns:
-        raise UserError(f"{path} has other columns than resdepth writes; nothing was restored")
-    text = _csv_text([columns, *kept]) + "".join(_line(METRICS_COLUMNS, r) for r in rows)
-    _atomic_write(path, text)
+    header, kept, _ = _split_rows(out, "", 0)
+    if header and tuple(header) != METRICS_COLUMNS:
+        raise UserError(f"{out / METRICS} has other columns than resdepth writes; nothing was restored")
+    text = _csv_text([list(METRICS_COLUMNS), *kept]) + "".join(_line(METRICS_COLUMNS, r) for r in rows)
+    _atomic_write(inside(out, METRICS), text)
+
+
+def _keep(out: Path, name: str, rows: list[list[str]]) -> Path:
+    """Write rows into discarded/ under a name no earlier file has."""
+    path = inside(out, DISCARDED, f"{_stamp()}-{name}", mkdir=True)
+    _atomic_write(path, _csv_text(rows))
+    return path
 
 
 def discard_run(out: Path, run_id: str, checkpoint: Path) -> None:
     """Move every row of `run_id` (and its checkpoint, if any) into `discarded/`, so that it trains
     again from scratch while nothing it logged is lost. The copy is written before the rows leave
     metrics.csv: a kill in between leaves them in both places, never in neither."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     header, kept, removed = _split_rows(out, run_id, 0)
     if removed:
-        _atomic_write(
-            inside(out, DISCARDED, f"{stamp}-{run_id}.csv", mkdir=True), _csv_text([header, *removed])
-        )
+        _keep(out, f"{run_id}.csv", [header, *removed])
         _atomic_write(inside(out, METRICS), _csv_text([header, *kept]))
     if checkpoint.is_file():
-        os.replace(checkpoint, inside(out, DISCARDED, f"{stamp}-{run_id}{checkpoint.suffix}", mkdir=True))
+        os.replace(checkpoint, inside(out, DISCARDED, f"{_stamp()}-{run_id}{checkpoint.suffix}", mkdir=True))
 
 
 def save_config(out: Path, toml: str) -> Path:
     """Keep this sweep's resolved configuration beside every earlier one's; sweep.toml is the last."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    path = inside(out, SWEEPS, f"{stamp}.toml", mkdir=True)
+    path = inside(out, SWEEPS, f"{_stamp()}.toml", mkdir=True)
     _atomic_write(path, toml)
     _atomic_write(inside(out, SWEEP_TOML), toml)
     return path
 
 
-def logged_epochs(out: Path) -> dict[str, int]:
-    """How many epochs metrics.csv holds for each run (no epoch is ever logged twice)."""
+def logged(out: Path) -> dict[str, set[int]]:
+    """The epochs metrics.csv holds for each run (no epoch is ever logged twice)."""
     m = read_metrics(out)
-    return {str(k): int(v) for k, v in m.groupby("run_id")["epoch"].count().items()} if not m.empty else {}
+    return {str(k): set(v.astype(int)) for k, v in m.groupby("run_id")["epoch"]} if not m.empty else {}
 
 
 def summary_fields(out: Path, run_id: str) -> dict[str, object]:
@@ -430,9 +466,9 @@ def repair_stale(out: Path) -> list[str]:
     """Write the statuses a killed sweep could not (`settled_status`). Call only while no sweep
     writes `out` (under its lock). Returns the repaired run ids."""
     repaired = []
-    logged = logged_epochs(out)
+    epochs = logged(out)
     for row in read_runs(out).values():
-        status = settled_status(row, logged.get(row["run_id"], 0), live=False)
+        status = settled_status(row, len(epochs.get(row["run_id"], ())), live=False)
         if status != row["status"]:
             write_run(out, {**row, **summary_fields(out, row["run_id"]), "status": status})
             repaired.append(row["run_id"])
@@ -462,8 +498,8 @@ def read_runs(out: Path) -> dict[str, dict[str, str]]:
     path = out / RUNS
     if not path.is_file():
         return {}
-    header, rows = _records(path)
-    return {r[0]: dict(zip(header, r, strict=True)) for _, r in rows if r and r[0]}
+    table = read_table(path)
+    return {r[0]: dict(zip(table.header, r, strict=True)) for r in table.rows if r and r[0]}
 
 
 def write_run(out: Path, row: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from resdepth.errors import UserError
-from resdepth.files import inside
+from resdepth.files import atomic_write, inside
 from resdepth.results import FIGURES
 
 FORMATS = (".png", ".pdf", ".svg")
@@ -28,7 +28,8 @@ def figure_path(folder: Path, out: Path | None, name: str) -> Path:
 def save(fig: Figure, path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        # Whole or not at all, and a link at `path` is replaced rather than written through.
+        atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=path.suffix[1:]))
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

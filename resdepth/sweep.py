@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -50,8 +51,9 @@ class PlannedRun:
     params: int
     done_epochs: int  # epochs in its checkpoint (0: none)
     finished: bool
-    logged: int = 0  # epochs metrics.csv holds
+    logged: int = 0  # epochs metrics.csv holds, with those its checkpoint restores
     damaged: str = ""  # why its checkpoint cannot be used ("" when it can, or has none)
+    lost: list[dict[str, object]] = field(default_factory=list)  # rows only its checkpoint holds
 
     @property
     def state(self) -> str:
@@ -96,61 +98,41 @@ class Sweep:
 
     def plan(self) -> list[PlannedRun]:
         """Every run's state. A run is done when runs.csv says so (a diverged run stops early) or its
-        checkpoint and metrics.csv both hold every epoch. Its checkpoint is damaged when it cannot be
-        read, or when it does not match the log: behind it by more than the one row a kill between
-        row and checkpoint leaves (a missing checkpoint included), or ahead of it by rows it cannot
-        restore (written before checkpoints held their rows)."""
+        checkpoint and its rows both hold every epoch; rows that only its checkpoint holds (`lost`)
+        count as logged, since a sweep restores them. Its checkpoint is damaged when it cannot be
+        used, or when the rows are ahead of it by more than the one row a kill between row and
+        checkpoint leaves (a missing checkpoint included), or it is ahead of the rows by rows it
+        cannot restore (written before checkpoints held their rows)."""
         known = results.read_runs(self.out) if self.out.is_dir() else {}
-        logged = results.logged_epochs(self.out) if self.out.is_dir() else {}
+        have = results.logged(self.out) if self.out.is_dir() else {}
         planned = []
         for cfg in self.runs:
             data = self.datasets[cfg.dataset]
             spec = cfg.spec(data.num_classes, data.channels, data.size)
             check_memory(spec, cfg.batch_size, self.device)
             model = build_model(spec)
-            params = count_params(model)
-            n = logged.get(cfg.run_id, 0)
+            epochs = have.get(cfg.run_id, set())
             finished = Status(known.get(cfg.run_id, {}).get("status") or Status.RUNNING).finished
-            done, damaged = 0, ""
-            if not finished:
-                try:
-                    state = load_checkpoint(self.checkpoint(cfg), cfg.run_id)
-                    done = int(state["epoch"]) if state else 0
-                    if state and not _fits(state["model"], model):
-                        damaged = f"does not fit {cfg.name}"
-                except DamagedCheckpoint as exc:
-                    damaged = exc.why
-                if not damaged and n > done + 1:
-                    damaged = f"at epoch {done}" if done else "missing"
-                elif not damaged and n < done:
-                    damaged = (
-                        f"at epoch {done}, but only {n} epochs are logged and it cannot restore the rest"
-                    )
-            planned.append(
-                PlannedRun(
-                    cfg, params, done, finished or (done >= cfg.epochs and n >= cfg.epochs), n, damaged
-                )
-            )
-        return planned
-
-    def lost_rows(self) -> list[dict[str, object]]:
-        """Rows that runs' checkpoints hold and metrics.csv lacks: handed to a driver that died before
-        writing them, or lost from a damaged file. Restored, they are the rows the run reported."""
-        have = results.read_metrics(self.out) if self.out.is_dir() else None
-        lost = []
-        for cfg in self.runs:
+            done, damaged, lost = 0, "", []
             try:
                 state = load_checkpoint(self.checkpoint(cfg), cfg.run_id)
-            except DamagedCheckpoint:
-                continue  # planning says so
-            if state is None:
-                continue
-            logged = (
-                set() if have is None else set(have.loc[have["run_id"] == cfg.run_id, "epoch"].astype(int))
-            )
-            net = {**cfg.fields(), "run_id": cfg.run_id}
-            lost += [{**net, **r} for r in state.get("records", []) if r["epoch"] not in logged]
-        return lost
+            except DamagedCheckpoint as exc:
+                state, damaged = None, exc.why
+            if state is not None:
+                done = int(state["epoch"])
+                lost = missing_rows(cfg, state, epochs)
+                if not _fits(state["model"], model):
+                    damaged = f"does not fit {cfg.name}"
+            n = len(epochs) + len(lost)
+            if finished:
+                damaged = ""  # a finished run never trains again
+            elif not damaged and n > done + 1:
+                damaged = f"at epoch {done}" if done else "missing"
+            elif not damaged and n < done:
+                damaged = f"at epoch {done}, but only {n} epochs are logged and it cannot restore the rest"
+            done_all = finished or (done >= cfg.epochs and n >= cfg.epochs)
+            planned.append(PlannedRun(cfg, count_params(model), done, done_all, n, damaged, lost))
+        return planned
 
     def restart(self, p: PlannedRun) -> PlannedRun:
         """Train `p` again from scratch: its rows and checkpoint move to discarded/, and runs.csv
@@ -182,6 +164,13 @@ class Sweep:
             images = len(data.train_y) + (len(data.test_y) + val) / 3
             total += (cfg.epochs - p.done_epochs) * images * per_image[key]
         return total
+
+
+def missing_rows(cfg: RunConfig, state: dict[str, Any], logged: set[int]) -> list[dict[str, object]]:
+    """The rows a run's checkpoint holds and metrics.csv lacks, as the driver would have written them."""
+    fields = cfg.fields()
+    net = {"run_id": cfg.run_id, **{c: fields[c] for c in results.NET_COLUMNS}}
+    return [{**r, **net} for r in state.get("records", []) if r["epoch"] not in logged]
 
 
 def _fits(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
@@ -277,19 +266,26 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
     if not dry_run:
         results.check_folder(out)
         lock = FolderLock(out)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
     try:
         sweep = Sweep(cfg, device if cfg.executor == "local" else None)
         repaired: list[str] = []
         restored: dict[str, int] = {}
         if lock:
+            results.prepare_files(out)
             remove_temporaries(out)  # left by killed writes; under the lock, none is a live one's
-            if lost := sweep.lost_rows():
+        planned = sweep.plan()
+        if lock:
+            if lost := [r for p in planned for r in p.lost]:
                 results.restore_rows(out, lost)
-                for r in lost:
-                    restored[str(r["run_id"])] = restored.get(str(r["run_id"]), 0) + 1
+                restored = {p.cfg.run_id: len(p.lost) for p in planned if p.lost}
             repaired = results.repair_stale(out)
-        planned = _restarted(sweep, sweep.plan(), restart, dry_run)
+            if restored or repaired:
+                planned = sweep.plan()
+        planned = _restarted(sweep, planned, restart, dry_run)
         if dry_run:
             return Plan(cfg, sweep, planned, device, engine, None, None)
         for p in [p for p in planned if p.damaged and not p.logged]:  # nothing logged: nothing to lose
@@ -371,23 +367,25 @@ class Writer:
         self.lock = lock  # checked before every write: still ours?
         self.report = report
         self.params = {p.cfg.run_id: p.params for p in planned}
-        self.planned_epochs = {p.cfg.run_id: p.done_epochs for p in planned}  # the checkpoints plan() saw
         self.total = sum(not p.finished for p in planned)
         self.index: dict[str, int] = {}
         self.base: dict[str, dict[str, object]] = {}
         self.outcomes: list[Outcome] = []
 
     def start(self, task: Task) -> None:
-        """Also on a retry: the rows past the checkpoint go, and the new attempt writes them again."""
+        """Also on a retry. The run's rows are made to match its checkpoint, read again here (a dead
+        worker may have saved more epochs than the plan saw): rows only the checkpoint holds are
+        restored, the row past it goes, and the new attempt writes it again."""
         cfg = task.cfg
-        if task.attempt == 1:
-            done = self.planned_epochs[cfg.run_id]
-        else:  # a dead worker may have saved more epochs than the plan saw
-            try:
-                state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
-            except DamagedCheckpoint as exc:  # stop before a row is dropped
-                raise UserError(f"cannot retry {cfg.name} seed {cfg.seed}: checkpoint {exc}") from None
-            done = int(state["epoch"]) if state else 0
+        try:
+            state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
+        except DamagedCheckpoint as exc:  # stop before a row is dropped
+            raise UserError(f"cannot resume {cfg.name} seed {cfg.seed}: checkpoint {exc}") from None
+        done = int(state["epoch"]) if state else 0
+        self._check()
+        lost = missing_rows(cfg, state, results.logged(self.out).get(cfg.run_id, set())) if state else []
+        if lost:
+            results.restore_rows(self.out, lost)
         started = self.base.get(cfg.run_id, {}).get("started_at", _now())
         base = self.base[cfg.run_id] = {
             **cfg.fields(),

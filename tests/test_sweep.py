@@ -337,6 +337,11 @@ def test_a_failing_run_is_marked_and_the_others_complete(
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--train-subset", "0"], "--train-subset must be a positive number"),
         (["--out", "/proc/resdepth-test"], "cannot write to --out"),
+        (["--seeds", "99999999999999999999"], "--seeds are whole numbers from 0 to 4294967295"),
+        (["--seeds", "0,100000000000000", "--dry-run"], "got 100000000000000"),
+        (["--seeds", "-1"], "--seeds are whole numbers from 0 to 4294967295"),
+        (["--lr", "inf"], "--lr must be a positive finite number, got inf"),
+        (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, got nan"),
     ],
 )
 def test_bad_sweep_input_is_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:

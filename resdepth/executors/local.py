@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 from contextlib import suppress
 from dataclasses import dataclass
-from multiprocessing import connection, get_context
+from multiprocessing import connection, get_context, parent_process
 from typing import Any
 
 import torch
@@ -17,6 +21,7 @@ from resdepth.executors.base import Event, Pool, RunEnded, WorkerCrashed, run_ta
 def _process_main(conn: connection.Connection) -> None:
     """A worker process: trains the runs it is sent until told to stop. Each event goes down the
     pipe at once, so an epoch's row reaches the driver even if a kill follows."""
+    _die_with_parent()
     try:
         while (task := conn.recv()) is not None:
             conn.send(run_task(task, None, conn.send))
@@ -24,6 +29,19 @@ def _process_main(conn: connection.Connection) -> None:
         pass
     finally:
         conn.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the driver dies, `kill -9` included, so an orphan
+    never trains on and saves a checkpoint past rows the dead driver never wrote. (Elsewhere it stops
+    at its next send down the closed pipe.)"""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    parent = parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the call took effect
+        os._exit(1)
 
 
 @dataclass

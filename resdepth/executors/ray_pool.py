@@ -142,11 +142,11 @@ def remove_orphans() -> list[Path]:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError: alive, another user's
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's process
+        pass
     return True
 
 
