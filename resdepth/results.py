@@ -188,9 +188,7 @@ def read_table(path: Path) -> Table:
             rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as exc:
-        raise UserError(
-            f"{path} line {reader.line_num} is damaged ({exc}); nothing was changed"
-        ) from None
+        raise UserError(f"{path} line {reader.line_num} is damaged ({exc}); nothing was changed") from None
     return Table(path, header, rows, lines)
 
 
