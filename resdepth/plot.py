@@ -16,7 +16,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from resdepth import analysis, results
-from resdepth.analysis import Group, Loaded, diverged_ids, final_rows, groups, matching, per_net
+from resdepth.analysis import (
+    Group,
+    Loaded,
+    diverged_ids,
+    final_rows,
+    groups,
+    matching,
+    per_net,
+    reference_note,
+)
 from resdepth.diagnose.figures import write_figures
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS
@@ -117,7 +126,8 @@ def curves_figure(group: Group, x: str = "iteration", reference: Group | None = 
             Line2D([], [], color="black", linestyle="-", linewidth=2.2, label="test error"),
         ]
         if not ref.empty:
-            handles.append(Line2D([], [], color="0.6", linewidth=6, alpha=0.5, label="reference test error"))
+            label = f"reference test error{_across(group, reference)}"
+            handles.append(Line2D([], [], color="0.6", linewidth=6, alpha=0.5, label=label))
         ax.legend(handles=handles, fontsize="small", loc="upper right")
     axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(0, y_top(m))
@@ -213,7 +223,8 @@ def layers_figure(
             rd, rm, rs = _by_depth(r, column)
             runs = int(r["seeds"].min())
             ax.fill_between(rd, rm - rs, rm + rs, color="0.6", alpha=0.35, linewidth=0, zorder=1)
-            ax.plot(rd, rm, color="0.45", linewidth=1.2, zorder=1, label=f"reference ({runs}+ runs, ±1 std)")
+            label = f"reference ({runs}+ runs, ±1 std){_across(group, reference)}"
+            ax.plot(rd, rm, color="0.45", linewidth=1.2, zorder=1, label=label)
             top = max(top, float((rm + rs).max()))
         if (sub["seeds"] > 1).any():
             ax.fill_between(depths, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0, zorder=2)
@@ -255,6 +266,12 @@ def layers_figure(
     epochs = int(nets["epochs"].max())
     _layers_frame(fig, metric, top, f"after {epochs} epochs against the number of layers")
     return fig
+
+
+def _across(group: Group, reference: Group | None) -> str:
+    """A legend's word on a reference of another precision (the only difference a reference may have)."""
+    note = reference_note(group, reference) if reference is not None else ""
+    return f"; {note}" if note else ""
 
 
 def _layers_panel(ax: Axes, name: str, ticks: list[int]) -> None:

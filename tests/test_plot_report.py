@@ -380,10 +380,26 @@ def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli,
                   recipe={"dataset": "cifar10", "precision": "bf16"})  # fmt: skip
     spread = report.with_reference(report.table(only(tmp_path / "mine")), only(tmp_path / "spread"))
     assert spread["ref_z"].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0])  # same means, std sqrt(2)
+    # Trained on a CPU without fast bf16: compared across precision alone, and said so.
     write_results(tmp_path / "fp32", THREE, recipe={"dataset": "cifar10", "precision": "fp32"})
+    across = cli("report", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"))
+    assert across.code == 0, across.err
+    assert "compared with an fp32 reference: the one difference a reference may have" in across.out
+    assert (
+        "compared with an fp32 reference"
+        in cli(
+            "report", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"), "--format", "markdown"
+        ).out
+    )
+    fig = plot.layers_figure(only(tmp_path / "mine"), reference=only(tmp_path / "fp32"))
+    assert "reference (3+ runs, ±1 std); fp32 reference" in [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert cli("plot", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32")).code == 0
+    # Any other difference is refused, precision or not.
+    write_results(tmp_path / "other", THREE, recipe={"dataset": "cifar100", "precision": "fp32"})
     for command in ("report", "plot"):
-        refused = cli(command, str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"))
+        refused = cli(command, str(tmp_path / "mine"), "--reference", str(tmp_path / "other"))
         assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1
         assert (
-            "holds no run of this recipe" in refused.err and "precision bf16 here, fp32 there" in refused.err
+            "holds no run of this recipe" in refused.err
+            and "dataset cifar10 here, cifar100 there" in refused.err
         )

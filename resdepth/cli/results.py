@@ -98,20 +98,28 @@ def report(
         raise UserError(f"--format must be table, markdown or csv, got {format!r}")
     found = analysis.groups(analysis.load(results_path, where=where or []), include_partial)
     tables = [(g, reporting.table(g) if not g.metrics.empty else None) for g in found]
+    notes: dict[int, str] = {}
     if reference is not None:
         ref = analysis.load(reference)
+        matched = {i: analysis.matching(g, ref) for i, (g, nets) in enumerate(tables) if nets is not None}
+        notes = {i: analysis.reference_note(tables[i][0], m) for i, m in matched.items()}
         tables = [
-            (g, reporting.with_reference(nets, analysis.matching(g, ref)) if nets is not None else None)
-            for g, nets in tables
+            (g, reporting.with_reference(nets, matched[i]) if nets is not None else None)
+            for i, (g, nets) in enumerate(tables)
         ]
     if format == "csv":
         frames = [nets.assign(recipe=g.heading) for g, nets in tables if nets is not None]
         print(pd.concat(frames).to_csv(index=False) if frames else "", end="")
         return
     if format == "markdown":
-        print("\n".join(reporting.markdown(g, nets) for g, nets in tables if nets is not None), end="")
+        parts = [
+            reporting.markdown(g, nets) + (f"\n- {_across(notes[i])}\n" if notes.get(i) else "")
+            for i, (g, nets) in enumerate(tables)
+            if nets is not None
+        ]
+        print("\n".join(parts), end="")
         return
-    for g, nets in tables:
+    for i, (g, nets) in enumerate(tables):
         title = "final errors (mean ± std over seeds)" + (f": {g.heading}" if g.heading else "")
         if nets is None:
             console.print(
@@ -127,7 +135,16 @@ def report(
             console.print(table)
         for line in reporting.left_out(g):
             console.print(f"  left out: {line}", highlight=False)
+        if notes.get(i):
+            console.print(f"  {_across(notes[i])}", highlight=False)
         if nets is not None:
             console.print(reporting.verdict(nets), highlight=False)
             if seeds := reporting.per_seed(g):
                 console.print(seeds, highlight=False)
+
+
+def _across(note: str) -> str:
+    return (
+        f"compared with an {note}: the one difference a reference may have "
+        "(bf16 matched fp32 within the seed spread)"
+    )
