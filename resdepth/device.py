@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+import socket
 from pathlib import Path
 
 import torch
@@ -37,6 +39,12 @@ def _cpuinfo() -> str:
         return ""
 
 
+def cpu_runs_bf16_fast() -> bool:
+    """AMX or AVX512-BF16: where bf16 training beats fp32 on a CPU (about 2.5x, README)."""
+    flags = _cpuinfo()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def resolve_precision(requested: str, device: torch.device) -> str:
     """auto: bf16 where it runs fast (CUDA capability >= 8.0, CPUs with AMX or AVX512-BF16), else fp32."""
     if requested != "auto":
@@ -44,9 +52,14 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
     if device.type == "cpu":
-        flags = _cpuinfo()
-        return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
+        return "bf16" if cpu_runs_bf16_fast() else "fp32"
     return "fp32"
+
+
+def cpu_model() -> str:
+    lines = _cpuinfo().splitlines()
+    found = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
+    return found or platform.processor() or platform.machine() or "CPU"
 
 
 def device_name(device: torch.device) -> str:
@@ -54,16 +67,21 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in _cpuinfo().splitlines()
-                if line.startswith("model name")
-            ),
-            "CPU",
-        )
-        return f"{model}, {torch.get_num_threads()} threads"
+        return f"{cpu_model()}, {torch.get_num_threads()} threads"
     return str(device)
+
+
+def provenance(device: torch.device) -> dict[str, str]:
+    """What trains a run, as the node that trains it sees itself: the runs.csv columns
+    `results.PROVENANCE`, so that differing numbers can be traced to the machine."""
+    return {
+        "host": socket.gethostname(),
+        "cpu": cpu_model(),
+        "cpu_bf16": "yes" if cpu_runs_bf16_fast() else "no",
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
+        "python_version": platform.python_version(),
+        "torch_version": torch.__version__,
+    }
 
 
 def on_device(model: nn.Module, device: torch.device) -> nn.Module:

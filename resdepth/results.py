@@ -73,6 +73,9 @@ class Window:
     error: float
 
 
+# What trained a run, written by the node that trained it (`device.provenance`): the host, its
+# processor and whether that runs bf16 fast, the GPU ("" on a CPU), the Python and PyTorch versions.
+PROVENANCE = ("host", "cpu", "cpu_bf16", "gpu", "python_version", "torch_version")
 # The run fields repeated on every metrics.csv row: what names the net and its data.
 NET_COLUMNS = ("arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed")
 METRICS_COLUMNS = ("run_id", *NET_COLUMNS, *(f.name for f in fields(EpochRecord)))
@@ -93,6 +96,7 @@ RUNS_COLUMNS = (
     "started_at",
     "ended_at",
     "error",
+    *PROVENANCE[:-1],  # torch_version has its place above, from before the others existed
 )
 
 # `resdepth diagnose` writes one CSV per measurement into <results>/diagnostics/, whole each time.
@@ -115,7 +119,7 @@ DIAGNOSTICS_COLUMNS = {
     "start": (*_NET, *(f.name for f in fields(Window))),
 }
 # Columns added after results folders already existed, with what an older row meant by them.
-ADDED_COLUMNS = {**added_fields(), "threads": ""}
+ADDED_COLUMNS = {**added_fields(), "threads": "", **dict.fromkeys(PROVENANCE[:-1], "")}  # "": unknown
 TEXT_COLUMNS = ("run_id", "arch", "family", "shortcut", "norm", "activation", "dataset")
 METRICS = "metrics.csv"
 RUNS = "runs.csv"

@@ -394,7 +394,6 @@ class Writer:
             "params": self.params[cfg.run_id],
             "device": task.device,
             "threads": task.threads,
-            "torch_version": torch.__version__,
             "resdepth_version": resdepth.__version__,
             "started_at": started,
         }
@@ -406,11 +405,11 @@ class Writer:
 
     def event(self, task: Task, event: News) -> None:
         match event:
-            case Started(precision) if precision != self.base[task.cfg.run_id]["precision"]:
-                self.base[task.cfg.run_id]["precision"] = precision  # `auto`, resolved by the node
+            case Started(precision, node):  # `auto` resolved, and the machine, as the node sees them
+                self.base[task.cfg.run_id] |= {"precision": precision, **node}
                 self._check()
                 row = results.read_runs(self.out)[task.cfg.run_id]
-                results.write_run(self.out, {**row, "precision": precision})
+                results.write_run(self.out, {**row, "precision": precision, **node})
             case EpochDone(record):
                 faults.point("row-received")
                 self._check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -149,6 +150,21 @@ def test_sweep_writes_documented_csvs_and_skips_done_runs(cli, tmp_path: Path) -
     again = cli("sweep", *TINY, "--depth", "8,14", "--epochs", "2", "--seeds", "0", "--out", str(out))
     assert again.code == 0 and "0 to train, 4 done" in again.out
     assert len(results.read_metrics(out)) == 8
+
+
+def test_runs_csv_records_the_machine_that_trained_each_run(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert cli("sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(out)).code == 0
+    (row,) = results.read_runs(out).values()
+    assert {c: row[c] for c in results.PROVENANCE} == {
+        "host": socket.gethostname(),
+        "cpu": device.cpu_model(),
+        "cpu_bf16": "yes" if device.cpu_runs_bf16_fast() else "no",
+        "gpu": "",
+        "python_version": platform.python_version(),
+        "torch_version": torch.__version__,
+    }
+    assert row["cpu"] and row["cpu"] != "CPU"  # the processor's own name, on Linux from /proc/cpuinfo
 
 
 def test_same_seed_same_numbers_and_dry_run_states(cli, tmp_path: Path) -> None:

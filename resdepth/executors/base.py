@@ -25,6 +25,7 @@ import torch
 
 from resdepth.config import RunConfig
 from resdepth.data.store import Dataset, load
+from resdepth.device import provenance
 from resdepth.results import EpochRecord, Status, Window
 from resdepth.step import DEFAULT_ENGINE, Engine
 from resdepth.train import Diverged, train_run
@@ -53,6 +54,7 @@ class Task:
 @dataclass(frozen=True)
 class Started:
     precision: str  # what the run trains in, as the node that trains it resolved `auto`
+    provenance: dict[str, str]  # what trains it (`device.provenance`), as that node sees itself
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None]) ->
             on_epoch=lambda record: emit(EpochDone(record)),
             on_progress=lambda window: emit(Progress(window)),
             engine=task.engine,
-            on_start=lambda precision: emit(Started(precision)),
+            on_start=lambda precision: emit(Started(precision, provenance(torch.device(task.device)))),
         )
     except Diverged as exc:
         return RunEnded(Status.DIVERGED, str(exc))
