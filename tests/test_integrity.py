@@ -352,14 +352,16 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep(cli, tmp_pat
 
 def test_memory_rule_is_the_same_on_every_host(monkeypatch: pytest.MonkeyPatch) -> None:
     check_memory(NetSpec("resnet", 1202), 128)  # the paper's deepest net, everywhere
-    with pytest.raises(UserError, match=r"ResNet-10002 would need about 138\.5 GiB .* limit of 64\.0 GiB"):
+    with pytest.raises(UserError, match=r"ResNet-10002 would need about 138\.5 GiB .* limit of 32\.0 GiB"):
         check_memory(NetSpec("resnet", 10002), 128)
-    assert MEMORY_LIMIT == 64 * 2**30
+    assert MEMORY_LIMIT == 32 * 2**30
+    with pytest.raises(UserError, match=r"would need about 57\.4 GiB to train at batch 1"):
+        check_memory(NetSpec("plain", 200_002), 1)  # what `describe` builds: refused on a large host too
 
-    class H100:
+    class SmallGPU:
         total_memory = 8 * 2**30
 
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: H100())
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SmallGPU())
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "a small GPU")
     with pytest.raises(UserError, match=r"more than the 8\.0 GiB of a small GPU"):
         check_memory(NetSpec("resnet", 1202), 128, torch.device("cuda"))

@@ -136,11 +136,11 @@ def estimate_training_bytes(spec: NetSpec, batch_size: int) -> int:
     return 4 * (3 * params + batch_size * activations)
 
 
-# The most training may need on a CPU, whatever the host: above what any net of the paper needs
-# (ResNet-1202 at batch 128 is estimated at 17 GiB, ImageNet ResNet-152 at batch 256 at 37 GiB), far
-# below an absurd depth. A rule that read the host's memory would refuse a sweep on one machine and
-# accept it on another. On a CUDA device the limit is that GPU's memory.
-MEMORY_LIMIT = 64 * 2**30
+# The most training may need on a CPU, whatever the host: twice the estimate for the paper's deepest
+# net (ResNet-1202 at batch 128: 17 GiB), and below what an absurd depth asks (a 200,002-layer net
+# needs 57 GiB at batch 1). A rule that read the host's memory would refuse a sweep on one machine
+# and accept it on another. On a CUDA device the limit is that GPU's memory.
+MEMORY_LIMIT = 32 * 2**30
 
 
 def gib(n: float) -> str:
