@@ -178,6 +178,12 @@ class SweepConfig:
         flag="--cuda-graphs/--no-cuda-graphs",
     )
     fail_fast: bool = option(False, "Stop at the first failed run.", Role.EXECUTION, flag="--fail-fast")
+    tensorboard: bool = option(
+        False,
+        "Also write TensorBoard event files into RESULTS/tensorboard as epochs arrive (resdepth[tensorboard]).",
+        Role.EXECUTION,
+        flag="--tensorboard",
+    )
 
     def validate(self) -> None:
         if not self.arch:

@@ -24,6 +24,7 @@ from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset, load, resolve_root
 from resdepth.device import pick_device, resolve_precision
 from resdepth.errors import UserError
+from resdepth.events import LiveBoard
 from resdepth.executors import (
     MAX_ATTEMPTS,
     EpochDone,
@@ -348,8 +349,13 @@ def run(plan: Plan, report: Reporter) -> list[Outcome]:
         )
         for p in plan.todo
     ]
-    writer = Writer(sweep, plan.runs, report, plan.lock)
-    plan.executor.run(tasks, writer, cfg.fail_fast)
+    board = LiveBoard(sweep.out) if cfg.tensorboard else None
+    writer = Writer(sweep, plan.runs, report, plan.lock, board)
+    try:
+        plan.executor.run(tasks, writer, cfg.fail_fast)
+    finally:
+        if board is not None:
+            board.close()
     return writer.outcomes
 
 
@@ -361,10 +367,16 @@ class Writer:
     """The single writer of a results folder: every executor's events end here, in the driver."""
 
     def __init__(
-        self, sweep: Sweep, planned: list[PlannedRun], report: Reporter, lock: FolderLock | None = None
+        self,
+        sweep: Sweep,
+        planned: list[PlannedRun],
+        report: Reporter,
+        lock: FolderLock | None = None,
+        board: LiveBoard | None = None,
     ) -> None:
         self.out = sweep.out
         self.lock = lock  # checked before every write: still ours?
+        self.board = board  # TensorBoard files, fed with every row written
         self.report = report
         self.params = {p.cfg.run_id: p.params for p in planned}
         self.total = sum(not p.finished for p in planned)
@@ -400,6 +412,8 @@ class Writer:
         self._check()
         results.drop_rows_after(self.out, cfg.run_id, done)
         results.write_run(self.out, {**base, "status": Status.RUNNING, "epochs_done": done})
+        if self.board is not None:
+            self.board.start(cfg.run_id, cfg.name, cfg.seed, cfg.fields())
         index = self.index.setdefault(cfg.run_id, len(self.index) + 1)
         self.report.start_run(cfg, index, self.total, done + 1)
 
@@ -413,8 +427,11 @@ class Writer:
             case EpochDone(record):
                 faults.point("row-received")
                 self._check()
-                results.append_metrics(self.out, {**self.base[task.cfg.run_id], **asdict(record)})
+                line = {**self.base[task.cfg.run_id], **asdict(record)}
+                results.append_metrics(self.out, line)
                 faults.point("row-written")
+                if self.board is not None:
+                    self.board.row(task.cfg.run_id, line)
                 self.report.epoch(task.cfg, record)
             case Progress(window):
                 self.report.step(task.cfg, window)

@@ -25,7 +25,8 @@ app = typer.Typer(
     "  resdepth plot results/quick\n\n"
     "  resdepth report results/quick --format markdown\n\n"
     "  resdepth bench --depth 20,56\n\n"
-    "  resdepth diagnose results/quick",
+    "  resdepth diagnose results/quick\n\n"
+    "  resdepth export tensorboard results/reference/course",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -33,6 +34,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Download and inspect the datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+export_app = typer.Typer(help="Write a results folder in another tool's format.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 # Logs and pipes get wide lines rather than tables squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)

@@ -1,0 +1,115 @@
+"""TensorBoard event files of a results folder: one TensorBoard run per resdepth run, from metrics.csv.
+
+`export` writes the event files of a whole folder (shipped references too); `LiveBoard` writes them
+from the sweep's driver as epochs arrive, so the driver stays the only writer. Either way the event
+files say what metrics.csv says: each time a run (re)starts, its board is purged and refilled from
+the rows metrics.csv holds, so rows a resume dropped or restored are never shown twice or missed.
+TensorBoard is the optional extra `resdepth[tensorboard]`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from resdepth import analysis, results
+from resdepth.config import NOT_APPLICABLE
+from resdepth.errors import UserError
+from resdepth.files import inside
+
+FOLDER = "tensorboard"  # RESULTS/tensorboard unless --out says otherwise
+# metrics.csv column -> TensorBoard tag; every scalar is drawn against the iteration.
+TAGS = {
+    "train_error": "error/train",
+    "test_error": "error/test",
+    "val_error": "error/val",
+    "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "val_loss": "loss/val",
+    "lr": "lr",
+    "images_per_second": "images_per_second",
+}
+
+
+def _summary_writer() -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(
+            "TensorBoard files need the tensorboard package: pip install 'resdepth[tensorboard]'"
+        ) from None
+    return SummaryWriter
+
+
+def run_name(label: str, seed: object, run_id: str) -> str:
+    """A TensorBoard run's folder: `ResNet-20-seed0-75880789c336`, readable first, and the run id,
+    since one folder may hold the same net and seed in several recipes (its text tag names the recipe)."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", f"{label}-seed{seed}").strip("-") + f"-{run_id}"
+
+
+def _write_rows(writer: Any, rows: pd.DataFrame | list[Mapping[str, Any]]) -> None:
+    for row in rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows:
+        step = int(row["iteration"])
+        for column, tag in TAGS.items():
+            value = row.get(column)
+            if value is not None and value != "" and not pd.isna(value):
+                writer.add_scalar(tag, float(value), step)
+
+
+def _recipe_text(settings: Mapping[str, Any], run_id: str) -> str:
+    """The recipe's settings as TensorBoard's text tab shows them (markdown lines)."""
+    shown = [f"{k}: {v}" for k, v in settings.items() if str(v) not in ("", NOT_APPLICABLE)]
+    return "  \n".join([*shown, f"run_id: {run_id}"])
+
+
+def export(folder: Path, out: Path | None = None) -> list[Path]:
+    """Event files for every run of a results folder, into `out` (default RESULTS/tensorboard), one
+    TensorBoard run per (arch, depth, seed) of each recipe, each tagged with its recipe's settings."""
+    summary_writer = _summary_writer()
+    loaded = analysis.load(folder)
+    root = out if out is not None else inside(loaded.folder, FOLDER)
+    written = []
+    for group in analysis.groups(loaded, include_partial=True):
+        rows = loaded.metrics[loaded.metrics["run_id"].isin(set(group.runs["run_id"]))]
+        for run_id, run_rows in rows.groupby("run_id", sort=False):
+            first = run_rows.iloc[0]
+            path = root / run_name(str(first["label"]), first["seed"], str(run_id))
+            writer = summary_writer(str(path), purge_step=1)
+            writer.add_text("recipe", _recipe_text(group.settings, str(run_id)), 1)
+            _write_rows(writer, run_rows.sort_values("epoch"))
+            writer.close()
+            written.append(path)
+    return written
+
+
+class LiveBoard:
+    """`resdepth sweep --tensorboard`: the driver's boards, one per run, fed as rows are written."""
+
+    def __init__(self, out: Path) -> None:
+        self.summary_writer = _summary_writer()
+        self.out = out
+        self.writers: dict[str, Any] = {}
+
+    def start(self, run_id: str, label: str, seed: int, settings: Mapping[str, Any]) -> None:
+        """A (re)started run: its board is purged and refilled with the rows metrics.csv holds."""
+        self.close(run_id)
+        path = inside(self.out, FOLDER, mkdir=True) / run_name(label, seed, run_id)
+        writer = self.writers[run_id] = self.summary_writer(str(path), purge_step=1)
+        writer.add_text("recipe", _recipe_text(settings, run_id), 1)
+        logged = results.read_metrics(self.out)
+        _write_rows(writer, logged[logged["run_id"] == run_id].sort_values("epoch"))
+        writer.flush()
+
+    def row(self, run_id: str, row: Mapping[str, Any]) -> None:
+        writer = self.writers[run_id]
+        _write_rows(writer, [row])
+        writer.flush()
+
+    def close(self, run_id: str | None = None) -> None:
+        for key in [run_id] if run_id is not None else list(self.writers):
+            if key in self.writers:
+                self.writers.pop(key).close()

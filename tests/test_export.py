@@ -1,0 +1,98 @@
+"""TensorBoard: `resdepth export tensorboard` and `sweep --tensorboard` write event files that
+TensorBoard's own reader returns with the values of metrics.csv, a run per (net, seed, recipe)."""
+
+from __future__ import annotations
+
+import builtins
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resdepth import events, results
+
+ROOT = Path(__file__).resolve().parents[1]
+# CI installs the extra and sets RESDEPTH_REQUIRE_TENSORBOARD, so these fail there instead of skipping.
+needs_tensorboard = pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is None and not os.environ.get("RESDEPTH_REQUIRE_TENSORBOARD"),
+    reason="the tensorboard extra is not installed",
+)
+
+
+def board(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """What TensorBoard shows of one run: (step, value) per tag, read by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(path))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def assert_board_is_metrics(root: Path, metrics: pd.DataFrame) -> None:
+    """Every run of `metrics` has its board, and every tag holds exactly that run's rows (float32)."""
+    assert len(list(root.iterdir())) == metrics["run_id"].nunique()
+    for run_id, rows in metrics.groupby("run_id"):
+        (path,) = root.glob(f"*-{run_id}")
+        shown = board(path)
+        rows = rows.sort_values("epoch")
+        for column, tag in events.TAGS.items():
+            values = rows[column].astype(float)
+            if values.isna().all():
+                assert tag not in shown, tag
+                continue
+            steps, got = zip(*shown[tag], strict=True)
+            assert list(steps) == rows["iteration"].astype(int).tolist(), (path.name, tag)
+            np.testing.assert_allclose(got, values.to_numpy(), rtol=1e-6, err_msg=f"{path.name} {tag}")
+
+
+@needs_tensorboard
+def test_export_of_a_shipped_reference_reads_back_as_its_metrics(cli, tmp_path: Path) -> None:
+    course = ROOT / "results" / "reference" / "course"
+    r = cli("export", "tensorboard", str(course), "--out", str(tmp_path / "tb"))
+    assert r.code == 0, r.err
+    assert r.out.startswith("24 runs written to")  # plain and ResNet at 8, 14, 20, 26 layers, seeds 0-2
+    assert_board_is_metrics(tmp_path / "tb", results.read_metrics(course))
+    assert sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "tb").iterdir())[:3] == [
+        "ResNet-14-seed0",
+        "ResNet-14-seed1",
+        "ResNet-14-seed2",
+    ]
+
+
+@needs_tensorboard
+def test_sweep_tensorboard_writes_live_and_a_resume_shows_each_epoch_once(tmp_path: Path) -> None:
+    out, fired = tmp_path / "r", tmp_path / "fired"
+    args = ["sweep", "--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--epochs", "3",
+            "--train-subset", "300", "--test-subset", "100", "--batch-size", "100", "--val-split", "100",
+            "--tensorboard", "--out", str(out)]  # fmt: skip
+    # Killed after epoch 2's row, before its checkpoint: the rerun writes epoch 2 again.
+    env = {**os.environ, "RESDEPTH_FAULT": "row-written:2", "RESDEPTH_FAULT_ONCE": str(fired)}
+    subprocess.run([sys.executable, "-m", "resdepth", *args], env=env, capture_output=True, timeout=300)
+    assert fired.exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "resdepth", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert_board_is_metrics(out / events.FOLDER, results.read_metrics(out))
+
+
+def test_without_the_extra_export_is_one_line(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = builtins.__import__
+
+    def no_tensorboard(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    r = cli("export", "tensorboard", str(ROOT / "results" / "reference" / "course"), "--out", str(tmp_path))
+    assert r.code == 2
+    assert (
+        r.err.strip()
+        == "error: TensorBoard files need the tensorboard package: pip install 'resdepth[tensorboard]'"
+    )
