@@ -71,11 +71,13 @@ def device_name(device: torch.device) -> str:
     return str(device)
 
 
-def provenance(device: torch.device) -> dict[str, str]:
+def provenance(device: torch.device, node: str = "") -> dict[str, str]:
     """What trains a run, as the node that trains it sees itself: the runs.csv columns
-    `results.PROVENANCE`, so that differing numbers can be traced to the machine."""
+    `results.PROVENANCE`, so that differing numbers can be traced to the machine. `node`: the Ray
+    node's id, where several nodes may share a host."""
     return {
         "host": socket.gethostname(),
+        "node": node,
         "cpu": cpu_model(),
         "cpu_bf16": "yes" if cpu_runs_bf16_fast() else "no",
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",

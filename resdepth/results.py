@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import math
 import os
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -73,9 +74,10 @@ class Window:
     error: float
 
 
-# What trained a run, written by the node that trained it (`device.provenance`): the host, its
-# processor and whether that runs bf16 fast, the GPU ("" on a CPU), the Python and PyTorch versions.
-PROVENANCE = ("host", "cpu", "cpu_bf16", "gpu", "python_version", "torch_version")
+# What trained a run, written by the node that trained it (`device.provenance`): the host, the Ray
+# node ("" outside Ray), its processor and whether that runs bf16 fast, the GPU ("" on a CPU), the
+# Python and PyTorch versions.
+PROVENANCE = ("host", "node", "cpu", "cpu_bf16", "gpu", "python_version", "torch_version")
 # The run fields repeated on every metrics.csv row: what names the net and its data.
 NET_COLUMNS = ("arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed")
 METRICS_COLUMNS = ("run_id", *NET_COLUMNS, *(f.name for f in fields(EpochRecord)))
@@ -126,10 +128,23 @@ RUNS = "runs.csv"
 DISCARDED = "discarded"  # rows (and checkpoints) of runs restarted from scratch, kept, never deleted
 SWEEPS = "sweeps"  # the resolved configuration of every sweep that wrote here, by start time (UTC)
 SWEEP_TOML = "sweep.toml"  # the last sweep's configuration
+NONCE = ".resdepth.nonce"  # a token of the sweep writing here: a worker that cannot read it cannot see --out
 CHECKPOINTS = "checkpoints"
 FIGURES = "figures"
 # Everything resdepth writes in a results folder: none of them may be a symbolic link.
-MANAGED = (METRICS, RUNS, SWEEP_TOML, SWEEPS, CHECKPOINTS, DISCARDED, FIGURES, DIAGNOSTICS, LOCK, OWNER)
+MANAGED = (
+    METRICS,
+    RUNS,
+    SWEEP_TOML,
+    SWEEPS,
+    CHECKPOINTS,
+    DISCARDED,
+    FIGURES,
+    DIAGNOSTICS,
+    LOCK,
+    OWNER,
+    NONCE,
+)
 
 
 def _format(value: Any) -> str:
@@ -424,6 +439,14 @@ def save_config(out: Path, toml: str) -> Path:
     _atomic_write(path, toml)
     _atomic_write(inside(out, SWEEP_TOML), toml)
     return path
+
+
+def write_nonce(out: Path) -> str:
+    """A new random token in out/.resdepth.nonce, which each worker reads before it trains: a node
+    that cannot see the results folder (not shared with the driver's) fails its run at once."""
+    token = secrets.token_hex(16)
+    _atomic_write(inside(out, NONCE), token)
+    return token
 
 
 def logged(out: Path) -> dict[str, set[int]]:

@@ -336,6 +336,7 @@ def run(plan: Plan, report: Reporter) -> list[Outcome]:
     assert plan.executor is not None, "a dry-run plan trains nothing"
     cfg, sweep = plan.cfg, plan.sweep
     results.save_config(sweep.out, cfg.to_toml())
+    nonce = results.write_nonce(sweep.out)
     data_dir = None if cfg.dataset == "synthetic" else str(resolve_root(cfg.data_dir).absolute())
     tasks = [
         Task(
@@ -346,6 +347,8 @@ def run(plan: Plan, report: Reporter) -> list[Outcome]:
             threads=plan.executor.threads,
             engine=plan.engine,
             offline=cfg.offline,
+            out=str(sweep.out.absolute()),
+            nonce=nonce,
         )
         for p in plan.todo
     ]

@@ -158,6 +158,7 @@ def test_runs_csv_records_the_machine_that_trained_each_run(cli, tmp_path: Path)
     (row,) = results.read_runs(out).values()
     assert {c: row[c] for c in results.PROVENANCE} == {
         "host": socket.gethostname(),
+        "node": "",  # a Ray node's id, under Ray
         "cpu": device.cpu_model(),
         "cpu_bf16": "yes" if device.cpu_runs_bf16_fast() else "no",
         "gpu": "",

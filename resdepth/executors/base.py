@@ -14,6 +14,7 @@ changes the last digits (about 1e-4 of a loss after two epochs).
 
 from __future__ import annotations
 
+import socket
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ import torch
 from resdepth.config import RunConfig
 from resdepth.data.store import Dataset, load
 from resdepth.device import provenance
-from resdepth.results import EpochRecord, Status, Window
+from resdepth.results import NONCE, EpochRecord, Status, Window
 from resdepth.step import DEFAULT_ENGINE, Engine
 from resdepth.train import Diverged, train_run
 
@@ -45,6 +46,8 @@ class Task:
     engine: Engine = DEFAULT_ENGINE
     offline: bool = False  # a worker whose node lacks the data downloads it unless this is set
     attempt: int = 1
+    out: str = ""  # the results folder, absolute; with `nonce`, the worker checks that it sees it
+    nonce: str = ""  # what the driver wrote into out/.resdepth.nonce for this sweep
 
 
 # --- what a worker sends back, in order: progress and epochs, then the end (or, seen by the
@@ -110,9 +113,15 @@ def load_split(task: Task) -> Dataset:
     return _loaded[key].split(cfg.train_subset, cfg.val_split, cfg.seed, cfg.test_subset)
 
 
-def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None]) -> RunEnded:
-    """Train one run (or resume it from its checkpoint). Never raises for a broken run, only for
-    Ctrl-C, so one bad run cannot stop the others."""
+def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None], node: str = "") -> RunEnded:
+    """Train one run (or resume it from its checkpoint) on this node (`node`: its Ray id, if any).
+    Never raises for a broken run, only for Ctrl-C, so one bad run cannot stop the others."""
+    if task.nonce and not sees(Path(task.out), task.nonce):
+        return RunEnded(
+            Status.FAILED,
+            f"node {socket.gethostname()}{f' ({node})' if node else ''} cannot see the results folder "
+            f"{task.out}: every node must share it at that path (docs/cluster.md)",
+        )
     torch.set_num_threads(task.threads)
     try:
         train_run(
@@ -123,13 +132,21 @@ def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None]) ->
             on_epoch=lambda record: emit(EpochDone(record)),
             on_progress=lambda window: emit(Progress(window)),
             engine=task.engine,
-            on_start=lambda precision: emit(Started(precision, provenance(torch.device(task.device)))),
+            on_start=lambda precision: emit(Started(precision, provenance(torch.device(task.device), node))),
         )
     except Diverged as exc:
         return RunEnded(Status.DIVERGED, str(exc))
     except Exception as exc:
         return RunEnded(Status.FAILED, f"{exc.__class__.__name__}: {exc}")
     return RunEnded(Status.COMPLETED, "")
+
+
+def sees(out: Path, nonce: str) -> bool:
+    """Whether this process sees the results folder the driver wrote `nonce` into."""
+    try:
+        return (out / NONCE).read_text() == nonce
+    except OSError:
+        return False
 
 
 class Executor(ABC):

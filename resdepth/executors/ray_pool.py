@@ -18,8 +18,11 @@ from resdepth.executors.base import Event, Pool, RunEnded, Task, WorkerCrashed, 
 
 def _ray_main(task: Task, queue: Any) -> RunEnded:
     """A Ray task: events go to the driver through a Ray queue; `put` returns once it holds them."""
+    import ray
+
     key = (task.cfg.run_id, task.attempt)
-    return run_task(task, None, lambda event: queue.put((key, event)))
+    node = ray.get_runtime_context().get_node_id()
+    return run_task(task, None, lambda event: queue.put((key, event)), node=node[:12])
 
 
 class RayPool(Pool):
