@@ -126,7 +126,7 @@ def curves_figure(group: Group, x: str = "iteration", reference: Group | None = 
             Line2D([], [], color="black", linestyle="-", linewidth=2.2, label="test error"),
         ]
         if not ref.empty:
-            label = f"reference test error{_across(group, reference)}"
+            label = f"{_reference_name(group, reference)} test error"
             handles.append(Line2D([], [], color="0.6", linewidth=6, alpha=0.5, label=label))
         ax.legend(handles=handles, fontsize="small", loc="upper right")
     axes[0].set_ylabel("error (%)")
@@ -223,7 +223,7 @@ def layers_figure(
             rd, rm, rs = _by_depth(r, column)
             runs = int(r["seeds"].min())
             ax.fill_between(rd, rm - rs, rm + rs, color="0.6", alpha=0.35, linewidth=0, zorder=1)
-            label = f"reference ({runs}+ runs, ±1 std){_across(group, reference)}"
+            label = f"{_reference_name(group, reference)} ({runs}+ runs, ±1 std)"
             ax.plot(rd, rm, color="0.45", linewidth=1.2, zorder=1, label=label)
             top = max(top, float((rm + rs).max()))
         if (sub["seeds"] > 1).any():
@@ -268,10 +268,9 @@ def layers_figure(
     return fig
 
 
-def _across(group: Group, reference: Group | None) -> str:
-    """A legend's word on a reference of another precision (the only difference a reference may have)."""
-    note = reference_note(group, reference) if reference is not None else ""
-    return f"; {note}" if note else ""
+def _reference_name(group: Group, reference: Group | None) -> str:
+    """ "reference", or "fp32 reference" for one of another precision (the only difference it may have)."""
+    return (reference_note(group, reference) if reference is not None else "") or "reference"
 
 
 def _layers_panel(ax: Axes, name: str, ticks: list[int]) -> None:

@@ -392,7 +392,7 @@ def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli,
         ).out
     )
     fig = plot.layers_figure(only(tmp_path / "mine"), reference=only(tmp_path / "fp32"))
-    assert "reference (3+ runs, ±1 std); fp32 reference" in [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert "fp32 reference (3+ runs, ±1 std)" in [ln.get_label() for ln in fig.axes[0].get_lines()]
     assert cli("plot", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32")).code == 0
     # Any other difference is refused, precision or not.
     write_results(tmp_path / "other", THREE, recipe={"dataset": "cifar100", "precision": "fp32"})
