@@ -7,12 +7,14 @@ one promise that an adversarial user once broke (docs/guarantees.md lists them).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +49,15 @@ def sweep(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 def numbers(out: Path) -> pd.DataFrame:
     return results.read_metrics(out)[NUMBERS].sort_values(["run_id", "epoch"]).reset_index(drop=True)
+
+
+def command_lines() -> list[bytes]:
+    """Every process's command line (Linux)."""
+    lines = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            lines.append(path.read_bytes())
+    return lines
 
 
 def one_line(err: str) -> str:
@@ -92,12 +103,14 @@ def test_a_kill_at_any_point_loses_and_forges_nothing(
     args = [*ARGS, *EXECUTORS[executor], "--out", str(out)]
     sweep(*args, env={"RESDEPTH_FAULT": f"{point}:2", "RESDEPTH_FAULT_ONCE": str(fired)})
     assert fired.exists(), f"the fault at {point} never fired"
+    orphans = [p for p in Path(tempfile.gettempdir()).glob(f"{ray_pool.PRIVATE}*")
+               if not ray_pool._alive(int(p.name.split("-")[2]))]  # fmt: skip
     again = cli("sweep", *args)  # in this process: only the killed sweep needs one of its own
     assert again.code == 0, again.err
     assert_whole(out, clean)
-    if executor == "ray":  # a killed driver's private instance is cleaned up by the next one
-        assert not [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("resdepth-ray-*")
-                    if not ray_pool._alive(int(p.name.split("-")[2]))]  # fmt: skip
+    if executor == "ray":  # the killed driver's private instance: its folder and processes are gone
+        assert orphans and not any(p.exists() for p in orphans)
+        assert not [c for c in command_lines() for p in orphans if str(p).encode() in c]
 
 
 def test_a_row_handed_to_a_driver_that_died_is_restored_from_the_checkpoint(cli, tmp_path: Path) -> None:
