@@ -52,7 +52,8 @@ def wait_for_rows(out: Path, n: int, proc: subprocess.Popen[str]) -> None:
         if (out / results.METRICS).is_file() and len(results.read_metrics(out)) >= n:
             return
         time.sleep(0.1)
-    raise AssertionError(f"the sweep did not log {n} rows (exit code {proc.poll()})")
+    said = proc.communicate(timeout=60)[0] if proc.poll() is not None else "(still running)"
+    raise AssertionError(f"the sweep did not log {n} rows (exit code {proc.poll()}): {said}")
 
 
 @needs_ray
@@ -67,12 +68,13 @@ def test_a_sweep_across_three_nodes_survives_a_lost_node_and_a_killed_driver(
     # A cluster of our own, its token in the environment (not ~/.ray), which the drivers inherit.
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, "object_store_memory": 100 << 20},
-    )
+    # Every node and driver on the loopback address (Ray's switch for one-machine clusters), never
+    # on this machine's network interface.
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    node = {"num_cpus": 1, "object_store_memory": 100 << 20, "node_ip_address": "127.0.0.1"}  # loopback only
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     try:
-        workers = [cluster.add_node(num_cpus=1, object_store_memory=100 << 20) for _ in range(2)]
+        workers = [cluster.add_node(**node) for _ in range(2)]
         cluster.wait_for_nodes()
         out = tmp_path / "cluster"
         args = [*ARGS, "--executor", "ray", "--address", cluster.address, "--out", str(out)]

@@ -19,7 +19,16 @@ CONFIGS = sorted((ROOT / "experiments").glob("*.toml"))
 def test_every_shipped_config_resolves(path: Path) -> None:
     cfg = resolve(path, {})
     assert cfg.arch == ["plain", "resnet"]
-    assert len(cfg.depth) >= 2
+    assert len(cfg.depth) >= 2 or path.stem == "paper20"  # the paper's recipe at one depth, below
+
+
+def test_paper20_is_the_paper_recipe_at_20_layers() -> None:
+    paper, at20 = (
+        resolve(ROOT / "experiments" / "paper.toml", {}),
+        resolve(ROOT / "experiments" / "paper20.toml", {}),
+    )
+    assert (at20.depth, at20.out) == ([20], "results/reference/paper")
+    assert replace(paper, depth=[20], out=at20.out) == at20
 
 
 def shipped_run_ids(cfg: SweepConfig, runs: pd.DataFrame, **changes: object) -> set[str]:

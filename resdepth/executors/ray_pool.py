@@ -39,6 +39,7 @@ class RayPool(Pool):
         try:
             import ray
             from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
         except ImportError:
             raise UserError("--executor ray needs Ray: pip install 'resdepth[ray]'") from None
         self.ray = ray
@@ -53,7 +54,13 @@ class RayPool(Pool):
             # the environment, for this instance only, keeps the security and leaves home alone.
             if "RAY_AUTH_MODE" not in os.environ:
                 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-            options |= {"_temp_dir": self.tmp, "num_cpus": available_cpus(), "object_store_memory": 200 << 20}
+            # On the loopback address: a private instance serves this machine alone.
+            options |= {
+                "_temp_dir": self.tmp,
+                "_node_ip_address": "127.0.0.1",
+                "num_cpus": available_cpus(),
+                "object_store_memory": 200 << 20,
+            }
         try:
             ray.init(address=address, **options)
             nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
@@ -80,7 +87,9 @@ class RayPool(Pool):
             raise
         slots = ["cuda" if gpus_per_run else "cpu"] * sum(fits)
         super().__init__(slots, threads or max(1, int(cpus_per_run)))
-        self.queue = Queue()
+        # The queue is an actor: on the driver's own node, so that losing any other node loses no row.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         self.remote = ray.remote(_ray_main).options(
             num_cpus=cpus_per_run,
             num_gpus=gpus_per_run,
