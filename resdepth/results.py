@@ -212,22 +212,21 @@ def read_table(path: Path) -> Table:
 
 
 def check_folder(out: Path) -> None:
-    """Refuse, before anything is written, a folder that cannot hold results or holds a symbolic
-    link where resdepth writes; creates it."""
+    """Refuse, before anything is written, a folder that cannot hold results, holds a symbolic link
+    where resdepth writes, or holds CSVs of another tool; creates it."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     for name in MANAGED:
         inside(out, name)
+    _older_schemas(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
 
 
-def prepare_files(out: Path) -> None:
-    """Under the folder's lock, before a sweep writes: refuse CSVs of another tool, cut off a torn
-    last row (keeping its bytes in discarded/), and upgrade an earlier resdepth's CSVs to the
-    current columns."""
+def _older_schemas(out: Path) -> list[tuple[Path, tuple[str, ...]]]:
+    """The CSVs an earlier resdepth wrote with fewer columns; CSVs of another tool are refused."""
     older = []
     for name, columns in ((METRICS, METRICS_COLUMNS), (RUNS, RUNS_COLUMNS)):
         header = _header(out / name)
@@ -239,6 +238,13 @@ def prepare_files(out: Path) -> None:
                 "choose another --out (nothing was changed)"
             )
         older.append((out / name, columns))
+    return older
+
+
+def prepare_files(out: Path) -> None:
+    """Under the folder's lock, before a sweep writes: cut off a torn last row (keeping its bytes in
+    discarded/), and upgrade an earlier resdepth's CSVs to the current columns."""
+    older = _older_schemas(out)
     if (out / METRICS).is_file():
         with open_append(inside(out, METRICS)) as f:
             _cut_torn_line(out, f)

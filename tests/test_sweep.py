@@ -519,10 +519,11 @@ def test_every_sweep_configuration_is_kept(cli, tmp_path: Path) -> None:
 
 def test_a_checkpoint_is_replaced_whole(tmp_path: Path) -> None:
     path = tmp_path / "c" / "run.pt"
-    save_checkpoint(path, {"run_id": "abc", "epoch": 1})
-    save_checkpoint(path, {"run_id": "abc", "epoch": 2})
+    state = {"run_id": "abc", "iteration": 10, "schedule": {}, "model": {}, "optimizer": {}}
+    save_checkpoint(path, {**state, "epoch": 1})
+    save_checkpoint(path, {**state, "epoch": 2})
     assert sorted(p.name for p in path.parent.iterdir()) == ["run.pt"]  # no temporary file left
-    assert load_checkpoint(path, "abc") == {"run_id": "abc", "epoch": 2}
+    assert load_checkpoint(path, "abc") == {**state, "epoch": 2}
     with pytest.raises(DamagedCheckpoint, match="is not a checkpoint of run other"):
         load_checkpoint(path, "other")
 
