@@ -71,13 +71,15 @@ def export(folder: Path, out: Path | None = None) -> list[Path]:
     TensorBoard run per (arch, depth, seed) of each recipe, each tagged with its recipe's settings."""
     summary_writer = _summary_writer()
     loaded = analysis.load(folder)
-    root = out if out is not None else inside(loaded.folder, FOLDER)
+    root = (
+        out if out is not None else inside(loaded.folder, FOLDER)
+    )  # a folder of the user's, or a checked one
     written = []
     for group in analysis.groups(loaded, include_partial=True):
         rows = loaded.metrics[loaded.metrics["run_id"].isin(set(group.runs["run_id"]))]
         for run_id, run_rows in rows.groupby("run_id", sort=False):
             first = run_rows.iloc[0]
-            path = root / run_name(str(first["label"]), first["seed"], str(run_id))
+            path = inside(root, run_name(str(first["label"]), first["seed"], str(run_id)))
             writer = summary_writer(str(path), purge_step=1)
             writer.add_text("recipe", _recipe_text(group.settings, str(run_id)), 1)
             _write_rows(writer, run_rows.sort_values("epoch"))
@@ -97,7 +99,7 @@ class LiveBoard:
     def start(self, run_id: str, label: str, seed: int, settings: Mapping[str, Any]) -> None:
         """A (re)started run: its board is purged and refilled with the rows metrics.csv holds."""
         self.close(run_id)
-        path = inside(self.out, FOLDER, mkdir=True) / run_name(label, seed, run_id)
+        path = inside(self.out, FOLDER, run_name(label, seed, run_id), mkdir=True)
         writer = self.writers[run_id] = self.summary_writer(str(path), purge_step=1)
         writer.add_text("recipe", _recipe_text(settings, run_id), 1)
         logged = results.read_metrics(self.out)
