@@ -206,7 +206,7 @@ def matching(group: Group, reference: Loaded) -> Group:
     for candidate in sorted(found, key=lambda g: len(differences(group, g))):
         if all(f in ACROSS for f in differences(group, candidate)):
             return candidate
-    closest = min(found, key=lambda g: len(differences(group, g)))
+    closest = min(found, key=lambda g: len([f for f in differences(group, g) if f not in ACROSS]))
     said = "; ".join(
         f"{f} {group.settings[f] or '(not recorded)'} here, {closest.settings[f] or '(not recorded)'} there"
         for f in differences(group, closest)
@@ -217,7 +217,10 @@ def matching(group: Group, reference: Loaded) -> Group:
 
 def reference_note(group: Group, reference: Group) -> str:
     """How the reference's recipe differs from the runs' ("" when it is the same): "fp32 reference"."""
-    return ", ".join(f"{reference.settings[f]} reference" for f in differences(group, reference))
+    return ", ".join(
+        f"{reference.settings[f] or '(precision not recorded)'} reference"
+        for f in differences(group, reference)
+    )
 
 
 def diverged_ids(loaded: Loaded | Group) -> set[str]:

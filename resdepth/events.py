@@ -21,7 +21,7 @@ from resdepth.config import NOT_APPLICABLE
 from resdepth.errors import UserError
 from resdepth.files import inside
 
-FOLDER = "tensorboard"  # RESULTS/tensorboard unless --out says otherwise
+FOLDER = results.TENSORBOARD  # RESULTS/tensorboard unless --out says otherwise
 # metrics.csv column -> TensorBoard tag; every scalar is drawn against the iteration.
 TAGS = {
     "train_error": "error/train",
@@ -71,12 +71,12 @@ def export(folder: Path, out: Path | None = None) -> list[Path]:
     TensorBoard run per (arch, depth, seed) of each recipe, each tagged with its recipe's settings."""
     summary_writer = _summary_writer()
     loaded = analysis.load(folder)
-    root = (
-        out if out is not None else inside(loaded.folder, FOLDER)
-    )  # a folder of the user's, or a checked one
-    written = []
+    root = out if out is not None else inside(loaded.folder, FOLDER)  # the user's, or a checked one
+    written: list[Path] = []
     for group in analysis.groups(loaded, include_partial=True):
-        rows = loaded.metrics[loaded.metrics["run_id"].isin(set(group.runs["run_id"]))]
+        # A classic net joins every recipe it shares its training with: written once, with the first.
+        ids = set(group.runs["run_id"]) - {p.name.rsplit("-", 1)[1] for p in written}
+        rows = loaded.metrics[loaded.metrics["run_id"].isin(ids)]
         for run_id, run_rows in rows.groupby("run_id", sort=False):
             first = run_rows.iloc[0]
             path = inside(root, run_name(str(first["label"]), first["seed"], str(run_id)))

@@ -131,6 +131,7 @@ SWEEP_TOML = "sweep.toml"  # the last sweep's configuration
 NONCE = ".resdepth.nonce"  # a token of the sweep writing here: a worker that cannot read it cannot see --out
 CHECKPOINTS = "checkpoints"
 FIGURES = "figures"
+TENSORBOARD = "tensorboard"  # event files of `sweep --tensorboard` and `export tensorboard`
 # Everything resdepth writes in a results folder: none of them may be a symbolic link.
 MANAGED = (
     METRICS,

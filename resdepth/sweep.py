@@ -402,6 +402,11 @@ class Writer:
         if lost:
             results.restore_rows(self.out, lost)
         started = self.base.get(cfg.run_id, {}).get("started_at", _now())
+        # What the node that trained it last said of itself, until this attempt's node says its own.
+        before = results.read_runs(self.out).get(cfg.run_id, {})
+        known = {c: before[c] for c in results.PROVENANCE if before.get(c)}
+        if cfg.precision == "auto" and before.get("precision", "auto") != "auto":
+            known["precision"] = before["precision"]
         base = self.base[cfg.run_id] = {
             **cfg.fields(),
             "run_id": cfg.run_id,
@@ -411,6 +416,7 @@ class Writer:
             "threads": task.threads,
             "resdepth_version": resdepth.__version__,
             "started_at": started,
+            **known,
         }
         self._check()
         results.drop_rows_after(self.out, cfg.run_id, done)

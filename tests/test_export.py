@@ -70,8 +70,9 @@ def test_sweep_tensorboard_writes_live_and_a_resume_shows_each_epoch_once(tmp_pa
     args = ["sweep", "--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--epochs", "3",
             "--train-subset", "300", "--test-subset", "100", "--batch-size", "100", "--val-split", "100",
             "--tensorboard", "--out", str(out)]  # fmt: skip
-    # Killed after epoch 2's row, before its checkpoint: the rerun writes epoch 2 again.
-    env = {**os.environ, "RESDEPTH_FAULT": "row-written:2", "RESDEPTH_FAULT_ONCE": str(fired)}
+    # Killed after epoch 2's row reached metrics.csv and the board, before its checkpoint: the rerun
+    # writes epoch 2 again, and TensorBoard must show it once.
+    env = {**os.environ, "RESDEPTH_FAULT": "row-sent:2", "RESDEPTH_FAULT_ONCE": str(fired)}
     subprocess.run([sys.executable, "-m", "resdepth", *args], env=env, capture_output=True, timeout=300)
     assert fired.exists()
     done = subprocess.run(

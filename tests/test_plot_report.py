@@ -384,9 +384,9 @@ def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli,
     write_results(tmp_path / "fp32", THREE, recipe={"dataset": "cifar10", "precision": "fp32"})
     across = cli("report", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"))
     assert across.code == 0, across.err
-    assert "compared with an fp32 reference: the one difference a reference may have" in across.out
+    assert "compared with the fp32 reference: the one difference a reference may have" in across.out
     assert (
-        "compared with an fp32 reference"
+        "compared with the fp32 reference"
         in cli(
             "report", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"), "--format", "markdown"
         ).out

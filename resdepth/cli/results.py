@@ -145,6 +145,6 @@ def report(
 
 def _across(note: str) -> str:
     return (
-        f"compared with an {note}: the one difference a reference may have "
+        f"compared with the {note}: the one difference a reference may have "
         "(bf16 matched fp32 within the seed spread)"
     )
