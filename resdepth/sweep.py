@@ -418,7 +418,6 @@ class Writer:
             "started_at": started,
             **known,
         }
-        self._check()
         results.drop_rows_after(self.out, cfg.run_id, done)
         results.write_run(self.out, {**base, "status": Status.RUNNING, "epochs_done": done})
         if self.board is not None:
