@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from resdepth import results
-from resdepth.config import NOT_APPLICABLE, RUN_FIELDS
 from resdepth.errors import UserError
-from resdepth.models import CLASSIC_DEPTHS, NetSpec
+from resdepth.models import CLASSIC_DEPTHS, NOT_APPLICABLE
 from resdepth.results import Status
+from resdepth.runs import RUN_FIELDS, net_name
 
 # What makes two runs comparable: every hashed field but the seed, the row (arch, depth) and the
 # warm-up, which `--warmup auto` decides per depth within one sweep (a warmed-up row is labelled).
@@ -138,9 +138,7 @@ def _matches(runs: pd.DataFrame, condition: str) -> pd.Series:
 
 def label_of(run: Any) -> str:
     """The net's label from its runs.csv row."""
-    arch, depth = str(run["arch"]), int(float(run["depth"]))
-    norm, activation = str(run["norm"]) or "bn", str(run["activation"]) or "relu"
-    return NetSpec(arch, depth, norm=norm, activation=activation).name
+    return net_name(run)
 
 
 def groups(loaded: Loaded, include_partial: bool = False) -> list[Group]:

@@ -2,30 +2,27 @@
 
 Every option is a field of `SweepConfig` with its type, default, help text and role. Everything else is
 derived from those fields: the TOML keys and their type checks, the `resdepth sweep` command-line
-options, each run's `RunConfig` and hence the `runs.csv` columns, and the run id.
-
-A run's `run_id` hashes every grid and recipe value of its `RunConfig` (the things that change its
-numbers), so runs of different sweeps can share one results folder without mixing up. Execution
-options (device, jobs, step engine, ...) never change the numbers and are never hashed.
+options, each run's `RunConfig` (`resdepth.runs`) and hence the `runs.csv` columns, and the run id.
+Execution options (device, jobs, step engine, ...) never change the numbers and are never hashed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import tomllib
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from resdepth.data.sources import DATASETS
-from resdepth.errors import UserError
+from resdepth.errors import InvalidNet, UserError
 from resdepth.models import CLASSIC_DEPTHS, RESIDUAL_ARCHS, NetSpec, check_arch, validate
 
 # --- He et al. 2016, §4.2 (CIFAR-10): the parts of the recipe that are not options ----------------
@@ -49,7 +46,6 @@ PRECISIONS = ("fp32", "bf16")
 WARMUPS = ("auto", "always", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 EXECUTORS = ("local", "ray")
-NOT_APPLICABLE = "-"  # a classic net's value for the residual nets' model options
 # A run seeds torch with seed x 1,000,003 + epoch (plus 2^40 for dropout), which must stay below 2^63.
 MAX_SEED = 2**32 - 1
 
@@ -62,7 +58,7 @@ class Role(StrEnum):
     EXECUTION = "execution"  # where and how the runs train; never changes the numbers, never hashed
 
 
-_UNSET: Any = object()
+UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ class Meta:
     help: str
     role: Role
     run: str | None  # the RunConfig field it becomes (None: the sweep resolves it into another)
-    later: Any = _UNSET  # added after results folders existed: what their rows meant (not hashed)
+    later: Any = UNSET  # added after results folders existed: what their rows meant (not hashed)
     flag: str | None = None  # a boolean's command-line form, e.g. "--compile/--no-compile"
 
 
@@ -81,13 +77,13 @@ def option(
     help: str,
     role: Role,
     *,
-    run: str | None | Any = _UNSET,
-    later: Any = _UNSET,
+    run: str | None | Any = UNSET,
+    later: Any = UNSET,
     flag: str | None = None,
 ) -> Any:
     """A `SweepConfig` field. Grid and recipe options become the `RunConfig` field of their own name
     unless `run` says otherwise; execution options become none."""
-    if run is _UNSET:
+    if run is UNSET:
         run = None if role is Role.EXECUTION else ""
     meta = {"option": Meta(help, role, run, later, flag)}
     if isinstance(default, list):
@@ -101,7 +97,7 @@ class SweepConfig:
     these defaults: He et al. 2016 §4.2, CIFAR-10."""
 
     # --- what to train: one run per arch x depth x seed ----------------------------------------
-    arch: list[str] = option(["plain", "resnet"], "plain,resnet (also lenet5, vgg16).", Role.GRID)
+    arch: list[str] = option(list(RESIDUAL_ARCHS), "plain,resnet (also lenet5, vgg16).", Role.GRID)
     depth: list[int] = option([20, 32, 44, 56], "Depths, e.g. 20,32,44,56 (6n+2: §4.2).", Role.GRID)
     # --- the model: §4.2's nets are cifar family, width 16, option-A shortcuts, BN and ReLU -----
     family: str = option("cifar", "cifar (§4.2) or imagenet (Table 1).", Role.RECIPE)
@@ -189,7 +185,7 @@ class SweepConfig:
         if not self.arch:
             raise UserError("--arch needs at least one architecture")
         for a in self.arch:
-            check_arch(a)
+            _net_ok(check_arch, a)
         if any(a in RESIDUAL_ARCHS for a in self.arch) and not self.depth:
             raise UserError("--depth needs at least one depth")
         _choice("dataset", self.dataset, DATASETS, "unknown dataset {value!r}; valid: {valid}")
@@ -223,7 +219,7 @@ class SweepConfig:
                 raise UserError(f"--seeds are whole numbers from 0 to {MAX_SEED}, got {seed}")
         for a in self.arch:
             for d in self.depths_for(a):
-                validate(self.spec(a, d))
+                _net_ok(validate, self.spec(a, d))
 
     def _validate_execution(self) -> None:
         _choice("executor", self.executor, EXECUTORS, "--executor must be local or ray, got {value!r}")
@@ -279,107 +275,6 @@ def _meta(f: Any) -> Meta:
 
 
 OPTIONS: dict[str, Meta] = {f.name: _meta(f) for f in fields(SweepConfig)}
-
-
-@dataclass(frozen=True)
-class RunField:
-    """One `RunConfig` field: the option it comes from, and what older results meant by it."""
-
-    name: str
-    option: str
-    later: Any
-
-
-# The fields of a run, in the order of the runs.csv columns: every grid and recipe option but those
-# the sweep resolves into another (--iterations into epochs).
-RUN_FIELDS: tuple[RunField, ...] = tuple(
-    RunField(meta.run or name, name, meta.later) for name, meta in OPTIONS.items() if meta.run is not None
-)
-_RUN_NAMES = tuple(f.name for f in RUN_FIELDS)
-
-
-class RunConfig:
-    """One training run: the value of every grid and recipe option as `expand` resolved it for this
-    run (one arch, depth and seed; epochs, warm-up, width and shortcut made explicit).
-
-    Read a field as an attribute (`run.lr`). Immutable and hashable; its fields are `RUN_FIELDS`.
-    """
-
-    __slots__ = ("_values",)
-    _values: dict[str, Any]
-
-    def __init__(self, **values: Any) -> None:
-        if set(values) != set(_RUN_NAMES):
-            missing, extra = set(_RUN_NAMES) - set(values), set(values) - set(_RUN_NAMES)
-            raise TypeError(f"RunConfig fields: missing {sorted(missing)}, unknown {sorted(extra)}")
-        frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        object.__setattr__(self, "_values", {name: frozen[name] for name in _RUN_NAMES})
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"RunConfig has no field {name!r}") from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("RunConfig is immutable; use replace()")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RunConfig) and self._values == other._values
-
-    def __hash__(self) -> int:
-        return hash(tuple(self._values.items()))
-
-    def __repr__(self) -> str:
-        return "RunConfig(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_run_config, (dict(self._values),))
-
-    def fields(self) -> dict[str, Any]:
-        """Every field by name, in `RUN_FIELDS` order."""
-        return dict(self._values)
-
-    def replace(self, **changes: Any) -> Self:
-        return type(self)(**{**self._values, **changes})
-
-    @property
-    def run_id(self) -> str:
-        values = self.fields()
-        # Options added later are hashed only when they differ from what older rows meant, so the
-        # runs of a results folder written before they existed keep their ids and still resume.
-        for f in RUN_FIELDS:
-            if f.later is not _UNSET and values[f.name] in (f.later, NOT_APPLICABLE):
-                del values[f.name]
-        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-    def spec(self, num_classes: int, in_channels: int, input_size: int) -> NetSpec:
-        return NetSpec(
-            self.arch,
-            self.depth,
-            family=self.family,
-            width=self.width,
-            shortcut=self.shortcut,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            input_size=input_size,
-            norm=self.norm,
-            activation=self.activation,
-        )
-
-    @property
-    def name(self) -> str:
-        return NetSpec(self.arch, self.depth, norm=self.norm, activation=self.activation).name
-
-
-def _run_config(values: dict[str, Any]) -> RunConfig:
-    return RunConfig(**values)
-
-
-def added_fields() -> dict[str, Any]:
-    """Run fields added after results folders existed, with what an older row meant by each."""
-    return {f.name: f.later for f in RUN_FIELDS if f.later is not _UNSET}
 
 
 # --- reading options from TOML and the command line --------------------------------------------
@@ -447,6 +342,18 @@ def coerce_scalar(value: Any, kind: type, option: str) -> Any:
     raise UserError(f"{option} must be {what}, got {value!r}")
 
 
+def shipped(name: str) -> Path:
+    """A sweep config resdepth ships (`experiments/NAME.toml`, installed as package data)."""
+    return Path(str(resources.files("resdepth.experiments") / f"{name}.toml"))
+
+
+def config_path(given: Path) -> Path:
+    """`--config`: a TOML file, or the name of a shipped one (`quick`, `course`, `paper`, ...)."""
+    if given.suffix or given.exists() or not shipped(str(given)).is_file():
+        return given
+    return shipped(str(given))
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = tomllib.loads(path.read_text())
@@ -467,7 +374,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def resolve(config_file: Path | None, cli: Mapping[str, Any]) -> SweepConfig:
     """Defaults, then the TOML file, then whatever the command line set (None means not given)."""
-    values: dict[str, Any] = read_toml(config_file) if config_file else {}
+    values: dict[str, Any] = read_toml(config_path(config_file)) if config_file else {}
     for key, value in cli.items():
         if value is not None:
             values[key] = coerce(key, value, "--")
@@ -487,6 +394,14 @@ def _choice(name: str, value: str, valid: tuple[str, ...], message: str | None =
         raise UserError(text.format(option=name.replace("_", "-"), value=value, valid=", ".join(valid)))
 
 
+def _net_ok(check: Callable[[Any], None], value: Any) -> None:
+    """A model check, its InvalidNet reported as the user's option mistake it is here."""
+    try:
+        check(value)
+    except InvalidNet as exc:
+        raise UserError(str(exc)) from None
+
+
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value <= 0:
         raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
@@ -500,51 +415,3 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     return repr(value)
-
-
-# --- expanding a sweep into runs ---------------------------------------------------------------
-
-
-def epochs_for(cfg: SweepConfig, train_size: int) -> int:
-    """--epochs as given, else --iterations (default: the paper's 64k) rounded up to whole epochs."""
-    if cfg.epochs is not None:
-        return cfg.epochs
-    per_epoch = math.ceil(train_size / cfg.batch_size)
-    return math.ceil((cfg.iterations or PAPER_ITERATIONS) / per_epoch)
-
-
-def grid(cfg: SweepConfig) -> Iterator[tuple[str, int, int]]:
-    """(arch, depth, seed) of every run, in the order they train; a value given twice (`--depth 8,8`)
-    is one run, not two runs writing the same rows."""
-    for arch in dict.fromkeys(cfg.arch):
-        for depth in dict.fromkeys(cfg.depths_for(arch)):
-            for seed in dict.fromkeys(cfg.seeds):
-                yield arch, depth, seed
-
-
-def expand(cfg: SweepConfig, train_sizes: dict[str, int]) -> list[RunConfig]:
-    """One RunConfig per (arch, depth, seed); `train_sizes` maps dataset -> training images used.
-
-    Recipe options are copied as given, except those each run resolves for itself below.
-    """
-    runs = []
-    for arch, depth, seed in grid(cfg):
-        classic = arch in CLASSIC_DEPTHS
-        spec = cfg.spec(arch, depth)
-        dataset = cfg.dataset_for(arch)
-        resolved = {
-            "arch": arch,
-            "depth": depth,
-            "seed": seed,
-            "family": NOT_APPLICABLE if classic else cfg.family,
-            "width": 0 if classic else spec.resolved_width,
-            "shortcut": NOT_APPLICABLE if classic else spec.resolved_shortcut,
-            "norm": NOT_APPLICABLE if classic else cfg.norm,
-            "activation": NOT_APPLICABLE if classic else cfg.activation,
-            "dataset": dataset,
-            "epochs": epochs_for(cfg, train_sizes[dataset]),
-            "warmup": not classic
-            and (cfg.warmup == "always" or (cfg.warmup == "auto" and depth >= WARMUP_DEPTH)),
-        }
-        runs.append(RunConfig(**{f.name: resolved.get(f.name, getattr(cfg, f.option)) for f in RUN_FIELDS}))
-    return runs

@@ -5,6 +5,12 @@ exception is a bug in resdepth and keeps its traceback.
 """
 
 
+class InvalidNet(ValueError):
+    """A net that cannot be built (an unknown arch, a depth that is not 6n+2, more memory than allowed).
+    The models raise it as a plain ValueError, needing nothing of the CLI; the CLI reports it as one
+    line, like a UserError."""
+
+
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one line."""
 

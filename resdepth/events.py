@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from resdepth import analysis, results
-from resdepth.config import NOT_APPLICABLE
 from resdepth.errors import UserError
 from resdepth.files import inside
+from resdepth.models import NOT_APPLICABLE
 
 FOLDER = results.TENSORBOARD  # RESULTS/tensorboard unless --out says otherwise
 # metrics.csv column -> TensorBoard tag; every scalar is drawn against the iteration.

@@ -28,12 +28,12 @@ from resdepth.analysis import (
 )
 from resdepth.diagnose.figures import write_figures
 from resdepth.errors import UserError
-from resdepth.models import CLASSIC_DEPTHS
+from resdepth.models import CLASSIC_DEPTHS, PLAIN, RESIDUAL_ARCHS, RESNET
 from resdepth.style import PALETTE, figure_path, save
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets (best of 5 runs for 110).
 PAPER_RESNET_TEST = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
-PANEL_TITLES = {"plain": "plain", "resnet": "ResNet", "classic": "classic nets"}
+PANEL_TITLES = {PLAIN: "plain", RESNET: "ResNet", "classic": "classic nets"}
 
 
 def _panel(arch: str) -> str:
@@ -78,7 +78,7 @@ def curves_figure(group: Group, x: str = "iteration", reference: Group | None = 
     m = group.metrics
     ref = reference.metrics if reference is not None else m.iloc[:0]
     diverged = diverged_ids(group)
-    panels = [p for p in ("plain", "resnet", "classic") if (m["arch"].map(_panel) == p).any()]
+    panels = [p for p in (*RESIDUAL_ARCHS, "classic") if (m["arch"].map(_panel) == p).any()]
     fig = Figure(figsize=(5.5 * len(panels), 4.5), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     palette = colours(m)
@@ -248,7 +248,7 @@ def layers_figure(
             zorder=4,
             label="each run",
         )
-        if paper and arch == "resnet":
+        if paper and arch == RESNET:
             if metric == "test":
                 paper_markers(ax)
             else:

@@ -18,8 +18,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from resdepth.config import RunConfig
 from resdepth.results import EpochRecord, Status, Window
+from resdepth.runs import RunConfig
 
 
 class Reporter(Protocol):

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from resdepth.analysis import Group, final_rows, label_of, per_net
+from resdepth.models import RESIDUAL_ARCHS
 
 # He et al. call it degradation when the deeper plain net trains worse. We ask for a plain rise
 # beyond the noise, a ResNet whose rise (if any) stays under a third of the plain net's, and a deep
@@ -68,7 +69,7 @@ def threshold(nets: pd.DataFrame) -> tuple[float, int]:
 
 def shared_depths(frame: pd.DataFrame) -> list[int]:
     """The depths at which both plain nets and ResNets ran: only those are compared."""
-    plain, resnet = (set(frame.loc[frame["arch"] == arch, "depth"]) for arch in ("plain", "resnet"))
+    plain, resnet = (set(frame.loc[frame["arch"] == arch, "depth"]) for arch in RESIDUAL_ARCHS)
     return sorted(plain & resnet)
 
 
@@ -76,7 +77,7 @@ def verdict(nets: pd.DataFrame) -> str:
     """A sentence that says whether the data shows degradation, with the numbers, or why not."""
     series = {
         arch: nets[nets["arch"] == arch].drop_duplicates("depth").set_index("depth").sort_index()
-        for arch in ("plain", "resnet")
+        for arch in RESIDUAL_ARCHS
     }
     if any(s.empty for s in series.values()):
         return "not reproduced: the sweep needs both plain and resnet runs"
@@ -84,9 +85,9 @@ def verdict(nets: pd.DataFrame) -> str:
     if len(depths) < 2:
         return "not reproduced: plain and resnet share fewer than two depths"
     shallow, deep = depths[0], depths[-1]
-    compared = pd.concat([series[a].loc[[shallow, deep]] for a in ("plain", "resnet")])
+    compared = pd.concat([series[a].loc[[shallow, deep]] for a in RESIDUAL_ARCHS])
     limit, seeds = threshold(compared)
-    p, r = (series[a]["final_train_error_mean"] for a in ("plain", "resnet"))
+    p, r = (series[a]["final_train_error_mean"] for a in RESIDUAL_ARCHS)
     plain_rise, res_rise = p[deep] - p[shallow], r[deep] - r[shallow]
     plain_txt = (
         f"plain training error {_trend(plain_rise, limit)} with depth "
@@ -124,7 +125,7 @@ def per_seed(group: Group) -> str:
     every step: a mean can hide a seed that goes the other way. Each part counts the seeds that have
     every net it needs; empty with fewer than two such seeds."""
     finals = final_rows(group.metrics)
-    finals = finals[finals["arch"].isin(("plain", "resnet"))]
+    finals = finals[finals["arch"].isin(RESIDUAL_ARCHS)]
     if finals.duplicated(["arch", "depth", "seed"]).any():
         return ""  # runs sharing a seed number: the table counts them, a per-seed line cannot
     shared = shared_depths(finals)
@@ -132,7 +133,7 @@ def per_seed(group: Group) -> str:
         return ""
     errors = finals.pivot(index="seed", columns=["arch", "depth"], values="train_error")
     shallow, deep = shared[0], shared[-1]
-    ends = errors[[(a, d) for a in ("plain", "resnet") for d in (shallow, deep)]].dropna()
+    ends = errors[[(a, d) for a in RESIDUAL_ARCHS for d in (shallow, deep)]].dropna()
     if len(ends) < 2:
         return ""
     changes = [

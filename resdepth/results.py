@@ -25,11 +25,10 @@ from typing import Any
 import pandas as pd
 
 from resdepth import faults
-from resdepth.config import RUN_FIELDS, added_fields
 from resdepth.errors import UserError
 from resdepth.files import atomic_write, inside, open_append
 from resdepth.lock import LOCK, OWNER
-from resdepth.models import CLASSIC_DEPTHS
+from resdepth.runs import RUN_FIELDS, added_fields, added_value
 
 
 class Status(StrEnum):
@@ -262,9 +261,7 @@ def _older(header: list[str], columns: tuple[str, ...]) -> bool:
 
 def _added_value(column: str, arch: str) -> str:
     """What a row written before `column` existed meant by it."""
-    if column in ("norm", "activation") and arch in CLASSIC_DEPTHS:
-        return "-"
-    return ADDED_COLUMNS[column]
+    return added_value(column, arch) if column in added_fields() else ADDED_COLUMNS[column]
 
 
 def _upgrade(path: Path, columns: tuple[str, ...]) -> None:

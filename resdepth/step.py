@@ -10,6 +10,7 @@ a run's id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdepth.config import CROP_PADDING, RunConfig
+from resdepth.config import CROP_PADDING
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.errors import UserError
 
@@ -61,15 +62,18 @@ def autocast(device: torch.device, precision: str) -> Any:
     return nullcontext()
 
 
-def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.SGD:
+def make_optimizer(
+    params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay: float
+) -> torch.optim.SGD:
     """The paper's SGD. On CUDA the fused kernel (one launch for all parameters, and the only SGD that
     takes its learning rate from a device tensor, which a CUDA graph needs); elsewhere foreach."""
-    fused = next(model.parameters()).device.type == "cuda"
+    params = list(params)
+    fused = params[0].device.type == "cuda"
     return torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
+        params,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
         foreach=not fused,
         fused=fused,
     )

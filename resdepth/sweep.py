@@ -19,7 +19,7 @@ import torch
 import resdepth
 from resdepth import faults, results
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
-from resdepth.config import RunConfig, SweepConfig, expand
+from resdepth.config import SweepConfig
 from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset, load, resolve_root
 from resdepth.device import pick_device, resolve_precision
@@ -42,6 +42,7 @@ from resdepth.models import build_model
 from resdepth.models.summary import check_memory, count_params
 from resdepth.progress import Reporter
 from resdepth.results import Status
+from resdepth.runs import RunConfig, expand, milestones_text
 from resdepth.step import Engine, Stepper, make_optimizer
 from resdepth.train import AUGMENTED, build
 
@@ -77,8 +78,8 @@ class Sweep:
             name = cfg.dataset_for(arch)
             if name not in self.datasets:
                 self.datasets[name] = load(name, cfg.data_dir, offline=cfg.offline)
-        self._splits: dict[tuple[str, int], Dataset] = {}
-        sizes = {name: len(self.split(name, cfg.seeds[0]).train_y) for name in self.datasets}
+        self._splits: dict[tuple[object, ...], Dataset] = {}
+        sizes = {name: d.train_size(cfg.train_subset, cfg.val_split) for name, d in self.datasets.items()}
         self.runs = expand(cfg, sizes)
         for name, size in sizes.items():
             if cfg.batch_size > size:
@@ -86,12 +87,11 @@ class Sweep:
                     f"--batch-size {cfg.batch_size} is larger than the {size} training images of {name}"
                 )
 
-    def split(self, dataset: str, seed: int) -> Dataset:
-        key = (dataset, seed)
+    def split(self, run: RunConfig) -> Dataset:
+        """`run.split`, made once for all the runs that share it (every net of a seed)."""
+        key = (run.dataset, run.seed, run.train_subset, run.val_split, run.test_subset)
         if key not in self._splits:
-            self._splits[key] = self.datasets[dataset].split(
-                self.cfg.train_subset, self.cfg.val_split, seed, self.cfg.test_subset
-            )
+            self._splits[key] = run.split(self.datasets[run.dataset])
         return self._splits[key]
 
     def checkpoint(self, cfg: RunConfig) -> Path:
@@ -159,7 +159,7 @@ class Sweep:
             key = (cfg.arch, cfg.depth, cfg.dataset)
             if key not in per_image:
                 per_image[key] = _seconds_per_image(cfg, self.datasets[cfg.dataset], device, engine)
-            data = self.split(cfg.dataset, cfg.seed)
+            data = self.split(cfg)
             val = 0 if data.val_y is None else len(data.val_y)
             # Evaluation is forward only: about a third of a training step's cost per image.
             images = len(data.train_y) + (len(data.test_y) + val) / 3
@@ -186,7 +186,7 @@ def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engi
     """Three real training steps (augmentation included) on random pixels, timed once the engine is
     warm. Compilation is left out: its kernels run about as fast as a graph's, and it takes minutes."""
     model = build(cfg, data, device).train()
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     step = Stepper(
         model,
         optimizer,
@@ -301,7 +301,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
                 f"nothing was changed. `--restart damaged` trains {'it' if len(damaged) == 1 else 'them'} "
                 f"again from scratch and keeps the logged rows in {out / results.DISCARDED}"
             )
-        executor = make_executor(cfg, device, lambda c: sweep.split(c.dataset, c.seed))
+        executor = make_executor(cfg, device, sweep.split)
         estimate = sweep.estimate_seconds(planned, device, engine) if cfg.executor == "local" else None
         return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock)
     except BaseException:
@@ -410,7 +410,7 @@ class Writer:
         base = self.base[cfg.run_id] = {
             **cfg.fields(),
             "run_id": cfg.run_id,
-            "milestones": " ".join(f"{m:g}" for m in cfg.milestones),
+            "milestones": milestones_text(cfg.milestones),
             "params": self.params[cfg.run_id],
             "device": task.device,
             "threads": task.threads,

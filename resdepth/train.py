@@ -28,7 +28,6 @@ from resdepth.config import (
     WARMUP_LR_DIVISOR,
     WARMUP_MAX_ITERATIONS,
     WARMUP_WINDOW,
-    RunConfig,
 )
 from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset
@@ -36,6 +35,7 @@ from resdepth.device import on_device, resolve_precision
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory
 from resdepth.results import EpochRecord, Window
+from resdepth.runs import RunConfig
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, autocast, make_optimizer
 
 EVAL_BATCH = 1000
@@ -146,7 +146,7 @@ def train_run(
     if cfg.batch_size > len(data.train_y):
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(data.train_y)} training images")
     model = build(cfg, data, device)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     val = None if data.val_x is None or data.val_y is None else (data.val_x.to(device), data.val_y.to(device))

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from resdepth import results
-from resdepth.config import SweepConfig, expand
+from resdepth.config import SweepConfig
 from resdepth.executors.base import Task, run_task
+from resdepth.runs import expand
 
 try:
     import ray

@@ -14,11 +14,12 @@ from torch import nn
 
 from resdepth import diagnose as dg
 from resdepth import results
-from resdepth.config import SweepConfig, expand
+from resdepth.config import SweepConfig
 from resdepth.data.store import load
 from resdepth.models import NetSpec, build_model
 from resdepth.models.summary import count_params
 from resdepth.results import EpochRecord
+from resdepth.runs import expand
 from resdepth.train import train_run
 
 

@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from resdepth import executors, results
-from resdepth.config import RunConfig, SweepConfig, expand
+from resdepth.config import SweepConfig
 from resdepth.data.download import MIRROR_ENV
 from resdepth.device import resolve_precision
 from resdepth.errors import UserError
 from resdepth.executors import MAX_ATTEMPTS, Outcome, Task
 from resdepth.results import EpochRecord, Window
+from resdepth.runs import RunConfig, expand
 from resdepth.sweep import prepare, run
 
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resdepth.config import SweepConfig, expand, resolve
+from resdepth.config import SweepConfig, resolve
+from resdepth.runs import expand
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "experiments").glob("*.toml"))

@@ -24,12 +24,13 @@ import torch
 
 from resdepth import faults, results
 from resdepth.checkpoints import save_checkpoint
-from resdepth.config import SweepConfig, expand
-from resdepth.errors import UserError
+from resdepth.config import SweepConfig
+from resdepth.errors import InvalidNet, UserError
 from resdepth.executors import ray_pool
 from resdepth.lock import LOCK, OWNER, FolderLock
 from resdepth.models import NetSpec
 from resdepth.models.summary import MEMORY_LIMIT, check_memory
+from resdepth.runs import expand
 
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
 # Two runs of three epochs, one thread each (so every executor computes the same digits).
@@ -374,10 +375,10 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep(cli, tmp_pat
 
 def test_memory_rule_is_the_same_on_every_host(monkeypatch: pytest.MonkeyPatch) -> None:
     check_memory(NetSpec("resnet", 1202), 128)  # the paper's deepest net, everywhere
-    with pytest.raises(UserError, match=r"ResNet-10002 would need about 138\.5 GiB .* limit of 32\.0 GiB"):
+    with pytest.raises(InvalidNet, match=r"ResNet-10002 would need about 138\.5 GiB .* limit of 32\.0 GiB"):
         check_memory(NetSpec("resnet", 10002), 128)
     assert MEMORY_LIMIT == 32 * 2**30
-    with pytest.raises(UserError, match=r"would need about 57\.4 GiB to train at batch 1"):
+    with pytest.raises(InvalidNet, match=r"would need about 57\.4 GiB to train at batch 1"):
         check_memory(NetSpec("plain", 200_002), 1)  # what `describe` builds: refused on a large host too
 
     class SmallGPU:
@@ -385,7 +386,7 @@ def test_memory_rule_is_the_same_on_every_host(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SmallGPU())
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "a small GPU")
-    with pytest.raises(UserError, match=r"more than the 8\.0 GiB of a small GPU"):
+    with pytest.raises(InvalidNet, match=r"more than the 8\.0 GiB of a small GPU"):
         check_memory(NetSpec("resnet", 1202), 128, torch.device("cuda"))
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from resdepth.errors import UserError
-from resdepth.models import NetSpec, build_model
+from resdepth.errors import InvalidNet
+from resdepth.models import NetSpec, build_model, summary
 from resdepth.models.resnet import PadShortcut, layout
 from resdepth.models.summary import count_params, summarize
 
@@ -153,10 +153,16 @@ def test_lenet5_layers_shrink_as_in_the_course_notes() -> None:
     ],
 )
 def test_unbuildable_specs_explain_what_is_valid(spec: NetSpec, message: str) -> None:
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(InvalidNet, match=message):
         build_model(spec)
 
 
-def test_absurd_depth_is_refused_before_allocation() -> None:
-    with pytest.raises(UserError, match=r"would need about [\d,.]+ GiB"):
+def test_absurd_depth_is_refused_before_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused by the fixed memory rule, whatever the host's memory: nothing is built."""
+
+    def no_build(spec: NetSpec) -> None:
+        raise AssertionError(f"{spec.name} was built")
+
+    monkeypatch.setattr(summary, "build_model", no_build)
+    with pytest.raises(InvalidNet, match=r"ResNet-200002 would need about 57\.4 GiB .* limit of 32\.0 GiB"):
         summarize(NetSpec("resnet", 200_002))

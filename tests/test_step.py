@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from resdepth.config import CROP_PADDING, SweepConfig, expand
+from resdepth.config import CROP_PADDING, SweepConfig
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.device import on_device
 from resdepth.models import NetSpec, build_model
+from resdepth.runs import expand
 from resdepth.step import WARM_STEPS, Engine, Stepper, make_optimizer, update
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
@@ -29,7 +30,11 @@ def fresh_net(dev: torch.device) -> tuple[nn.Module, torch.optim.SGD, Normalizer
     cfg = expand(SweepConfig(arch=["resnet"], depth=[8], epochs=1), {"cifar10": 1})[0]
     torch.manual_seed(0)
     model = on_device(build_model(NetSpec("resnet", 8)), dev)
-    return model, make_optimizer(model, cfg), Normalizer((0.5,) * 3, (0.25,) * 3, dev)
+    return (
+        model,
+        make_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay),
+        Normalizer((0.5,) * 3, (0.25,) * 3, dev),
+    )
 
 
 def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:

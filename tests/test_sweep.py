@@ -18,10 +18,11 @@ import torch
 
 from resdepth import device, executors, results, step
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, save_checkpoint
-from resdepth.config import PAPER_ITERATIONS, SweepConfig, epochs_for, expand, resolve
+from resdepth.config import PAPER_ITERATIONS, SweepConfig, resolve
 from resdepth.data.store import load
 from resdepth.errors import UserError
 from resdepth.results import EpochRecord
+from resdepth.runs import epochs_for, expand
 from resdepth.train import Schedule, train_run
 
 # Columns that must be identical between an interrupted-then-resumed sweep and an uninterrupted one.

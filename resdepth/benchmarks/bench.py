@@ -10,17 +10,17 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from resdepth.benchmarks import textbook
-from resdepth.config import SweepConfig, check_precision, epochs_for, expand, read_toml
+from resdepth.config import SweepConfig, check_precision, read_toml, shipped
 from resdepth.data.augment import Normalizer
 from resdepth.device import device_name, on_device, pick_device, resolve_precision
 from resdepth.errors import UserError
-from resdepth.models import NetSpec, build_model, validate
+from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
+from resdepth.runs import epochs_for
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, make_optimizer
 
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
@@ -90,14 +90,14 @@ def measure(
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    cfg = expand(SweepConfig(arch=[arch], depth=[depth], epochs=1, precision=precision), {"cifar10": 1})[0]
+    recipe = SweepConfig()  # the paper's SGD settings
     torch.manual_seed(0)
     model = on_device(build_model(spec), device)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay)
     dev_images, dev_labels = images.to(device), labels.to(device)
     normalize = Normalizer(textbook.CIFAR_MEAN, textbook.CIFAR_STD, device)
     step = Stepper(model, optimizer, normalize, precision, engine, batch)
-    step.set_lr(cfg.lr)
+    step.set_lr(recipe.lr)
     dev_g = torch.Generator(device=device).manual_seed(0)
     cursor = [0]
 
@@ -145,8 +145,7 @@ def paper_run_seconds(rate: float) -> float:
 
 def paper_sweep_seconds(measured: list[Measurement], attr: str) -> float:
     """experiments/paper.toml's nets at 164 epochs, from a per-depth linear fit of seconds per image."""
-    path = Path(__file__).resolve().parents[2] / "experiments" / "paper.toml"
-    paper = SweepConfig(**read_toml(path)) if path.is_file() else SweepConfig(depth=[20, 32, 44, 56, 110])
+    paper = SweepConfig(**read_toml(shipped("paper")))
     epochs = epochs_for(paper, CIFAR_TRAIN)
     depths = np.array([m.depth for m in measured], dtype=float)
     cost = np.array([1.0 / getattr(m, attr) for m in measured])
@@ -183,7 +182,7 @@ def run(
 ) -> Bench:
     """Both loops on every arch x depth, and the projected paper sweep."""
     for a in archs:
-        if a not in ("plain", "resnet"):
+        if a not in RESIDUAL_ARCHS:
             raise UserError(f"bench measures plain and resnet nets, not {a!r}")
         for d in depths:
             validate(NetSpec(a, d, norm=norm, activation=activation))

@@ -9,7 +9,7 @@ import warnings
 
 from resdepth.cli import bench, data, describe, diagnose, export, results, sweep  # noqa: F401  (they register)
 from resdepth.cli.app import app, err
-from resdepth.errors import UserError
+from resdepth.errors import InvalidNet, UserError
 
 __all__ = ["app", "main"]
 
@@ -23,9 +23,9 @@ def main() -> None:
     warnings.formatwarning = _warning_line  # type: ignore[assignment]
     try:
         app()
-    except UserError as exc:
+    except (UserError, InvalidNet) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exc.exit_code if isinstance(exc, UserError) else 2)
     except OSError as exc:  # a full disk, a read-only folder: the system's reason, in one line
         where = f": {exc.filename}" if exc.filename else ""
         err.print(

@@ -10,13 +10,14 @@ from rich.table import Table
 
 from resdepth.cli.app import Activation, AsJson, Norm, app, console, help_of
 from resdepth.config import OPTIONS, parse_list
+from resdepth.models import RESIDUAL_ARCHS
 
 
 @app.command(
     epilog="Examples:\n\n  resdepth bench\n\n  resdepth bench --arch resnet --depth 20,56,110 --seconds 20 --json"
 )
 def bench(
-    arch: Annotated[str, typer.Option(help="plain, resnet (comma-separated).")] = "plain,resnet",
+    arch: Annotated[str, typer.Option(help="plain, resnet (comma-separated).")] = ",".join(RESIDUAL_ARCHS),
     depth: Annotated[str, typer.Option(help="Depths, e.g. 20,56,110.")] = "20,56",
     norm: Norm = "bn",
     activation: Activation = "relu",

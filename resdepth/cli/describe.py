@@ -11,6 +11,7 @@ from rich.table import Table
 from resdepth.cli.app import Activation, AsJson, Depth, Norm, _fmt_int, app, console, help_of
 from resdepth.config import parse_list
 from resdepth.errors import UserError
+from resdepth.models import RESIDUAL_ARCHS
 
 
 @app.command(
@@ -19,9 +20,9 @@ from resdepth.errors import UserError
     "  resdepth describe --arch vgg16 --input 224"
 )
 def describe(
-    arch: Annotated[str, typer.Option(help="plain, resnet, lenet5, alexnet, vgg16 (comma-separated).")] = (
-        "plain,resnet"
-    ),
+    arch: Annotated[
+        str, typer.Option(help="plain, resnet, lenet5, alexnet, vgg16 (comma-separated).")
+    ] = ",".join(RESIDUAL_ARCHS),
     depth: Depth = "20,32,44,56",
     family: Annotated[str, typer.Option(help=help_of("family"))] = "cifar",
     width: Annotated[int | None, typer.Option(help=help_of("width"))] = None,

@@ -12,6 +12,7 @@ from rich.table import Table
 from resdepth.cli.app import DataDir, Offline, app, console, err
 from resdepth.config import parse_list
 from resdepth.errors import UserError
+from resdepth.models import RESIDUAL_ARCHS
 from resdepth.results import DIAGNOSTICS_COLUMNS
 
 # What `resdepth diagnose` measures by default, by the CSV each writes; `start` (training) only when asked.
@@ -74,7 +75,7 @@ def diagnose(
         NetSpec(a, d, norm=n, activation=f)
         for n in parse_list(norm, str, "--norm")
         for f in parse_list(activation, str, "--activation")
-        for a in parse_list(arch or "plain,resnet", str, "--arch")
+        for a in parse_list(arch or ",".join(RESIDUAL_ARCHS), str, "--arch")
         for d in parse_list(depth or "20,56", int, "--depth")
     ]
 

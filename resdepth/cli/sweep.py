@@ -27,7 +27,10 @@ LONG = 3600  # seconds: a sweep estimated longer than this gets a hint how to sh
 def sweep(
     given: dict[str, Any],
     config: Annotated[
-        Path | None, typer.Option(help="TOML file with the same keys as these options.")
+        Path | None,
+        typer.Option(
+            help="TOML file with the same keys as these options, or a shipped one by name: quick, course, longer, paper."
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit.")] = False,
     restart: Annotated[

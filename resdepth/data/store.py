@@ -79,6 +79,17 @@ class Dataset:
             "classes": list(self.classes),
         }
 
+    def train_size(self, train_subset: int | None, val_split: int | None) -> int:
+        """How many images a run trains on, whatever its seed."""
+        n, val_split = len(self.train_y), val_split or 0
+        if val_split < 0 or val_split >= n:
+            raise UserError(f"--val-split must be between 0 and {n - 1}, got {val_split}")
+        if train_subset is not None and not 0 < train_subset <= n - val_split:
+            raise UserError(
+                f"--train-subset must be between 1 and {n - val_split} for {self.name}, got {train_subset}"
+            )
+        return n - val_split if train_subset is None else train_subset
+
     def split(
         self, train_subset: int | None, val_split: int | None, seed: int, test_subset: int | None = None
     ) -> Dataset:
@@ -87,14 +98,8 @@ class Dataset:
         The training choice depends only on `seed`, so every run of a sweep with that seed sees the
         same images; a `test_subset` is the same class-balanced set for every seed, so runs compare.
         """
-        n = len(self.train_y)
+        self.train_size(train_subset, val_split)
         val_split = val_split or 0
-        if val_split < 0 or val_split >= n:
-            raise UserError(f"--val-split must be between 0 and {n - 1}, got {val_split}")
-        if train_subset is not None and not 0 < train_subset <= n - val_split:
-            raise UserError(
-                f"--train-subset must be between 1 and {n - val_split} for {self.name}, got {train_subset}"
-            )
         order = _balanced_order(self.train_y, self.num_classes, seed)
         val_idx, rest = order[:val_split], order[val_split:]
         keep = rest if train_subset is None else rest[:train_subset]

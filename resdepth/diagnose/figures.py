@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
+from resdepth.models import RESNET
 from resdepth.style import PALETTE, figure_path, save
 
 
@@ -22,7 +23,7 @@ def _style(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
     colour = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(depths)}
     nets = frame.drop_duplicates("net")
     return {
-        str(net): (colour[int(depth)], "-" if arch == "resnet" else "--")
+        str(net): (colour[int(depth)], "-" if arch == RESNET else "--")
         for net, depth, arch in zip(nets["net"], nets["depth"], nets["arch"], strict=True)
     }
 

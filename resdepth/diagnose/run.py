@@ -17,15 +17,16 @@ import torch
 from resdepth import results
 from resdepth.analysis import recipe_headings
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
-from resdepth.config import SweepConfig, expand
+from resdepth.config import SweepConfig
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
 from resdepth.diagnose.figures import write_figures
 from resdepth.diagnose.measures import MEASURES, Inputs, Net, Rows, inputs
 from resdepth.errors import UserError
-from resdepth.models import NetSpec, build_model, validate
+from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
 from resdepth.models.resnet import ResNet
 from resdepth.results import Window
+from resdepth.runs import RunConfig, expand
 from resdepth.train import train_run
 
 Tables = dict[str, Rows]
@@ -33,7 +34,7 @@ Tables = dict[str, Rows]
 
 def fresh(spec: NetSpec, seed: int) -> Net:
     """The net as a run with this seed starts (the sweep seeds torch the same way before building)."""
-    if spec.arch not in ("plain", "resnet"):
+    if spec.arch not in RESIDUAL_ARCHS:
         raise UserError(f"diagnose measures plain and resnet nets, not {spec.arch!r}")
     validate(spec)
     torch.manual_seed(seed)
@@ -50,7 +51,7 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
     recipes = recipe_headings(folder)
     found = False
     for run_id, row in runs.items():
-        if row["arch"] not in ("plain", "resnet"):
+        if row["arch"] not in RESIDUAL_ARCHS:
             continue
         try:
             state = load_checkpoint(folder / results.CHECKPOINTS / f"{run_id}.pt", run_id)
@@ -59,20 +60,9 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
             continue
         if state is None:
             continue
-        channels, size, classes = SHAPES[row["dataset"]]
-        spec = NetSpec(
-            row["arch"],
-            int(row["depth"]),
-            family=row["family"],
-            width=int(row["width"]),
-            shortcut=row["shortcut"],
-            num_classes=classes,
-            in_channels=channels,
-            input_size=size,
-            norm=row.get("norm") or "bn",
-            activation=row.get("activation") or "relu",
-        )
-        init = fresh(spec, int(row["seed"]))
+        run = RunConfig.from_row(row)
+        channels, size, classes = SHAPES[run.dataset]
+        init = fresh(run.spec(classes, channels, size), run.seed)
         init.run_id, init.recipe = run_id, recipes.get(run_id, "")
         trained = copy.deepcopy(init)
         trained.model.load_state_dict(state["model"])
@@ -101,10 +91,8 @@ def diagnose_results(
         name = row["dataset"]
         if name not in datasets:
             datasets[name] = load(name, data_dir, offline=True)
-        subset = test_subset or _int(row.get("test_subset"))
-        split = datasets[name].split(
-            _int(row.get("train_subset")), _int(row.get("val_split")), init.seed, subset
-        )
+        run = RunConfig.from_row(row)
+        split = run.replace(test_subset=test_subset or run.test_subset).split(datasets[name])
         data = inputs(split)
         progress(f"{trained.label} seed {trained.seed} ({trained.run_id}, {trained.state})")
         for key in ("grads", "scale"):
@@ -169,10 +157,6 @@ def start_of_training(
             with tempfile.TemporaryDirectory() as folder, contextlib.suppress(_Enough):
                 train_run(cfg, data, torch.device("cpu"), Path(folder) / "c.pt", lambda _: None, record)
     return rows
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value not in (None, "") else None
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from resdepth.config import RunConfig, SweepConfig
+from resdepth.config import SweepConfig
 from resdepth.data.store import Dataset
 from resdepth.executors.base import (
     MAX_ATTEMPTS,
@@ -25,6 +25,7 @@ from resdepth.executors.base import (
     run_task,
 )
 from resdepth.executors.local import LocalPool, local_slots
+from resdepth.runs import RunConfig
 
 __all__ = [
     "MAX_ATTEMPTS",

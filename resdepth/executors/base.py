@@ -24,10 +24,10 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 
-from resdepth.config import RunConfig
 from resdepth.data.store import Dataset, load
 from resdepth.device import provenance
 from resdepth.results import NONCE, EpochRecord, Status, Window
+from resdepth.runs import RunConfig
 from resdepth.step import DEFAULT_ENGINE, Engine
 from resdepth.train import Diverged, train_run
 
@@ -110,7 +110,7 @@ def load_split(task: Task) -> Dataset:
     key = (cfg.dataset, task.data_dir)
     if key not in _loaded:
         _loaded[key] = load(cfg.dataset, task.data_dir, offline=task.offline)
-    return _loaded[key].split(cfg.train_subset, cfg.val_split, cfg.seed, cfg.test_subset)
+    return cfg.split(_loaded[key])
 
 
 def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None], node: str = "") -> RunEnded:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from resdepth.errors import UserError
+from resdepth.errors import InvalidNet
 from resdepth.models.classic import alexnet, lenet5, vgg16
 from resdepth.models.resnet import (
     ACTIVATIONS,
@@ -19,7 +19,9 @@ from resdepth.models.resnet import (
     layout,
 )
 
-RESIDUAL_ARCHS = ("plain", "resnet")
+RESIDUAL_ARCHS = ("plain", "resnet")  # the two nets the paper compares, built by resnet.py
+PLAIN, RESNET = RESIDUAL_ARCHS
+NOT_APPLICABLE = "-"  # a classic net's value for the residual nets' model options (runs.csv, tables)
 CLASSIC_DEPTHS = {"lenet5": 5, "alexnet": 8, "vgg16": 16}
 ARCHS = RESIDUAL_ARCHS + tuple(CLASSIC_DEPTHS)
 # The size each classic net was designed for; used when no dataset fixes the input.
@@ -56,23 +58,23 @@ class NetSpec:
         """The label used in tables and legends, e.g. `plain-20`, `ResNet-56 (no BN, sigmoid)`, `lenet5`."""
         if self.arch in CLASSIC_DEPTHS:
             return self.arch
-        name = f"{'ResNet' if self.arch == 'resnet' else 'plain'}-{self.depth}"
+        name = f"{'ResNet' if self.arch == RESNET else 'plain'}-{self.depth}"
         variant = ["no BN"] if self.norm == "none" else []
-        variant += [self.activation] if self.activation not in ("relu", "-") else []
+        variant += [self.activation] if self.activation not in ("relu", NOT_APPLICABLE) else []
         return f"{name} ({', '.join(variant)})" if variant else name
 
 
 def check_arch(arch: str) -> None:
     if arch not in ARCHS:
-        raise UserError(f"unknown arch {arch!r}; valid: {', '.join(ARCHS)}")
+        raise InvalidNet(f"unknown arch {arch!r}; valid: {', '.join(ARCHS)}")
 
 
 def validate(spec: NetSpec) -> None:
-    """The one check of a spec: a UserError for anything that cannot be built, before allocating."""
+    """The one check of a spec: an InvalidNet for anything that cannot be built, before allocating."""
     check_arch(spec.arch)
     if spec.arch in CLASSIC_DEPTHS:
         if spec.depth != CLASSIC_DEPTHS[spec.arch]:
-            raise UserError(f"{spec.arch} has a fixed depth of {CLASSIC_DEPTHS[spec.arch]}")
+            raise InvalidNet(f"{spec.arch} has a fixed depth of {CLASSIC_DEPTHS[spec.arch]}")
         return
     for name, value, valid in (
         ("family", spec.family, FAMILIES),
@@ -81,9 +83,9 @@ def validate(spec: NetSpec) -> None:
         ("shortcut", spec.resolved_shortcut, SHORTCUTS),
     ):
         if value not in valid:
-            raise UserError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+            raise InvalidNet(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
     if spec.resolved_width < 1:
-        raise UserError(f"width must be a positive number of channels, got {spec.resolved_width}")
+        raise InvalidNet(f"width must be a positive number of channels, got {spec.resolved_width}")
     layout(spec.family, spec.depth, spec.resolved_width)
 
 
@@ -93,7 +95,7 @@ def build_model(spec: NetSpec) -> nn.Module:
         return CLASSIC_BUILDERS[spec.arch](spec.num_classes, spec.in_channels, spec.input_size)
     return ResNet(
         layout(spec.family, spec.depth, spec.resolved_width),
-        residual=spec.arch == "resnet",
+        residual=spec.arch == RESNET,
         shortcut=spec.resolved_shortcut,
         num_classes=spec.num_classes,
         in_channels=spec.in_channels,

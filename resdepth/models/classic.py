@@ -9,25 +9,19 @@ from collections import OrderedDict
 
 from torch import nn
 
-from resdepth.errors import UserError
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU}
+from resdepth.errors import InvalidNet
 
 
 def _conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def lenet5(
-    num_classes: int = 10, in_channels: int = 1, input_size: int = 32, activation: str = "tanh"
-) -> nn.Sequential:
-    """LeCun et al. 1998: two 5x5 convs with average pooling, then 120-84-10 (61,706 parameters)."""
-    if activation not in ACTIVATIONS:
-        raise UserError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
-    act = ACTIVATIONS[activation]
+def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> nn.Sequential:
+    """LeCun et al. 1998: two 5x5 convs with average pooling, then 120-84-10 (61,706 parameters), tanh."""
+    act = nn.Tanh
     side = _conv_out(_conv_out(_conv_out(_conv_out(input_size, 5), 2, 2), 5), 2, 2)
     if side < 1:
-        raise UserError(f"lenet5 needs inputs of at least 16 px, got {input_size}")
+        raise InvalidNet(f"lenet5 needs inputs of at least 16 px, got {input_size}")
     return nn.Sequential(
         OrderedDict(
             conv1=nn.Conv2d(in_channels, 6, 5),
@@ -52,7 +46,7 @@ def alexnet(num_classes: int = 1000, in_channels: int = 3, input_size: int = 227
     The adaptive pool is the identity at 227 px and keeps the 6x6x256 classifier input elsewhere.
     """
     if input_size < 63:
-        raise UserError(f"alexnet needs inputs of at least 63 px, got {input_size}")
+        raise InvalidNet(f"alexnet needs inputs of at least 63 px, got {input_size}")
     lrn = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
     return nn.Sequential(
         OrderedDict(
@@ -95,7 +89,7 @@ def vgg16(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) 
     not train from scratch on CIFAR-10 without BN, and would hold most of the parameters.
     """
     if input_size < 32:
-        raise UserError(f"vgg16 needs inputs of at least 32 px, got {input_size}")
+        raise InvalidNet(f"vgg16 needs inputs of at least 32 px, got {input_size}")
     small = input_size <= 64
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     in_ch = in_channels

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdepth.errors import UserError
+from resdepth.errors import InvalidNet
 
 FAMILIES = ("cifar", "imagenet")
 SHORTCUTS = ("A", "B")
@@ -191,7 +191,7 @@ def layout(family: str, depth: int, width: int = 16) -> Layout:
     """Map a depth (weighted layers: convs + the final linear) to stages, or explain why it can't."""
     if family == "cifar":
         if depth < 8 or depth % 2:
-            raise UserError(
+            raise InvalidNet(
                 f"depth {depth} cannot be built in the cifar family: it needs an even depth >= 8 "
                 "(6n+2 gives the paper's nets: 20, 32, 44, 56, 110, 1202)"
             )
@@ -202,11 +202,11 @@ def layout(family: str, depth: int, width: int = 16) -> Layout:
     if family == "imagenet":
         if depth not in IMAGENET_LAYOUTS:
             valid = ", ".join(str(d) for d in IMAGENET_LAYOUTS)
-            raise UserError(f"depth {depth} is not an imagenet-family depth; valid: {valid}")
+            raise InvalidNet(f"depth {depth} is not an imagenet-family depth; valid: {valid}")
         block, blocks = IMAGENET_LAYOUTS[depth]
         scale = width / 64
         return Layout(block, blocks, tuple(int(w * scale) for w in IMAGENET_WIDTHS))
-    raise UserError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    raise InvalidNet(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
 
 
 def norm_factory(kind: str) -> NormLayer:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from resdepth.errors import UserError
+from resdepth.errors import InvalidNet
 from resdepth.models import CLASSIC_DEPTHS, NetSpec, build_model
 from resdepth.models.resnet import SMALL_INPUT, layout
 
@@ -155,7 +155,7 @@ def check_memory(spec: NetSpec, batch_size: int, device: torch.device | None = N
         limit = torch.cuda.get_device_properties(device).total_memory
         what = f"the {gib(limit)} of {torch.cuda.get_device_name(device)}"
     if needed > limit:
-        raise UserError(
+        raise InvalidNet(
             f"{spec.name} would need about {gib(needed)} to train at batch {batch_size}, more than "
             f"{what}; choose a smaller depth, width or batch"
         )
