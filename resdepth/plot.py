@@ -29,6 +29,7 @@ from resdepth.analysis import (
 from resdepth.diagnose.figures import write_figures
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS, PLAIN, RESIDUAL_ARCHS, RESNET
+from resdepth.runs import PAPER_EPOCHS
 from resdepth.style import PALETTE, figure_path, save
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets (best of 5 runs for 110).
@@ -68,7 +69,7 @@ def paper_markers(ax: Axes) -> None:
         markersize=11,
         color="black",
         zorder=5,
-        label="He et al. 2016, Table 6 (ResNet, 164 epochs)",
+        label=f"He et al. 2016, Table 6 (ResNet, {PAPER_EPOCHS} epochs)",
     )
 
 
@@ -220,12 +221,7 @@ def layers_figure(
         sub = nets[nets["arch"] == arch]
         depths, mean, std = _by_depth(sub, column)
         if ref is not None and not (r := ref[ref["arch"] == arch]).empty:
-            rd, rm, rs = _by_depth(r, column)
-            runs = int(r["seeds"].min())
-            ax.fill_between(rd, rm - rs, rm + rs, color="0.6", alpha=0.35, linewidth=0, zorder=1)
-            label = f"{_reference_name(group, reference)} ({runs}+ runs, ±1 std)"
-            ax.plot(rd, rm, color="0.45", linewidth=1.2, zorder=1, label=label)
-            top = max(top, float((rm + rs).max()))
+            top = max(top, _reference_band(ax, r, column, _reference_name(group, reference)))
         if (sub["seeds"] > 1).any():
             ax.fill_between(depths, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0, zorder=2)
         ax.plot(
@@ -249,16 +245,7 @@ def layers_figure(
             label="each run",
         )
         if paper and arch == RESNET:
-            if metric == "test":
-                paper_markers(ax)
-            else:
-                ax.annotate(
-                    "He et al. give test errors only (--metric test)",
-                    (0.02, 0.02),
-                    xycoords="axes fraction",
-                    fontsize=7,
-                    color="0.3",
-                )
+            _paper_marks(ax, metric)
         ticks = sorted(
             set(depths.astype(int)) | (set(PAPER_RESNET_TEST) if paper and metric == "test" else set())
         )
@@ -266,6 +253,29 @@ def layers_figure(
     epochs = int(nets["epochs"].max())
     _layers_frame(fig, metric, top, f"after {epochs} epochs against the number of layers")
     return fig
+
+
+def _reference_band(ax: Axes, runs: pd.DataFrame, column: str, name: str) -> float:
+    """The reference's mean and ±1 std in grey, behind this panel's runs; returns the band's top."""
+    depths, mean, std = _by_depth(runs, column)
+    ax.fill_between(depths, mean - std, mean + std, color="0.6", alpha=0.35, linewidth=0, zorder=1)
+    label = f"{name} ({int(runs['seeds'].min())}+ runs, ±1 std)"
+    ax.plot(depths, mean, color="0.45", linewidth=1.2, zorder=1, label=label)
+    return float((mean + std).max())
+
+
+def _paper_marks(ax: Axes, metric: str) -> None:
+    """He et al.'s test errors on the ResNet panel; a note instead where training error is drawn."""
+    if metric == "test":
+        paper_markers(ax)
+    else:
+        ax.annotate(
+            "He et al. give test errors only (--metric test)",
+            (0.02, 0.02),
+            xycoords="axes fraction",
+            fontsize=7,
+            color="0.3",
+        )
 
 
 def _reference_name(group: Group, reference: Group | None) -> str:

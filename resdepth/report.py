@@ -2,7 +2,7 @@
 noise.
 
 The verdict compares the shallowest and the deepest depth that plain nets and ResNets share. With two
-or more runs (seeds) per net, a change counts only beyond twice the pooled seed-to-seed standard
+or more runs (seeds) per net, a change counts only beyond NOISE_FACTOR times the pooled seed-to-seed standard
 deviation of the final training error (pooled over those four nets, at least `MIN_RISE`); with one
 run per net it counts beyond `MIN_RISE` and the verdict says that it rests on one seed. A line per
 seed follows, because a claim about every seed (the course config's) cannot be read off the means.
@@ -17,12 +17,14 @@ import pandas as pd
 
 from resdepth.analysis import Group, final_rows, label_of, per_net
 from resdepth.models import RESIDUAL_ARCHS
+from resdepth.runs import PAPER_EPOCHS
 
 # He et al. call it degradation when the deeper plain net trains worse. We ask for a plain rise
 # beyond the noise, a ResNet whose rise (if any) stays under a third of the plain net's, and a deep
 # ResNet below the deep plain net by more than the noise.
 MIN_RISE = 1.0  # percentage points: the smallest change ever counted
 NOISE_FACTOR = 2.0  # a change counts beyond this many pooled seed-to-seed standard deviations
+MAX_RESNET_SHARE = 1 / 3  # of the plain net's rise, the most a ResNet may rise for degradation
 
 
 def table(group: Group) -> pd.DataFrame:
@@ -97,13 +99,17 @@ def verdict(nets: pd.DataFrame) -> str:
     if seeds < 2:
         basis = "; the verdict rests on one seed per net"
     else:
-        basis = f"; {seeds} or more seeds per net, so a change counts beyond twice their pooled std ({limit:.1f} points)"
-    if plain_rise > limit and res_rise < plain_rise / 3 and p[deep] - r[deep] > limit:
+        basis = f"; {seeds} or more seeds per net, so a change counts beyond {_times(NOISE_FACTOR)} their pooled std ({limit:.1f} points)"
+    if plain_rise > limit and res_rise < plain_rise * MAX_RESNET_SHARE and p[deep] - r[deep] > limit:
         if res_rise > limit:  # a short run: deeper ResNets lag a little before they overtake
             res_txt = res_txt.replace("rises", f"rises far less, {res_rise:.1f} points")
         return f"degradation reproduced: {plain_txt}, {res_txt}{basis}"
     epochs = int(nets["epochs"].max())
-    hint = f" ({epochs} epochs may be too short: the paper trains 164)" if epochs < 164 else ""
+    hint = (
+        f" ({epochs} epochs may be too short: the paper trains {PAPER_EPOCHS})"
+        if epochs < PAPER_EPOCHS
+        else ""
+    )
     if seeds >= 2 and abs(plain_rise) <= limit:
         return (
             f"not enough evidence: the plain rise ({plain_rise:.1f} points) is within the seed-to-seed "
@@ -112,7 +118,7 @@ def verdict(nets: pd.DataFrame) -> str:
     why = []
     if plain_rise <= limit:
         why.append("the deeper plain net does not train worse")
-    elif res_rise >= plain_rise / 3:
+    elif res_rise >= plain_rise * MAX_RESNET_SHARE:
         why.append("the deeper ResNet also trains much worse")
     if p[deep] - r[deep] <= limit:
         why.append(f"ResNet-{deep} is not below plain-{deep}")
@@ -214,3 +220,7 @@ def markdown(group: Group, nets: pd.DataFrame) -> str:
     lines += [f"- left out: {line}" for line in left_out(group)]
     seeds = per_seed(group)
     return "\n".join(lines) + f"\n\n{verdict(nets)}\n" + (f"\n{seeds}\n" if seeds else "")
+
+
+def _times(factor: float) -> str:
+    return {1.0: "once", 2.0: "twice", 3.0: "three times"}.get(factor, f"{factor:g} times")

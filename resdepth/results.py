@@ -102,6 +102,7 @@ RUNS_COLUMNS = (
 
 # `resdepth diagnose` writes one CSV per measurement into <results>/diagnostics/, whole each time.
 DIAGNOSTICS = "diagnostics"
+START_ITERATIONS = 300  # `diagnose --what start`: how far each fresh net trains, by default
 _NET = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
 DIAGNOSTICS_COLUMNS = {
     "grads": (*_NET, "layer", "name", "grad_norm", "weight_norm"),

@@ -177,6 +177,10 @@ def epochs_for(cfg: SweepConfig, train_size: int) -> int:
     return math.ceil((cfg.iterations or PAPER_ITERATIONS) / per_epoch)
 
 
+CIFAR_TRAIN_IMAGES = 50_000  # the paper trains on all of CIFAR-10's training set
+PAPER_EPOCHS = epochs_for(SweepConfig(), CIFAR_TRAIN_IMAGES)  # 64k iterations at batch 128: 164 epochs
+
+
 def grid(cfg: SweepConfig) -> Iterator[tuple[str, int, int]]:
     """(arch, depth, seed) of every run, in the order they train; a value given twice (`--depth 8,8`)
     is one run, not two runs writing the same rows."""

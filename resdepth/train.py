@@ -5,14 +5,19 @@ loss and error counts are summed on the device and read back only every PROGRESS
 the live display and the start-of-training diagnostics), so the host rarely waits on the device. How a step executes (eager, compiled, CUDA graph) is `resdepth.step`'s
 business. Data order and augmentation are drawn from a generator seeded by (seed, epoch),
 which is what makes a resumed run write exactly the rows an uninterrupted one would.
+
+Each epoch's row is reported before its checkpoint is saved: a kill between the two leaves a row
+past the checkpoint, which the sweep drops on resume and the resumed run writes again, identically.
+The checkpoint holds every row the run reported (`records`), so a row handed to a driver that died
+before writing it is restored from the checkpoint rather than lost.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +97,11 @@ def _seed_for(seed: int, epoch: int) -> int:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    normalize: Normalizer,
-    device: torch.device,
-    precision: str,
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, precision: str
 ) -> tuple[float, float]:
     """Mean loss and error (%) in eval mode, never augmented."""
     model.eval()
+    device = x.device
     loss = torch.zeros((), device=device)
     wrong = torch.zeros((), device=device, dtype=torch.long)
     for i in range(0, len(y), EVAL_BATCH):
@@ -131,90 +132,33 @@ def train_run(
     engine: Engine = DEFAULT_ENGINE,
     on_start: Callable[[str], None] | None = None,
 ) -> None:
-    """Train (or resume) one run, calling `on_start` with the precision it trains in, `on_progress`
-    every PROGRESS_EVERY steps with the mean loss and error since the last call, and `on_epoch` with
-    each finished epoch.
-
-    A run whose precision is `auto` (under Ray, where each node decides) resolves it here, on the
-    device that trains; a resumed run keeps the precision its checkpoint was trained in.
-
-    `on_epoch` runs before the checkpoint is saved: a kill between the two leaves a row past the
-    checkpoint, which the sweep drops on resume and the resumed run writes again, identically. The
-    checkpoint holds every row the run reported (`records`), so a row handed to a driver that died
-    before writing it is restored from the checkpoint rather than lost.
-    """
+    """Train (or resume) one run, calling `on_start` with the precision it trains in (`auto`, under
+    Ray, resolved here; a resumed run keeps its checkpoint's), `on_progress` every PROGRESS_EVERY
+    steps, and `on_epoch` with each finished epoch, before its checkpoint is saved (see the module's
+    docstring for why that order loses nothing)."""
     if cfg.batch_size > len(data.train_y):
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(data.train_y)} training images")
     model = build(cfg, data, device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
-    val = None if data.val_x is None or data.val_y is None else (data.val_x.to(device), data.val_y.to(device))
-    n = len(train_y)
-    per_epoch = math.ceil(n / cfg.batch_size)
-    schedule = Schedule(cfg, per_epoch)
-    normalize = Normalizer(data.mean, data.std, device)
-    augment = data.name in AUGMENTED
-
-    start_epoch, iteration = 1, 0
-    records: list[dict[str, Any]] = []
-    precision = resolve_precision(cfg.precision, device)
-    state = load_checkpoint(checkpoint, cfg.run_id)
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load(state["schedule"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            raise DamagedCheckpoint(
-                checkpoint, f"does not fit {cfg.name} ({exc.__class__.__name__})"
-            ) from None
-        start_epoch, iteration = state["epoch"] + 1, state["iteration"]
-        records = list(state.get("records", []))
-        precision = state.get("precision", precision)
+    schedule = Schedule(cfg, math.ceil(len(data.train_y) / cfg.batch_size))
+    progress = resume(checkpoint, cfg, model, optimizer, schedule)
     if on_start is not None:
-        on_start(precision)
-    step_fn = Stepper(model, optimizer, normalize, precision, engine, cfg.batch_size)
+        on_start(progress.precision)
+    normalize = Normalizer(data.mean, data.std, device)
+    step = Stepper(model, optimizer, normalize, progress.precision, engine, cfg.batch_size)
+    train = Batches(data.train_x.to(device), data.train_y.to(device), cfg, data.name in AUGMENTED)
+    test = (data.test_x.to(device), data.test_y.to(device))
+    val = None if data.val_x is None or data.val_y is None else (data.val_x.to(device), data.val_y.to(device))
+    iteration, records = progress.iteration, progress.records
 
-    generator = torch.Generator(device=device)
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    for epoch in range(progress.epoch, cfg.epochs + 1):
         started = time.perf_counter()
-        generator.manual_seed(_seed_for(cfg.seed, epoch))
-        # Dropout (VGG-16's classifier) draws from torch's global generator: seeded per epoch too,
-        # on a stream of its own, so a resumed run drops the same units an uninterrupted one does.
-        torch.manual_seed(_seed_for(cfg.seed, epoch) + DROPOUT_STREAM)
-        order = torch.randperm(n, generator=generator, device=device)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        wrong = torch.zeros((), device=device, dtype=torch.long)
-        reported = (0.0, 0, 0)  # loss sum, wrong count and images at the last progress report
-        for step in range(per_epoch):
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            yb = train_y[idx]
-            lr = schedule.lr(iteration)
-            step_fn.set_lr(lr)
-            loss, batch_wrong = step_fn(train_x[idx], yb, generator if augment else None)
-            loss_sum += loss * len(yb)
-            wrong += batch_wrong
-            if schedule.warmup_end is None:  # the only per-step sync, for at most 400 steps
-                schedule.observe(iteration, 100.0 * batch_wrong.item() / len(yb))
-            iteration += 1
-            if on_progress is not None and (
-                step % PROGRESS_EVERY == PROGRESS_EVERY - 1 or step == per_epoch - 1
-            ):
-                now = (loss_sum.item(), int(wrong.item()), min(n, (step + 1) * cfg.batch_size))
-                images = now[2] - reported[2]
-                mean_loss, error = (now[0] - reported[0]) / images, 100.0 * (now[1] - reported[1]) / images
-                on_progress(Window(iteration, epoch, lr, mean_loss, error))
-                reported = now
-        train_loss = loss_sum.item() / n  # the epoch's one wait on the device
-        train_error = 100.0 * wrong.item() / n
+        train_loss, train_error, lr, iteration = train_epoch(
+            step, schedule, train, epoch, iteration, on_progress
+        )
         train_seconds = time.perf_counter() - started
-        test_loss, test_error = evaluate(model, test_x, test_y, normalize, device, precision)
-        val_loss = val_error = None
-        if val is not None:
-            val_loss, val_error = evaluate(model, *val, normalize, device, precision)
-        seconds = time.perf_counter() - started
+        test_loss, test_error = evaluate(model, *test, normalize, progress.precision)
+        val_loss, val_error = evaluate(model, *val, normalize, progress.precision) if val else (None, None)
         record = EpochRecord(
             epoch=epoch,
             iteration=iteration,
@@ -225,24 +169,108 @@ def train_run(
             test_error=test_error,
             val_loss=val_loss,
             val_error=val_error,
-            epoch_seconds=seconds,
-            images_per_second=n / train_seconds,
+            epoch_seconds=time.perf_counter() - started,
+            images_per_second=len(train.y) / train_seconds,
         )
         on_epoch(record)
         faults.point("row-sent")
         records.append(asdict(record))
         if not math.isfinite(train_loss):
             raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
+        state = {"run_id": cfg.run_id, "epoch": epoch, "iteration": iteration, "schedule": schedule.state()}
+        state |= {"precision": progress.precision, "records": records}
         save_checkpoint(
-            checkpoint,
-            {
-                "run_id": cfg.run_id,
-                "epoch": epoch,
-                "iteration": iteration,
-                "schedule": schedule.state(),
-                "precision": precision,
-                "records": records,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-            },
+            checkpoint, state | {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
         )
+
+
+@dataclass
+class Resumed:
+    """Where a run goes on from: its next epoch, the iterations done, its rows, its precision."""
+
+    epoch: int
+    iteration: int
+    records: list[dict[str, Any]]
+    precision: str
+
+
+def resume(
+    checkpoint: Path, cfg: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule
+) -> Resumed:
+    """Load the run's checkpoint, if it has one, into its model, optimizer and schedule."""
+    state = load_checkpoint(checkpoint, cfg.run_id)
+    if state is None:
+        return Resumed(1, 0, [], resolve_precision(cfg.precision, next(model.parameters()).device))
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load(state["schedule"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise DamagedCheckpoint(checkpoint, f"does not fit {cfg.name} ({exc.__class__.__name__})") from None
+    precision = state.get("precision") or resolve_precision(cfg.precision, next(model.parameters()).device)
+    return Resumed(state["epoch"] + 1, state["iteration"], list(state.get("records", [])), precision)
+
+
+@dataclass
+class Batches:
+    """A run's training images on its device, and how it draws them: a fresh order (and crops and
+    flips) each epoch, seeded by (seed, epoch) so a resumed run draws what an uninterrupted one does."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    cfg: RunConfig
+    augment: bool
+
+    def __post_init__(self) -> None:
+        self.generator = torch.Generator(device=self.x.device)
+        self.per_epoch = math.ceil(len(self.y) / self.cfg.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Generator | None]]:
+        self.generator.manual_seed(_seed_for(self.cfg.seed, epoch))
+        # Dropout (VGG-16's classifier) draws from torch's global generator: seeded per epoch too,
+        # on a stream of its own, so a resumed run drops the same units an uninterrupted one does.
+        torch.manual_seed(_seed_for(self.cfg.seed, epoch) + DROPOUT_STREAM)
+        order = torch.randperm(len(self.y), generator=self.generator, device=self.x.device)
+        size = self.cfg.batch_size
+        for step in range(self.per_epoch):
+            idx = order[step * size : (step + 1) * size]
+            yield self.x[idx], self.y[idx], self.generator if self.augment else None
+
+
+def train_epoch(
+    step: Stepper,
+    schedule: Schedule,
+    train: Batches,
+    epoch: int,
+    iteration: int,
+    on_progress: Callable[[Window], None] | None,
+) -> tuple[float, float, float, int]:
+    """One epoch of SGD steps: its mean loss, error (%) and last learning rate, and the iterations
+    done at its end. The device is waited on once, at the end (and every PROGRESS_EVERY steps when
+    progress is reported, and each step of a warm-up, which watches the error)."""
+    n = len(train.y)
+    device = train.y.device
+    step.model.train()
+    loss_sum = torch.zeros((), device=device)
+    wrong = torch.zeros((), device=device, dtype=torch.long)
+    reported = (0.0, 0, 0)  # loss sum, wrong count and images at the last progress report
+    lr = schedule.lr(iteration)
+    for i, (images, labels, augment) in enumerate(train.epoch(epoch)):
+        lr = schedule.lr(iteration)
+        step.set_lr(lr)
+        loss, batch_wrong = step(images, labels, augment)
+        loss_sum += loss * len(labels)
+        wrong += batch_wrong
+        if schedule.warmup_end is None:  # the only per-step sync, for at most 400 steps
+            schedule.observe(iteration, 100.0 * batch_wrong.item() / len(labels))
+        iteration += 1
+        if on_progress is not None and (i % PROGRESS_EVERY == PROGRESS_EVERY - 1 or i == train.per_epoch - 1):
+            now = (loss_sum.item(), int(wrong.item()), min(n, (i + 1) * train.cfg.batch_size))
+            images_seen = now[2] - reported[2]
+            mean_loss, error = (
+                (now[0] - reported[0]) / images_seen,
+                100.0 * (now[1] - reported[1]) / images_seen,
+            )
+            on_progress(Window(iteration, epoch, lr, mean_loss, error))
+            reported = now
+    return loss_sum.item() / n, 100.0 * wrong.item() / n, lr, iteration

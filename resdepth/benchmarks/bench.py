@@ -20,11 +20,11 @@ from resdepth.data.augment import Normalizer
 from resdepth.device import device_name, on_device, pick_device, resolve_precision
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
-from resdepth.runs import epochs_for
+from resdepth.runs import CIFAR_TRAIN_IMAGES as CIFAR_TRAIN
+from resdepth.runs import PAPER_EPOCHS, epochs_for
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, make_optimizer
 
-CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
-PAPER_EPOCHS = 164
+CIFAR_TEST = 10_000
 WINDOWS = 5
 WARMUP_STEPS = 3  # after the engine's own warm-up (compilation, CUDA graph capture)
 
@@ -85,11 +85,35 @@ def measure(
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (10 * batch, 3, 32, 32), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, 10, (10 * batch,), generator=g)
+    ours, label = _resdepth_rate(spec, images, labels, device, precision, seconds, engine)
+    return Measurement(
+        arch=arch,
+        depth=depth,
+        device=str(device),
+        precision=precision,
+        resdepth=ours,
+        textbook=_textbook_rate(spec, images, labels, device, seconds),
+        norm=norm,
+        activation=activation,
+        engine=label,
+    )
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
 
+def _sync(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else lambda: None
+
+
+def _resdepth_rate(
+    spec: NetSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    precision: str,
+    seconds: float,
+    engine: Engine,
+) -> tuple[float, str]:
+    """resdepth's loop: the images on the device, augmented there, each step from `Stepper`."""
+    batch = len(labels) // 10
     recipe = SweepConfig()  # the paper's SGD settings
     torch.manual_seed(0)
     model = on_device(build_model(spec), device)
@@ -107,30 +131,28 @@ def measure(
         sl = slice(i * batch, (i + 1) * batch)
         step(dev_images[sl], dev_labels[sl], dev_g)
 
-    ours = _median_rate(fast, batch, seconds, sync, step.warm_steps + WARMUP_STEPS)
+    rate = _median_rate(fast, batch, seconds, _sync(device), step.warm_steps + WARMUP_STEPS)
+    return rate, Engine(engine.compile, step.graphed).label
 
+
+def _textbook_rate(
+    spec: NetSpec, images: torch.Tensor, labels: torch.Tensor, device: torch.device, seconds: float
+) -> float:
+    """The textbook loop: a DataLoader-style stream of CPU batches, copied over each step."""
+    batch = len(labels) // 10
+    recipe = SweepConfig()
     torch.manual_seed(0)
     ref = build_model(spec).to(device)
-    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    ref_opt = torch.optim.SGD(
+        ref.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     stream = textbook.batches(images, labels, batch)
 
     def slow() -> None:
         x, y = next(stream)
         textbook.step(ref, ref_opt, x.to(device), y.to(device))
 
-    theirs = _median_rate(slow, batch, seconds, sync)
-    label = Engine(engine.compile, step.graphed).label
-    return Measurement(
-        arch=arch,
-        depth=depth,
-        device=str(device),
-        precision=precision,
-        resdepth=ours,
-        textbook=theirs,
-        norm=norm,
-        activation=activation,
-        engine=label,
-    )
+    return _median_rate(slow, batch, seconds, _sync(device))
 
 
 def epoch_seconds(rate: float) -> float:
@@ -139,12 +161,12 @@ def epoch_seconds(rate: float) -> float:
 
 
 def paper_run_seconds(rate: float) -> float:
-    """One net trained for the paper's 164 epochs at `rate` training images per second."""
+    """One net trained for the paper's PAPER_EPOCHS at `rate` training images per second."""
     return PAPER_EPOCHS * epoch_seconds(rate)
 
 
 def paper_sweep_seconds(measured: list[Measurement], attr: str) -> float:
-    """experiments/paper.toml's nets at 164 epochs, from a per-depth linear fit of seconds per image."""
+    """experiments/paper.toml's nets at PAPER_EPOCHS, from a per-depth linear fit of seconds per image."""
     paper = SweepConfig(**read_toml(shipped("paper")))
     epochs = epochs_for(paper, CIFAR_TRAIN)
     depths = np.array([m.depth for m in measured], dtype=float)

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from resdepth.benchmarks.bench import Bench, paper_run_seconds, run
 from resdepth.cli.app import Activation, AsJson, Norm, app, console, help_of
 from resdepth.config import OPTIONS, parse_list
 from resdepth.models import RESIDUAL_ARCHS
+from resdepth.runs import PAPER_EPOCHS
 
 
 @app.command(
@@ -33,12 +35,7 @@ def bench(
     as_json: AsJson = False,
 ) -> None:
     """Training images/s of resdepth's loop vs the textbook DataLoader loop, and projected paper times."""
-    import torch
-
-    from resdepth.benchmarks import bench as benchmarks
-    from resdepth.progress import duration
-
-    b = benchmarks.run(
+    b = run(
         parse_list(arch, str, "--arch"),
         parse_list(depth, int, "--depth"),
         device=device,
@@ -49,41 +46,40 @@ def bench(
         compile=compile,
         cuda_graphs=cuda_graphs,
     )
-    paper = b.paper_sweep_seconds
     if as_json:
-        rows = [
-            {
-                **m.__dict__,
-                "ratio": m.ratio,
-                "epochs_164_seconds": benchmarks.paper_run_seconds(m.resdepth),
-                "textbook_epochs_164_seconds": benchmarks.paper_run_seconds(m.textbook),
-            }
-            for m in b.measurements
-        ]
-        print(
-            json.dumps(
-                {
-                    "hardware": b.hardware,
-                    "torch": torch.__version__,
-                    "runs": rows,
-                    "paper_sweep_seconds": paper,
-                },
-                indent=2,
-            )
-        )
-        return
+        print(json.dumps(_as_json(b), indent=2))
+    else:
+        _print_table(b)
+
+
+def _as_json(b: Bench) -> dict[str, object]:
+    import torch
+
+    per_net = f"epochs_{PAPER_EPOCHS}_seconds"
+    rows = [
+        {
+            **m.__dict__,
+            "ratio": m.ratio,
+            per_net: paper_run_seconds(m.resdepth),
+            f"textbook_{per_net}": paper_run_seconds(m.textbook),
+        }
+        for m in b.measurements
+    ]
+    return {
+        "hardware": b.hardware,
+        "torch": torch.__version__,
+        "runs": rows,
+        "paper_sweep_seconds": b.paper_sweep_seconds,
+    }
+
+
+def _print_table(b: Bench) -> None:
+    from resdepth.progress import duration
+
     table = Table(title=f"training throughput, batch 128, {b.hardware}", title_justify="left")
-    for col in (
-        "model",
-        "device",
-        "precision",
-        "engine",
-        "resdepth img/s",
-        "textbook img/s",
-        "ratio",
-        "164 epochs",
-        "164 epochs (textbook)",
-    ):
+    paper = f"{PAPER_EPOCHS} epochs"
+    columns = ("model", "device", "precision", "engine", "resdepth img/s", "textbook img/s", "ratio")
+    for col in (*columns, paper, f"{paper} (textbook)"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for m in b.measurements:
         table.add_row(
@@ -94,12 +90,13 @@ def bench(
             f"{m.resdepth:,.0f}",
             f"{m.textbook:,.0f}",
             f"{m.ratio:.2f}x",
-            duration(benchmarks.paper_run_seconds(m.resdepth)),
-            duration(benchmarks.paper_run_seconds(m.textbook)),
+            duration(paper_run_seconds(m.resdepth)),
+            duration(paper_run_seconds(m.textbook)),
         )
     console.print(table)
+    sweep = b.paper_sweep_seconds
     console.print(
-        f"experiments/paper.toml (164 epochs per net): about {duration(paper['resdepth'])} with resdepth, "
-        f"{duration(paper['textbook'])} with the textbook loop",
+        f"experiments/paper.toml ({paper} per net): about {duration(sweep['resdepth'])} with resdepth, "
+        f"{duration(sweep['textbook'])} with the textbook loop",
         highlight=False,
     )

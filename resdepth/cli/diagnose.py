@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,11 +12,45 @@ from rich.table import Table
 from resdepth.cli.app import DataDir, Offline, app, console, err
 from resdepth.config import parse_list
 from resdepth.errors import UserError
-from resdepth.models import RESIDUAL_ARCHS
-from resdepth.results import DIAGNOSTICS_COLUMNS
+from resdepth.models import RESIDUAL_ARCHS, NetSpec
+from resdepth.results import DIAGNOSTICS_COLUMNS, START_ITERATIONS
+
+if TYPE_CHECKING:
+    from resdepth.diagnose import Diagnosis
 
 # What `resdepth diagnose` measures by default, by the CSV each writes; `start` (training) only when asked.
 MEASUREMENTS = tuple(name for name in DIAGNOSTICS_COLUMNS if name != "start")
+DEFAULT_WHAT = ",".join(MEASUREMENTS)
+
+
+Results = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="[RESULTS]", help="A results folder with checkpoints; omit to measure fresh nets."
+    ),
+]
+Arch = Annotated[str | None, typer.Option(help="Fresh nets: plain,resnet.")]
+Depths = Annotated[str | None, typer.Option(help="Fresh nets: depths, e.g. 20,56.")]
+Norms = Annotated[str, typer.Option(help="Fresh nets: bn and/or none, e.g. bn,none.")]
+Activations = Annotated[str, typer.Option(help="Fresh nets: relu, tanh and/or sigmoid.")]
+Seeds = Annotated[str, typer.Option(help="Fresh nets: seeds (each its own init).")]
+Images = Annotated[str, typer.Option(help="Fresh nets: the images measured on.")]
+TestSubset = Annotated[
+    int | None, typer.Option(help="Class-balanced N test images (default: the run's own, else all).")
+]
+What = Annotated[
+    str,
+    typer.Option(
+        help="Measurements, comma-separated: " + ", ".join(MEASUREMENTS) + "; or start, the first "
+        "--iterations of training (fresh nets, minutes a net)."
+    ),
+]
+Iterations = Annotated[int, typer.Option(help="--what start: iterations to train each net.")]
+Out = Annotated[
+    Path | None,
+    typer.Option(help="Fresh nets: folder for diagnostics/ and figures/ (default results/diagnose)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print every row as JSON.")]
 
 
 @app.command(
@@ -26,36 +60,20 @@ MEASUREMENTS = tuple(name for name in DIAGNOSTICS_COLUMNS if name != "start")
     "  resdepth diagnose --arch plain,resnet --depth 56 --seeds 0,1,2,3,4 --what start --iterations 300"
 )
 def diagnose(
-    results_path: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="[RESULTS]", help="A results folder with checkpoints; omit to measure fresh nets."
-        ),
-    ] = None,
-    arch: Annotated[str | None, typer.Option(help="Fresh nets: plain,resnet.")] = None,
-    depth: Annotated[str | None, typer.Option(help="Fresh nets: depths, e.g. 20,56.")] = None,
-    norm: Annotated[str, typer.Option(help="Fresh nets: bn and/or none, e.g. bn,none.")] = "bn",
-    activation: Annotated[str, typer.Option(help="Fresh nets: relu, tanh and/or sigmoid.")] = "relu",
-    seeds: Annotated[str, typer.Option(help="Fresh nets: seeds (each its own init).")] = "0",
-    dataset: Annotated[str, typer.Option(help="Fresh nets: the images measured on.")] = "cifar10",
+    results_path: Results = None,
+    arch: Arch = None,
+    depth: Depths = None,
+    norm: Norms = "bn",
+    activation: Activations = "relu",
+    seeds: Seeds = "0",
+    dataset: Images = "cifar10",
     data_dir: DataDir = None,
-    test_subset: Annotated[
-        int | None, typer.Option(help="Class-balanced N test images (default: the run's own, else all).")
-    ] = None,
-    what: Annotated[
-        str,
-        typer.Option(
-            help="Measurements, comma-separated: " + ", ".join(MEASUREMENTS) + "; or start, the first "
-            "--iterations of training (fresh nets, minutes a net)."
-        ),
-    ] = ",".join(MEASUREMENTS),
-    iterations: Annotated[int, typer.Option(help="--what start: iterations to train each net.")] = 300,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Fresh nets: folder for diagnostics/ and figures/ (default results/diagnose)."),
-    ] = None,
+    test_subset: TestSubset = None,
+    what: What = DEFAULT_WHAT,
+    iterations: Iterations = START_ITERATIONS,
+    out: Out = None,
     offline: Offline = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Measure why ResNets work: gradients, responses, lesions, identity, signal scale, the start.
 
@@ -65,7 +83,6 @@ def diagnose(
     scale: std of the residual stream and the logits.
     `--what start` trains fresh nets for their first iterations: loss and error per 20 iterations."""
     from resdepth import diagnose as dg
-    from resdepth.models import NetSpec
 
     if results_path is not None and (arch is not None or depth is not None or out is not None):
         raise UserError(
@@ -98,8 +115,14 @@ def diagnose(
     )
     if as_json:
         print(json.dumps(result.tables, indent=2, default=str))
-        return
-    for name, summary in dg.summaries(result.tables).items():
+    else:
+        _print(result)
+
+
+def _print(result: Diagnosis) -> None:
+    from resdepth.diagnose import summaries
+
+    for name, summary in summaries(result.tables).items():
         table = Table(title=name, title_justify="left")
         table.add_column("net")
         table.add_column("state")

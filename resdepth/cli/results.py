@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from resdepth.cli.app import Results, app, console
 from resdepth.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from resdepth.analysis import Group
 
 Where = Annotated[
     list[str] | None,
@@ -110,37 +115,41 @@ def report(
     if format == "csv":
         frames = [nets.assign(recipe=g.heading) for g, nets in tables if nets is not None]
         print(pd.concat(frames).to_csv(index=False) if frames else "", end="")
-        return
-    if format == "markdown":
+    elif format == "markdown":
         parts = [
             reporting.markdown(g, nets) + (f"\n- {_across(notes[i])}\n" if notes.get(i) else "")
             for i, (g, nets) in enumerate(tables)
             if nets is not None
         ]
         print("\n".join(parts), end="")
-        return
-    for i, (g, nets) in enumerate(tables):
-        title = "final errors (mean ± std over seeds)" + (f": {g.heading}" if g.heading else "")
-        if nets is None:
-            console.print(
-                f"{title}: no completed run yet (--include-partial shows the others)", highlight=False
-            )
-        else:
-            header, body = reporting.rows(nets)
-            table = Table(title=title, title_justify="left")
-            for h in header:
-                table.add_column(h, justify="left" if h == "net" else "right")
-            for r in body:
-                table.add_row(*r)
-            console.print(table)
-        for line in reporting.left_out(g):
-            console.print(f"  left out: {line}", highlight=False)
-        if notes.get(i):
-            console.print(f"  {_across(notes[i])}", highlight=False)
-        if nets is not None:
-            console.print(reporting.verdict(nets), highlight=False)
-            if seeds := reporting.per_seed(g):
-                console.print(seeds, highlight=False)
+    else:
+        for i, (g, nets) in enumerate(tables):
+            _print_recipe(g, nets, notes.get(i, ""))
+
+
+def _print_recipe(g: Group, nets: pd.DataFrame | None, note: str) -> None:
+    """One recipe's table, the runs its means leave out, how the reference differs, the verdict."""
+    from resdepth import report as reporting
+
+    title = "final errors (mean ± std over seeds)" + (f": {g.heading}" if g.heading else "")
+    if nets is None:
+        console.print(f"{title}: no completed run yet (--include-partial shows the others)", highlight=False)
+    else:
+        header, body = reporting.rows(nets)
+        table = Table(title=title, title_justify="left")
+        for h in header:
+            table.add_column(h, justify="left" if h == "net" else "right")
+        for r in body:
+            table.add_row(*r)
+        console.print(table)
+    for line in reporting.left_out(g):
+        console.print(f"  left out: {line}", highlight=False)
+    if note:
+        console.print(f"  {_across(note)}", highlight=False)
+    if nets is not None:
+        console.print(reporting.verdict(nets), highlight=False)
+        if seeds := reporting.per_seed(g):
+            console.print(seeds, highlight=False)
 
 
 def _across(note: str) -> str:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from resdepth.cli.app import _fmt_int, app, console, err, sweep_options
 from resdepth.config import parse_list
+from resdepth.models import NOT_APPLICABLE
 
 if TYPE_CHECKING:
     from resdepth.sweep import Plan
@@ -44,7 +45,7 @@ def sweep(
     """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
     from resdepth import sweep as sweeping
     from resdepth.config import resolve
-    from resdepth.progress import duration, reporter
+    from resdepth.progress import reporter
     from resdepth.results import Status
 
     tokens = [t for item in restart or [] for t in parse_list(item, str, "--restart")]
@@ -52,24 +53,7 @@ def sweep(
         if dry_run:
             _print_plan(plan)
             return
-        for run_id, rows in plan.restored.items():
-            console.print(
-                f"{run_id}: {rows} row(s) restored from its checkpoint (a killed sweep had not written them)",
-                highlight=False,
-            )
-        for run_id in plan.repaired:
-            console.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
-        done = len(plan.runs) - len(plan.todo)
-        summary = f"{len(plan.runs)} runs ({len(plan.todo)} to train, {done} done) on {plan.where}"
-        if plan.estimate is not None:  # timed here, on this machine's device
-            summary += f"; estimated {duration(plan.estimate)} one at a time"
-        console.print(summary, highlight=False)
-        if plan.estimate is not None and plan.estimate > LONG:
-            console.print(
-                "  that is long: shorten with --epochs, --train-subset or fewer --depth/--seeds, "
-                "or see experiments/quick.toml",
-                highlight=False,
-            )
+        _print_start(plan)
         report = reporter(console, len(plan.todo))
         try:
             outcomes = sweeping.run(plan, report)
@@ -93,6 +77,30 @@ def sweep(
         raise typer.Exit(1)
 
 
+def _print_start(plan: Plan) -> None:
+    """What the sweep repaired before it starts, and what it will do."""
+    from resdepth.progress import duration
+
+    for run_id, rows in plan.restored.items():
+        console.print(
+            f"{run_id}: {rows} row(s) restored from its checkpoint (a killed sweep had not written them)",
+            highlight=False,
+        )
+    for run_id in plan.repaired:
+        console.print(f"{run_id}: status repaired (a killed sweep could not write it)", highlight=False)
+    done = len(plan.runs) - len(plan.todo)
+    summary = f"{len(plan.runs)} runs ({len(plan.todo)} to train, {done} done) on {plan.where}"
+    if plan.estimate is not None:  # timed here, on this machine's device
+        summary += f"; estimated {duration(plan.estimate)} one at a time"
+    console.print(summary, highlight=False)
+    if plan.estimate is not None and plan.estimate > LONG:
+        console.print(
+            "  that is long: shorten with --epochs, --train-subset or fewer --depth/--seeds, "
+            "or see experiments/quick.toml",
+            highlight=False,
+        )
+
+
 def _print_plan(plan: Plan) -> None:
     from resdepth.models.resnet import layout
 
@@ -103,7 +111,7 @@ def _print_plan(plan: Plan) -> None:
         c = p.cfg
         lay = (
             "fixed"
-            if c.family == "-"
+            if c.family == NOT_APPLICABLE
             else "x".join(str(b) for b in layout(c.family, c.depth, c.width).blocks)
         )
         table.add_row(

@@ -25,7 +25,7 @@ from resdepth.diagnose.measures import MEASURES, Inputs, Net, Rows, inputs
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
 from resdepth.models.resnet import ResNet
-from resdepth.results import Window
+from resdepth.results import START_ITERATIONS, Window
 from resdepth.runs import RunConfig, expand
 from resdepth.train import train_run
 
@@ -118,7 +118,6 @@ def diagnose_fresh(
 
 
 START = "start"  # trains; every other measurement only looks at a net
-START_ITERATIONS = 300
 START_LOSS = 2.0  # the summary: the first report whose mean loss is below this (ln 10 = 2.30 is chance)
 
 
@@ -220,68 +219,90 @@ def run(
     return Diagnosis(folder, tables, written)
 
 
+KEYS = ["net", "state"]
+
+
+def _grads(f: pd.DataFrame) -> pd.DataFrame:
+    first = f[f["layer"] == 1].groupby(KEYS)["grad_norm"].mean()
+    last = f[f["layer"] == f.groupby(["net", "state", "seed"])["layer"].transform("max")]
+    last_mean = last.groupby(KEYS)["grad_norm"].mean()
+    return pd.DataFrame(
+        {"first layer": first, "classifier": last_mean, "first / classifier": first / last_mean}
+    )
+
+
+def _responses(f: pd.DataFrame) -> pd.DataFrame:
+    g = f.groupby(KEYS)["std"]
+    return pd.DataFrame({"mean std": g.mean(), "max std": g.max()})
+
+
+def _lesion(f: pd.DataFrame) -> pd.DataFrame:
+    table = f.groupby([*KEYS, "kind"])["error"].mean().unstack("kind")
+    table["worst single"] = f[f["kind"] == "single"].groupby(KEYS)["error"].max()
+    top = f[f["kind"] == "random"]
+    top = top[top["k"] == top.groupby(KEYS)["k"].transform("max")]
+    table["k deleted"] = top.groupby(KEYS)["k"].max()
+    table["error, k deleted"] = top.groupby(KEYS)["error"].mean()
+    renamed = table.rename(columns={"intact": "intact error", "single": "mean single"})
+    return renamed.drop(columns=["random"], errors="ignore")
+
+
+def _scale(f: pd.DataFrame) -> pd.DataFrame:
+    std = f.groupby([*KEYS, "name"], sort=False)["std"].mean().unstack("name")
+    last_stage = [c for c in std.columns if str(c).startswith("stage")][-1]
+    return pd.DataFrame(
+        {
+            "stem std": std["stem"],
+            "stream std (last stage)": std[last_stage],
+            "logit std": std["logits"],
+            "loss": f.groupby(KEYS)["loss"].mean(),
+        }
+    )
+
+
+def _start(f: pd.DataFrame) -> pd.DataFrame:
+    below = f[f["loss"] < START_LOSS].groupby([*KEYS, "seed"])["iteration"].min()
+    per_seed = below.reindex(pd.MultiIndex.from_frame(f[[*KEYS, "seed"]].drop_duplicates()))
+    last = f[f["iteration"] == f.groupby([*KEYS, "seed"])["iteration"].transform("max")]
+    return pd.DataFrame(
+        {
+            f"its to loss < {START_LOSS:g}, mean": per_seed.groupby(KEYS).mean(),
+            "min": per_seed.groupby(KEYS).min(),
+            "max": per_seed.groupby(KEYS).max(),
+            "never (seeds)": per_seed.isna().groupby(KEYS).sum(),
+            "loss at the end": last.groupby(KEYS)["loss"].mean(),
+        }
+    )
+
+
+def _identity(f: pd.DataFrame) -> pd.DataFrame:
+    by = f.groupby(KEYS)
+    return pd.DataFrame(
+        {
+            "grown to": by["grown_to"].first(),
+            "max |Δlogit|": by["max_abs_diff"].max(),
+            "error": by["error"].mean(),
+            "grown error": by["grown_error"].mean(),
+        }
+    )
+
+
+# Each measurement's line per net and state, from its rows (seeds pooled).
+SUMMARIES = {
+    "grads": _grads,
+    "responses": _responses,
+    "lesion": _lesion,
+    "identity": _identity,
+    "scale": _scale,
+    START: _start,
+}
+
+
 def summaries(tables: Tables) -> dict[str, pd.DataFrame]:
     """One line per net and state for each measurement, mean over seeds: what the terminal shows."""
     out: dict[str, pd.DataFrame] = {}
     for name, rows in tables.items():
-        if not rows:
-            continue
-        f = pd.DataFrame(rows)
-        keys = ["net", "state"]
-        if name == "grads":
-            first = f[f["layer"] == 1].groupby(keys)["grad_norm"].mean()
-            last = f[f["layer"] == f.groupby(["net", "state", "seed"])["layer"].transform("max")]
-            last_mean = last.groupby(keys)["grad_norm"].mean()
-            out[name] = pd.DataFrame(
-                {"first layer": first, "classifier": last_mean, "first / classifier": first / last_mean}
-            )
-        elif name == "responses":
-            g = f.groupby(keys)["std"]
-            out[name] = pd.DataFrame({"mean std": g.mean(), "max std": g.max()})
-        elif name == "lesion":
-            g = f.groupby(["net", "state", "kind"])["error"]
-            table = g.mean().unstack("kind")
-            table["worst single"] = f[f["kind"] == "single"].groupby(keys)["error"].max()
-            top = f[f["kind"] == "random"]
-            top = top[top["k"] == top.groupby(["net", "state"])["k"].transform("max")]
-            table["k deleted"] = top.groupby(keys)["k"].max()
-            table["error, k deleted"] = top.groupby(keys)["error"].mean()
-            out[name] = table.rename(columns={"intact": "intact error", "single": "mean single"}).drop(
-                columns=["random"], errors="ignore"
-            )
-        elif name == "scale":
-            std = f.groupby(keys + ["name"], sort=False)["std"].mean().unstack("name")
-            last_stage = [c for c in std.columns if str(c).startswith("stage")][-1]
-            out[name] = pd.DataFrame(
-                {
-                    "stem std": std["stem"],
-                    "stream std (last stage)": std[last_stage],
-                    "logit std": std["logits"],
-                    "loss": f.groupby(keys)["loss"].mean(),
-                }
-            )
-        elif name == START:
-            below = f[f["loss"] < START_LOSS].groupby(keys + ["seed"])["iteration"].min()
-            per_seed = below.reindex(pd.MultiIndex.from_frame(f[keys + ["seed"]].drop_duplicates()))
-            last = f[f["iteration"] == f.groupby(keys + ["seed"])["iteration"].transform("max")]
-            out[name] = pd.DataFrame(
-                {
-                    f"its to loss < {START_LOSS:g}, mean": per_seed.groupby(keys).mean(),
-                    "min": per_seed.groupby(keys).min(),
-                    "max": per_seed.groupby(keys).max(),
-                    "never (seeds)": per_seed.isna().groupby(keys).sum(),
-                    "loss at the end": last.groupby(keys)["loss"].mean(),
-                }
-            )
-        elif name == "identity":
-            by = f.groupby(keys)
-            out[name] = pd.DataFrame(
-                {
-                    "grown to": by["grown_to"].first(),
-                    "max |Δlogit|": by["max_abs_diff"].max(),
-                    "error": by["error"].mean(),
-                    "grown error": by["grown_error"].mean(),
-                }
-            )
-        out[name] = out[name].reindex(pd.MultiIndex.from_frame(f[keys].drop_duplicates()))  # measured order
+        if rows:
+            f = pd.DataFrame(rows)
+            out[name] = SUMMARIES[name](f).reindex(pd.MultiIndex.from_frame(f[KEYS].drop_duplicates()))
     return out

@@ -50,38 +50,11 @@ class RayPool(Pool):
         if address is None:  # a private local instance: its files in a temporary folder, not ~
             remove_orphans()
             self.tmp = tempfile.mkdtemp(prefix=f"{PRIVATE}{os.getpid()}-")
-            # Recent Ray secures a new local instance with a token it would save in ~/.ray; one in
-            # the environment, for this instance only, keeps the security and leaves home alone.
-            if "RAY_AUTH_MODE" not in os.environ:
-                os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-            # On the loopback address: a private instance serves this machine alone.
-            options |= {
-                "_temp_dir": self.tmp,
-                "_node_ip_address": "127.0.0.1",
-                "num_cpus": available_cpus(),
-                "object_store_memory": 200 << 20,
-            }
+            options |= _private_instance(self.tmp)
         try:
             ray.init(address=address, **options)
             nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-            if gpus_per_run is None:
-                has_gpus = any(n.get("GPU", 0) for n in nodes)
-                gpus_per_run = 1.0 if device in ("cuda", "auto") and has_gpus else 0.0
-            if device == "cuda" and not gpus_per_run:
-                raise UserError("--device cuda with --executor ray needs --gpus-per-run above 0")
-            if device in ("cpu", "mps") and gpus_per_run:
-                raise UserError(
-                    f"--device {device} and --gpus-per-run {gpus_per_run:g} contradict each other"
-                )
-            fits = [_fits(n, cpus_per_run, gpus_per_run) for n in nodes]
-            if not any(fits):
-                largest: dict[str, float] = max(
-                    nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={}
-                )
-                raise UserError(
-                    f"no Ray node has {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) for one run; "
-                    f"the largest has {largest.get('CPU', 0):g} CPU(s) and {largest.get('GPU', 0):g} GPU(s)"
-                )
+            gpus_per_run, fits = _placement(nodes, device, cpus_per_run, gpus_per_run)
         except BaseException:
             self.close()
             raise
@@ -127,6 +100,43 @@ class RayPool(Pool):
             self.ray.shutdown()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _private_instance(tmp: str) -> dict[str, Any]:
+    """`ray.init` options of a private local instance, its files in `tmp`."""
+    # Recent Ray secures a new local instance with a token it would save in ~/.ray; one in the
+    # environment, for this instance only, keeps the security and leaves home alone.
+    if "RAY_AUTH_MODE" not in os.environ:
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    # On the loopback address: a private instance serves this machine alone.
+    return {
+        "_temp_dir": tmp,
+        "_node_ip_address": "127.0.0.1",
+        "num_cpus": available_cpus(),
+        "object_store_memory": 200 << 20,
+    }
+
+
+def _placement(
+    nodes: list[dict[str, float]], device: str, cpus_per_run: float, gpus_per_run: float | None
+) -> tuple[float, list[int]]:
+    """The GPUs each run asks for (1 by default where the cluster has GPUs and the device allows),
+    and how many runs fit each node at once; an error where they contradict or fit nowhere."""
+    if gpus_per_run is None:
+        has_gpus = any(n.get("GPU", 0) for n in nodes)
+        gpus_per_run = 1.0 if device in ("cuda", "auto") and has_gpus else 0.0
+    if device == "cuda" and not gpus_per_run:
+        raise UserError("--device cuda with --executor ray needs --gpus-per-run above 0")
+    if device in ("cpu", "mps") and gpus_per_run:
+        raise UserError(f"--device {device} and --gpus-per-run {gpus_per_run:g} contradict each other")
+    fits = [_fits(n, cpus_per_run, gpus_per_run) for n in nodes]
+    if not any(fits):
+        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        raise UserError(
+            f"no Ray node has {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) for one run; "
+            f"the largest has {largest.get('CPU', 0):g} CPU(s) and {largest.get('GPU', 0):g} GPU(s)"
+        )
+    return gpus_per_run, fits
 
 
 PRIVATE = "resdepth-ray-"  # + the driver's pid: the temporary folder of a private local instance
