@@ -14,7 +14,7 @@ INSTALLED := $(VENV)/.installed
 LOCAL_DATA := $(if $(wildcard $(RESDEPTH_TEST_DATA)/cifar-10-python.tar.gz),--data-dir "$(RESDEPTH_TEST_DATA)" --offline)
 RESDEPTH := $(VENV)/bin/resdepth
 
-.PHONY: install test lint pytest smoke demo course paper clean
+.PHONY: install test test-fast lint pytest smoke demo course paper clean docs
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,14 @@ pytest: $(INSTALLED)
 	$(VENV)/bin/pytest -q
 
 test: lint pytest smoke
+
+# The edit loop: everything but the tests marked slow (real sweeps killed and resumed, Ray clusters).
+test-fast: $(INSTALLED)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+# Rewrite the generated pages (docs/options.md, docs/results-folder.md); a test fails when they are stale.
+docs: $(INSTALLED)
+	$(PY) -m resdepth.docgen
 
 # Plain and ResNet at two depths, 2 epochs on 512 real CIFAR-10 images (synthetic data without them),
 # two runs at a time, so the worker processes load the real data themselves.

@@ -185,7 +185,7 @@ def _labels(metrics: pd.DataFrame, members: pd.DataFrame, counted: pd.Series) ->
 
 
 # A reference may differ from the runs it is compared with in these settings alone, said on the
-# figure and in the report: bf16 matched fp32 within the seed spread on real CIFAR-10 (README), so
+# figure and in the report: bf16 matched fp32 within the seed spread on real CIFAR-10 (docs/results.md), so
 # references trained on one kind of CPU serve a user on the other.
 ACROSS = ("precision",)
 

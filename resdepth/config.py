@@ -133,7 +133,7 @@ class SweepConfig:
         f"auto (depth >= {WARMUP_DEPTH}, as §4.2), always, none.",
         Role.RECIPE,
     )
-    # bf16 matched fp32 within the seed spread on real CIFAR-10 (README); the paper trained in fp32
+    # bf16 matched fp32 within the seed spread on real CIFAR-10 (docs/results.md); the paper trained in fp32
     precision: str = option(
         "auto", "auto (bf16 where the hardware runs it fast, else fp32), fp32 or bf16.", Role.RECIPE
     )

@@ -40,7 +40,7 @@ def _cpuinfo() -> str:
 
 
 def cpu_runs_bf16_fast() -> bool:
-    """AMX or AVX512-BF16: where bf16 training beats fp32 on a CPU (about 2.5x, README)."""
+    """AMX or AVX512-BF16: where bf16 training beats fp32 on a CPU (about 2.5x: docs/speed.md)."""
     flags = _cpuinfo()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
@@ -63,7 +63,7 @@ def cpu_model() -> str:
 
 
 def device_name(device: torch.device) -> str:
-    """The card or processor the figures belong to, as a README should name it."""
+    """The card or processor the figures belong to, as a timing should name it."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":

@@ -120,6 +120,43 @@ DIAGNOSTICS_COLUMNS = {
     "scale": (*_NET, "layer", "name", "std", "rms", "loss"),
     "start": (*_NET, *(f.name for f in fields(Window))),
 }
+# What each column means, but the run fields (their option's help says it): the results-folder page
+# (docs/results-folder.md) is generated from these, and a test holds every column to a line here.
+COLUMN_HELP = {
+    "run_id": "12 hex digits: a hash of every field that changes the run's numbers",
+    "epoch": "1-based epoch",
+    "iteration": "iterations done at the epoch's end",
+    "lr": "learning rate of the epoch's last step",
+    "train_loss": "mean over the epoch's training mini-batches, in train mode, with augmentation "
+    "(as the paper's curves; it lags the weights of the epoch's end)",
+    "train_error": "as train_loss, in percent",
+    "test_loss": "on the test split (or --test-subset), eval mode, no augmentation",
+    "test_error": "as test_loss, in percent",
+    "val_loss": "on the --val-split images; empty without it",
+    "val_error": "as val_loss, in percent",
+    "epoch_seconds": "wall time of the epoch, training and evaluation",
+    "images_per_second": "training images per second of the epoch's training part",
+    "params": "trainable parameters",
+    "status": "completed, diverged, failed, running or interrupted",
+    "epochs_done": "epochs in metrics.csv",
+    "final_train_error": "train_error of the last epoch",
+    "final_test_error": "test_error of the last epoch",
+    "best_test_error": "lowest test_error of any epoch",
+    "wall_seconds": "sum of epoch_seconds",
+    "device": "where it trained: cpu, cuda:0, ...",
+    "threads": "CPU threads it trained with (empty: not recorded)",
+    "torch_version": "PyTorch version of the node that trained it",
+    "resdepth_version": "resdepth version of the sweep that wrote the row",
+    "started_at": "when it first started (UTC)",
+    "ended_at": "when it last ended (UTC)",
+    "error": "why a failed or diverged run stopped",
+    "host": "host name of the node that trained it",
+    "node": "its Ray node id (empty outside Ray)",
+    "cpu": "the processor's name",
+    "cpu_bf16": "yes where the processor runs bf16 fast (AMX or AVX512-BF16)",
+    "gpu": "the GPU's name (empty on a CPU)",
+    "python_version": "Python version of the node that trained it",
+}
 # Columns added after results folders already existed, with what an older row meant by them.
 ADDED_COLUMNS = {**added_fields(), "threads": "", **dict.fromkeys(PROVENANCE[:-1], "")}  # "": unknown
 TEXT_COLUMNS = ("run_id", "arch", "family", "shortcut", "norm", "activation", "dataset")

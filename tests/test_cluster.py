@@ -20,6 +20,8 @@ from resdepth.config import SweepConfig
 from resdepth.executors.base import Task, run_task
 from resdepth.runs import expand
 
+pytestmark = pytest.mark.slow  # minutes of real sweeps: `make test` runs them, `make test-fast` does not
+
 try:
     import ray
 except ImportError:

@@ -26,6 +26,8 @@ from resdepth.results import EpochRecord, Window
 from resdepth.runs import RunConfig, expand
 from resdepth.sweep import prepare, run
 
+pytestmark = pytest.mark.slow  # minutes of real sweeps: `make test` runs them, `make test-fast` does not
+
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
 # Four runs; one thread per run everywhere, because CPU reductions round differently with more.
 # An explicit precision: under Ray, `auto` is left to each node and hashed as "auto" (see below).

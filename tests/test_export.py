@@ -16,6 +16,8 @@ import pytest
 
 from resdepth import events, results
 
+pytestmark = pytest.mark.slow  # minutes of real sweeps: `make test` runs them, `make test-fast` does not
+
 ROOT = Path(__file__).resolve().parents[1]
 # CI installs the extra and sets RESDEPTH_REQUIRE_TENSORBOARD, so these fail there instead of skipping.
 needs_tensorboard = pytest.mark.skipif(

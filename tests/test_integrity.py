@@ -32,6 +32,8 @@ from resdepth.models import NetSpec
 from resdepth.models.summary import MEMORY_LIMIT, check_memory
 from resdepth.runs import expand
 
+pytestmark = pytest.mark.slow  # minutes of real sweeps: `make test` runs them, `make test-fast` does not
+
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
 # Two runs of three epochs, one thread each (so every executor computes the same digits).
 ARGS = ["--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--seeds", "0,1", "--epochs", "3",

@@ -1,6 +1,6 @@
 """Every step engine computes the paper's SGD step: eager, torch.compile, CUDA graphs (on a GPU).
 
-The CUDA tests skip on machines without a GPU; they ran on an H100 (see the README's speed section).
+The CUDA tests skip on machines without a GPU; they ran on an H100 (see docs/speed.md).
 """
 
 from __future__ import annotations

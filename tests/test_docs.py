@@ -1,0 +1,47 @@
+"""The documentation the code defines stays the code's: the options and results-folder pages are what
+`python -m resdepth.docgen` writes today, every CSV column has its meaning, and the README stays a
+front door (10 KB or less, the course's figure first, every page it links shipped)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from resdepth import docgen, results
+from resdepth.runs import RUN_FIELDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(docgen.PAGES))
+def test_generated_page_is_current(name: str) -> None:
+    assert (ROOT / "docs" / name).read_text() == docgen.PAGES[name](), (
+        f"docs/{name} is stale: run `python -m resdepth.docgen`"
+    )
+
+
+def test_every_column_has_a_meaning() -> None:
+    run_fields = {f.name for f in RUN_FIELDS}
+    for column in (*results.METRICS_COLUMNS, *results.RUNS_COLUMNS):
+        assert column in results.COLUMN_HELP or column in run_fields, column
+    assert set(results.COLUMN_HELP) <= {*results.METRICS_COLUMNS, *results.RUNS_COLUMNS}
+
+
+def test_readme_is_a_front_door() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) <= 10_000
+    first_image = re.search(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert first_image is not None and first_image.group(1) == "results/reference/course/figures/layers.png"
+    assert (ROOT / first_image.group(1)).is_file()
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+)
+def test_every_local_link_resolves(page: str) -> None:
+    path = ROOT / page
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", path.read_text()):
+        if not target.startswith(("http://", "https://")):
+            assert (path.parent / target).exists(), f"{page} links {target}, which is not shipped"
