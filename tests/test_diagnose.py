@@ -163,6 +163,7 @@ def test_the_residual_stream_and_the_logits_grow_with_depth_at_initialisation(sy
     assert p56["stage3"] < r56["stage3"] / 2  # a plain net's stream is renormalised by every BN
 
 
+@pytest.mark.slow
 def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:
     resnet, plain = trained("resnet"), trained("plain")
     rows = pd.DataFrame(dg.lesions(resnet, synthetic.test_x, synthetic.test_y))
@@ -189,6 +190,7 @@ def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:
 # --- the command ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     sweep = cli("sweep", "--dataset", "synthetic", "--depth", "8", "--epochs", "1", "--out", str(out))
@@ -245,6 +247,7 @@ def test_diagnose_refuses_folders_without_runs_or_checkpoints(cli, tmp_path: Pat
     assert r.code == 2 and "not both" in r.err
 
 
+@pytest.mark.slow
 def test_start_of_training_reports_the_loss_the_training_loop_sees(cli, tmp_path: Path) -> None:
     r = cli("diagnose", "--dataset", "synthetic", "--arch", "plain,resnet", "--depth", "8", "--seeds", "0,1",
             "--what", "start", "--iterations", "20", "--out", str(tmp_path))  # fmt: skip

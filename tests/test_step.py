@@ -85,6 +85,7 @@ def test_eager_stepper_is_one_plain_step_and_follows_the_lr() -> None:
     assert loss.item() == losses[0]
 
 
+@pytest.mark.slow
 def test_compiled_steps_match_eager_steps_on_cpu() -> None:
     pytest.importorskip("torch._inductor")
     assert_same_steps(run_steps(Engine(compile=True), "cpu"), run_steps(Engine(), "cpu"), rtol=1e-3)

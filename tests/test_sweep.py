@@ -130,6 +130,7 @@ def test_classic_nets_join_a_sweep_with_their_fixed_depth() -> None:
 # --- a whole sweep ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sweep_writes_documented_csvs_and_skips_done_runs(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     r = cli("sweep", *TINY, "--depth", "8,14", "--epochs", "2", "--seeds", "0", "--out", str(out))
@@ -234,6 +235,7 @@ RESUME_CASES = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(RESUME_CASES))
 def test_sigkill_then_rerun_gives_the_uninterrupted_rows(tmp_path: Path, case: str) -> None:
     args, (kind, at), total = RESUME_CASES[case]
@@ -258,6 +260,7 @@ class Stop(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_resumed_vgg16_drops_the_units_an_uninterrupted_one_drops(tmp_path: Path) -> None:
     # Dropout draws from torch's global generator, seeded per epoch like the data order: a run
     # stopped after epoch 2 (its checkpoint holds epoch 1) and resumed writes the same rows.
@@ -421,6 +424,7 @@ def test_a_folder_written_before_norm_activation_and_threads_is_upgraded_and_kep
 # --- nothing logged is ever lost silently -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_keeps_every_row_until_it_is_restarted(tmp_path: Path) -> None:
     out = tmp_path / "r"
     args = [*TINY, "--arch", "resnet", "--epochs", "4", "--train-subset", "500", "--test-subset", "100"]
