@@ -22,7 +22,9 @@ from resdepth.results import EpochRecord, Status, Window
 from resdepth.runs import RunConfig
 
 
-class Reporter(Protocol):
+class Display(Protocol):
+    """What a sweep shows as it trains: each run's start, progress, epochs and end."""
+
     def start_run(self, cfg: RunConfig, index: int, total: int, start_epoch: int) -> None: ...
     def step(self, cfg: RunConfig, window: Window) -> None: ...
     def epoch(self, cfg: RunConfig, record: EpochRecord) -> None: ...
@@ -31,7 +33,7 @@ class Reporter(Protocol):
     def close(self) -> None: ...
 
 
-class LineReporter:
+class LineDisplay:
     """One line per epoch: for CI logs, pipes and files."""
 
     def __init__(self, console: Console) -> None:
@@ -65,7 +67,7 @@ class LineReporter:
         pass
 
 
-class LiveReporter:
+class LiveDisplay:
     """A bar for the sweep, one per run in progress, and the last epoch's errors of every run."""
 
     def __init__(self, console: Console, runs: int) -> None:
@@ -133,10 +135,11 @@ class LiveReporter:
         self.live.stop()
 
 
-def reporter(console: Console, runs: int) -> Reporter:
+def display(console: Console, runs: int) -> Display:
+    """Bars on a terminal, one line per epoch elsewhere (logs, pipes)."""
     if console.is_terminal and sys.stdout.isatty():
-        return LiveReporter(console, runs)
-    return LineReporter(console)
+        return LiveDisplay(console, runs)
+    return LineDisplay(console)
 
 
 def duration(seconds: float) -> str:

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+import typer
+
+from resdepth.cli import app
 
 
-def test_help_lists_every_command_with_an_example(cli) -> None:
+def _leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every runnable command under `command`, as its words after `resdepth`."""
+    subs = getattr(command, "commands", None)
+    if not subs:
+        return [path]
+    return [leaf for name, sub in subs.items() for leaf in _leaves(sub, (*path, name))]
+
+
+def test_help_lists_every_command_and_each_has_examples(cli) -> None:
+    root = typer.main.get_command(app)
+    registered = root.commands  # type: ignore[attr-defined]
+    assert {"sweep", "report", "plot", "diagnose", "describe", "bench", "data", "export"} <= set(registered)
     r = cli("--help")
     assert r.code == 0
-    for command in ("describe", "sweep", "data", "plot", "report"):
-        assert f"resdepth {command}" in r.out
+    for name in registered:
+        assert f" {name} " in r.out, f"{name} is missing from --help"
+    for words in _leaves(root):
+        sub = cli(*words, "--help")
+        assert sub.code == 0 and "Examples:" in sub.out, f"resdepth {' '.join(words)} --help has no examples"
 
 
 def test_describe_json_gives_params_macs_and_stages(cli) -> None:

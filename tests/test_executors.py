@@ -22,9 +22,9 @@ from resdepth.data.download import MIRROR_ENV
 from resdepth.device import resolve_precision
 from resdepth.errors import UserError
 from resdepth.executors import MAX_ATTEMPTS, Outcome, Task
+from resdepth.planner import prepare, run
 from resdepth.results import EpochRecord, Window
 from resdepth.runs import RunConfig, expand
-from resdepth.sweep import prepare, run
 
 pytestmark = pytest.mark.slow  # minutes of real sweeps: `make test` runs them, `make test-fast` does not
 
@@ -39,7 +39,7 @@ def numbers(out: Path) -> pd.DataFrame:
     return results.read_metrics(out)[NUMBERS].sort_values(["run_id", "epoch"]).reset_index(drop=True)
 
 
-class KillingReporter:
+class KillingDisplay:
     """Records each (re)start, and kills workers when a run reports the epoch `kill_at` (None: any
     epoch), `times` times."""
 
@@ -70,7 +70,7 @@ class KillingReporter:
 
 
 def sweep_with(
-    out: Path, executor: str, report: KillingReporter, epochs: int = 5, **options: object
+    out: Path, executor: str, report: KillingDisplay, epochs: int = 5, **options: object
 ) -> list[Outcome]:
     """One ResNet-8 run of `epochs` epochs on 1,000 synthetic images: about a second an epoch."""
     cfg = SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=epochs, train_subset=1000,
@@ -85,7 +85,7 @@ def sweep_with(
 def clean(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     """The rows of that run, uninterrupted, in this process."""
     out = tmp_path_factory.mktemp("clean")
-    sweep_with(out, "local", KillingReporter(lambda: None, 0))
+    sweep_with(out, "local", KillingDisplay(lambda: None, 0))
     return numbers(out)
 
 
@@ -121,7 +121,7 @@ def test_jobs_2_gives_the_rows_of_jobs_1(cli, tmp_path: Path) -> None:
 
 
 def test_a_killed_worker_resumes_from_its_checkpoint(clean: pd.DataFrame, tmp_path: Path) -> None:
-    report = KillingReporter(kill_local_workers, kill_at=2)
+    report = KillingDisplay(kill_local_workers, kill_at=2)
     (outcome,) = sweep_with(tmp_path / "killed", "local", report, jobs="2")
     assert outcome[1] == "completed"
     (run_id, first), (same, resumed) = report.starts
@@ -132,7 +132,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint(clean: pd.DataFrame, tmp_pa
 
 def test_a_run_whose_worker_keeps_dying_is_marked_failed(tmp_path: Path) -> None:
     # Each attempt is killed at its first epoch, so three attempts get at most three of six epochs done.
-    report = KillingReporter(kill_local_workers, kill_at=None, times=MAX_ATTEMPTS)
+    report = KillingDisplay(kill_local_workers, kill_at=None, times=MAX_ATTEMPTS)
     out = tmp_path / "r"
     ((_, status, error),) = sweep_with(out, "local", report, epochs=6, jobs="2")
     assert status == "failed" and f"worker died {MAX_ATTEMPTS} times" in error
@@ -192,7 +192,7 @@ def test_ray_gives_the_rows_of_the_local_executor_and_leaves_home_alone(cli, tmp
 
 @needs_ray
 def test_ray_retries_a_killed_worker_from_its_checkpoint(clean: pd.DataFrame, tmp_path: Path) -> None:
-    report = KillingReporter(kill_ray_workers, kill_at=2)
+    report = KillingDisplay(kill_ray_workers, kill_at=2)
     (outcome,) = sweep_with(tmp_path / "killed", "ray", report)
     assert outcome[1] == "completed"
     assert report.starts[0][1] == 1 and report.starts[1][1] >= 2
@@ -241,7 +241,7 @@ def test_ray_resolves_precision_auto_on_the_node_and_records_it(tmp_path: Path) 
     plan = prepare(cfg)
     with plan:
         assert plan.runs[0].cfg.precision == "auto"  # not decided by the driver
-        ((_, status, _),) = run(plan, KillingReporter(lambda: None, 0))
+        ((_, status, _),) = run(plan, KillingDisplay(lambda: None, 0))
     assert status == "completed"
     (row,) = results.read_runs(out).values()
     assert row["precision"] == resolve_precision("auto", torch.device("cpu"))  # what the node ran

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resdepth import analysis, plot, report, results
+from resdepth import analysis, plot, results, tables
 from resdepth.errors import UserError
 
 # (arch, depth, final train error per seed): plain degrades with depth, ResNet improves.
@@ -58,7 +58,7 @@ def known(tmp_path: Path) -> analysis.Group:
 
 
 def test_report_numbers_are_means_and_stds_over_seeds(known: analysis.Group) -> None:
-    nets = report.table(known).set_index("label")
+    nets = tables.table(known).set_index("label")
     assert list(nets.index) == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
     assert nets.loc["plain-56", "final_train_error_mean"] == pytest.approx(21.0)
     assert nets.loc["plain-56", "final_train_error_std"] == pytest.approx(np.std([20, 22], ddof=1))
@@ -69,7 +69,7 @@ def test_report_numbers_are_means_and_stds_over_seeds(known: analysis.Group) -> 
 
 
 def test_verdict_says_reproduced_with_the_numbers(known: analysis.Group) -> None:
-    text = report.verdict(report.table(known))
+    text = tables.verdict(tables.table(known))
     assert text == (
         "degradation reproduced: plain training error rises with depth (20: 11.0% -> 56: 21.0%), "
         "ResNet's falls (20: 10.0% -> 56: 7.0%); 2 or more seeds per net, so a change counts beyond twice "
@@ -80,7 +80,7 @@ def test_verdict_says_reproduced_with_the_numbers(known: analysis.Group) -> None
 def test_verdict_when_the_deeper_resnet_lags_a_little(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 8): [31.7], ("plain", 32): [52.7], ("resnet", 8): [31.5],
                              ("resnet", 32): [32.8]})  # fmt: skip
-    assert report.verdict(report.table(only(tmp_path))) == (
+    assert tables.verdict(tables.table(only(tmp_path))) == (
         "degradation reproduced: plain training error rises with depth (8: 31.7% -> 32: 52.7%), "
         "ResNet's rises far less, 1.3 points (8: 31.5% -> 32: 32.8%); the verdict rests on one seed per net"
     )
@@ -89,17 +89,17 @@ def test_verdict_when_the_deeper_resnet_lags_a_little(tmp_path: Path) -> None:
 def test_verdict_says_not_reproduced_and_why(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [10.0], ("plain", 56): [10.5], ("resnet", 20): [9.0],
                              ("resnet", 56): [8.0]})  # fmt: skip
-    text = report.verdict(report.table(only(tmp_path)))
+    text = tables.verdict(tables.table(only(tmp_path)))
     assert text.startswith("not reproduced: the deeper plain net does not train worse")
     assert "3 epochs may be too short" in text
     single = tmp_path / "single"
     single.mkdir()
     write_results(single, {("plain", 20): [10.0], ("resnet", 20): [9.0]})
-    assert "fewer than two depths" in report.verdict(report.table(only(single)))
+    assert "fewer than two depths" in tables.verdict(tables.table(only(single)))
 
 
 def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Group) -> None:
-    text = report.markdown(known, report.table(known))
+    text = tables.markdown(known, tables.table(known))
     lines = text.splitlines()
     assert lines[0].startswith("| net | seeds |") and lines[1].startswith("|---|")
     assert "| plain-56 | 2 | 3 | 26.00 ± 1.41 |" in text
@@ -117,14 +117,14 @@ def test_per_seed_line_shows_what_the_means_hide(cli, tmp_path: Path) -> None:
         "per seed (0, 1, 2), 8 -> 20 layers: plain +10.0, +9.0, +11.0; ResNet +1.0, -2.0, +0.5 points; "
         "plain rises at every step (8 -> 14 -> 20) in 2 of 3 seeds"
     )
-    assert report.per_seed(only(tmp_path / "three")) == line
+    assert tables.per_seed(only(tmp_path / "three")) == line
     r = cli("report", str(tmp_path / "three"))
     assert r.code == 0 and " ".join(r.out.split()).endswith(line)
     # Seed 2 lacks plain-14: the end-to-end changes still count it, the steps do not.
     write_results(tmp_path / "gap", {k: v[:2] if k == ("plain", 14) else v for k, v in finals.items()})
-    assert report.per_seed(only(tmp_path / "gap", include_partial=True)).endswith("in 1 of 2 seeds")
+    assert tables.per_seed(only(tmp_path / "gap", include_partial=True)).endswith("in 1 of 2 seeds")
     write_results(tmp_path / "one", {k: v[:1] for k, v in finals.items()})
-    assert report.per_seed(only(tmp_path / "one")) == ""
+    assert tables.per_seed(only(tmp_path / "one")) == ""
 
 
 def test_curves_figure_draws_the_csv_means_with_paper_styles(known: analysis.Group) -> None:
@@ -222,9 +222,9 @@ def test_partial_sweep_is_reported(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [10.0], ("resnet", 20): [9.0]}, epochs=2)
     write_results(tmp_path, {("plain", 56): [30.0]}, epochs=2, logged=1, status="interrupted")
     group = only(tmp_path)
-    assert "plain-56" not in set(report.table(group)["label"])
-    assert report.left_out(group) == ["plain-56 seed 0 (plain56s0): interrupted, 1 of 2 epochs"]
-    nets = report.table(only(tmp_path, include_partial=True)).set_index("label")
+    assert "plain-56" not in set(tables.table(group)["label"])
+    assert tables.left_out(group) == ["plain-56 seed 0 (plain56s0): interrupted, 1 of 2 epochs"]
+    nets = tables.table(only(tmp_path, include_partial=True)).set_index("label")
     assert nets.loc["plain-56 *", "epochs"] == 1
 
 
@@ -249,11 +249,11 @@ def test_a_mixed_folder_gives_one_table_per_recipe_and_an_unflipped_verdict(cli,
     found = analysis.groups(analysis.load(tmp_path))
     assert [g.heading for g in found] == ["dataset=cifar10", "dataset=cifar100"]
     cifar10, cifar100 = found
-    nets = report.table(cifar10).set_index("label")
+    nets = tables.table(cifar10).set_index("label")
     assert nets.loc["ResNet-56", "seeds"] == 3 and nets.loc["ResNet-56", "final_train_error_mean"] == 9.0
-    assert report.verdict(report.table(cifar10)).startswith("degradation reproduced")
+    assert tables.verdict(tables.table(cifar10)).startswith("degradation reproduced")
     assert cifar100.metrics.empty  # the partial run is in no mean
-    assert report.left_out(cifar100) == [
+    assert tables.left_out(cifar100) == [
         "ResNet-56 seed 0 (resnet56s0datasetcifar100): interrupted, 1 of 3 epochs"
     ]
     r = cli("report", str(tmp_path))
@@ -296,16 +296,16 @@ def test_runs_sharing_a_seed_number_are_still_counted(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [30.0]}, recipe={"lr": 0.05})
     found = analysis.groups(analysis.load(tmp_path))
     assert [g.heading for g in found] == ["lr=0.1", "lr=0.05"]
-    assert [float(report.table(g)["final_train_error_mean"].iloc[0]) for g in found] == [10.0, 30.0]
+    assert [float(tables.table(g)["final_train_error_mean"].iloc[0]) for g in found] == [10.0, 30.0]
 
 
 def test_the_verdict_says_not_enough_evidence_when_the_rise_is_within_the_noise(tmp_path: Path) -> None:
     # plain rises 1.5 points; each net's three seeds spread by 3 points (std 3): noise wins.
     write_results(tmp_path, {("plain", 20): [7.0, 10.0, 13.0], ("plain", 56): [8.5, 11.5, 14.5],
                              ("resnet", 20): [7.0, 10.0, 13.0], ("resnet", 56): [7.0, 10.0, 13.0]})  # fmt: skip
-    nets = report.table(only(tmp_path))
-    assert report.threshold(nets) == (pytest.approx(6.0), 3)
-    assert report.verdict(nets) == (
+    nets = tables.table(only(tmp_path))
+    assert tables.threshold(nets) == (pytest.approx(6.0), 3)
+    assert tables.verdict(nets) == (
         "not enough evidence: the plain rise (1.5 points) is within the seed-to-seed noise: plain training "
         "error stays level with depth (20: 10.0% -> 56: 11.5%), ResNet's stays level (20: 10.0% -> 56: 10.0%); "
         "3 or more seeds per net, so a change counts beyond twice their pooled std (6.0 points) "
@@ -314,7 +314,7 @@ def test_the_verdict_says_not_enough_evidence_when_the_rise_is_within_the_noise(
     clear = tmp_path / "clear"
     clear.mkdir()
     write_results(clear, THREE)
-    assert report.verdict(report.table(only(clear))).endswith(
+    assert tables.verdict(tables.table(only(clear))).endswith(
         "3 or more seeds per net, so a change counts beyond twice their pooled std (2.0 points)"
     )
 
@@ -374,11 +374,11 @@ def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli,
     assert r.code == 0, r.err
     # plain-56: mine 21.0; the reference's runs 21.0 and 21.0 have no spread to compare with.
     assert "21.00 ± 0.00 (2 runs)" in r.out and "no spread to compare" in r.out
-    nets = report.with_reference(report.table(only(tmp_path / "mine")), only(tmp_path / "ref"))
+    nets = tables.with_reference(tables.table(only(tmp_path / "mine")), only(tmp_path / "ref"))
     assert nets["ref_mean"].tolist() == [11.0, 21.0, 10.0, 9.0]
     write_results(tmp_path / "spread", {k: [v[0], v[2]] for k, v in THREE.items()},
                   recipe={"dataset": "cifar10", "precision": "bf16"})  # fmt: skip
-    spread = report.with_reference(report.table(only(tmp_path / "mine")), only(tmp_path / "spread"))
+    spread = tables.with_reference(tables.table(only(tmp_path / "mine")), only(tmp_path / "spread"))
     assert spread["ref_z"].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0])  # same means, std sqrt(2)
     # Trained on a CPU without fast bf16: compared across precision alone, and said so.
     write_results(tmp_path / "fp32", THREE, recipe={"dataset": "cifar10", "precision": "fp32"})

@@ -97,7 +97,7 @@ def test_toml_is_overridden_by_the_command_line(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("depths = [20]\n", "unknown key 'depths'"),
-        ('epochs = "many"\n', "epochs"),
+        ('epochs = "many"\n', "bad.toml: epochs must be a whole number, got 'many'"),
         ("lr = [0.1]\n", "lr must be a number"),
         ('epochs = "3,4"\n', "epochs must be a whole number, got '3,4'"),
         ("depth = [20\n", "not valid TOML"),

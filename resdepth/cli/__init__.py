@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from resdepth.cli import bench, data, describe, diagnose, export, results, sweep  # noqa: F401  (they register)
+from resdepth.cli import bench, data, describe, diagnose, export, report, sweep  # noqa: F401  (they register)
 from resdepth.cli.app import app, err
 from resdepth.errors import InvalidNet, UserError
 

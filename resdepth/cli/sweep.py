@@ -13,7 +13,7 @@ from resdepth.config import parse_list
 from resdepth.models import NOT_APPLICABLE
 
 if TYPE_CHECKING:
-    from resdepth.sweep import Plan
+    from resdepth.planner import Plan
 
 LONG = 3600  # seconds: a sweep estimated longer than this gets a hint how to shorten it
 
@@ -43,28 +43,28 @@ def sweep(
     ] = None,
 ) -> None:
     """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
-    from resdepth import sweep as sweeping
+    from resdepth import planner
     from resdepth.config import resolve
-    from resdepth.progress import reporter
+    from resdepth.progress import display
     from resdepth.results import Status
 
     tokens = [t for item in restart or [] for t in parse_list(item, str, "--restart")]
-    with sweeping.prepare(resolve(config, given), dry_run=dry_run, restart=tokens) as plan:
+    with planner.prepare(resolve(config, given), dry_run=dry_run, restart=tokens) as plan:
         if dry_run:
             _print_plan(plan)
             return
         _print_start(plan)
-        report = reporter(console, len(plan.todo))
+        shown = display(console, len(plan.todo))
         try:
-            outcomes = sweeping.run(plan, report)
+            outcomes = planner.run(plan, shown)
         except KeyboardInterrupt:
-            report.close()
+            shown.close()
             err.print(
                 "interrupted: finished epochs are saved; run the same command again to resume",
                 highlight=False,
             )
             raise typer.Exit(130) from None
-        report.close()
+        shown.close()
     for o in outcomes:
         if o.status in (Status.FAILED, Status.DIVERGED):
             err.print(

@@ -14,6 +14,7 @@ from resdepth.data import readers
 from resdepth.data.download import download, md5sum
 from resdepth.data.sources import CIFAR_FOLDERS, DATASETS, MNIST_FOLDER, REMOTES
 from resdepth.errors import UserError
+from resdepth.files import atomic_write
 
 DATA_ENV = "RESDEPTH_DATA"
 CACHE_VERSION = 1
@@ -271,12 +272,9 @@ def _write_cache(path: Path, fingerprint: str, d: Dataset) -> bool:
         "std": list(d.std),
         "source": d.source,
     }
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(blob, f))  # removes its temporary file on failure
         return True
     except (OSError, RuntimeError):
-        tmp.unlink(missing_ok=True)
         return False

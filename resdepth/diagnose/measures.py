@@ -172,7 +172,7 @@ class _Deleted(nn.Module):
         if self.block.shortcut is None:
             return x
         # clone: the in-place ReLU must not write into x, which an identity shortcut passes through
-        out: torch.Tensor = self.block.relu(self.block.shortcut(x).clone())
+        out: torch.Tensor = self.block.act(self.block.shortcut(x).clone())
         return out
 
 

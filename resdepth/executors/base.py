@@ -2,7 +2,7 @@
 hands tasks to workers and retries the ones whose worker died.
 
 Every executor runs the same `run_task` and sends its events (finished epochs, progress) back to
-the driver, which alone writes the results folder (see `sweep.Writer`): CSVs are never written by
+the driver, which alone writes the results folder (see `writer.Writer`): CSVs are never written by
 two processes at once. A worker process that dies is started again, at most `MAX_ATTEMPTS` times
 in all; the new attempt resumes from the run's last checkpoint, which lives in the results folder
 (on a cluster, a filesystem every node shares).
@@ -270,5 +270,3 @@ class Pool(Executor):
             for task, _ in active.values():
                 sink.end(task, Status.INTERRUPTED, "")
             raise
-        finally:
-            self.close()

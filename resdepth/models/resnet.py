@@ -78,7 +78,7 @@ class Block(nn.Module):
     """What every block shares: its geometry, its optional shortcut, and the zeroing of its branch."""
 
     expansion: ClassVar[int]  # output channels per `planes`
-    relu: nn.Module
+    act: nn.Module  # ReLU, or the --activation asked for
     shortcut: nn.Module | None
 
     def last_layers(self) -> tuple[nn.Conv2d, nn.Module]:
@@ -120,18 +120,18 @@ class BasicBlock(Block):
         self.bn1 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = norm_layer(planes)
-        self.relu = act_layer()
+        self.act = act_layer()
         self.shortcut = shortcut
 
     def last_layers(self) -> tuple[nn.Conv2d, nn.Module]:
         return self.conv2, self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.act(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.shortcut is not None:
             out = out + self.shortcut(x)
-        return self.relu(out)
+        return self.act(out)
 
 
 class Bottleneck(Block):
@@ -156,19 +156,19 @@ class Bottleneck(Block):
         self.bn2 = norm_layer(planes)
         self.conv3 = conv1x1(planes, out_ch)
         self.bn3 = norm_layer(out_ch)
-        self.relu = act_layer()
+        self.act = act_layer()
         self.shortcut = shortcut
 
     def last_layers(self) -> tuple[nn.Conv2d, nn.Module]:
         return self.conv3, self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.shortcut is not None:
             out = out + self.shortcut(x)
-        return self.relu(out)
+        return self.act(out)
 
 
 BLOCKS: dict[str, type[Block]] = {"basic": BasicBlock, "bottleneck": Bottleneck}

@@ -1,50 +1,40 @@
-"""A sweep: expand the grid, find what is done, estimate the rest, and hand the rest to an executor.
+"""A sweep's plan: expand the grid, find what is done, estimate the rest, and hand it to an executor.
 
 `prepare` plans (nothing trains, nothing is written on a dry run); `run` trains what the plan left to
-do. This module's `Writer` is the single writer of a results folder: training, wherever it runs,
-only reports epochs back to it.
+do, its events written by `writer.Writer`, the single writer of a results folder.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
-import resdepth
-from resdepth import faults, results
+from resdepth import results
+from resdepth.benchmarks.estimate import estimate_seconds
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
 from resdepth.config import SweepConfig
-from resdepth.data.augment import Normalizer
 from resdepth.data.store import Dataset, load, resolve_root
 from resdepth.device import pick_device, resolve_precision
 from resdepth.errors import UserError
 from resdepth.events import LiveBoard
 from resdepth.executors import (
-    MAX_ATTEMPTS,
-    EpochDone,
     Executor,
-    News,
     Outcome,
-    Progress,
-    Started,
     Task,
     make_executor,
 )
 from resdepth.files import inside, remove_temporaries
 from resdepth.lock import FolderLock
-from resdepth.models import build_model
+from resdepth.models import NetSpec, build_model
 from resdepth.models.summary import check_memory, count_params
-from resdepth.progress import Reporter
+from resdepth.progress import Display
 from resdepth.results import Status
-from resdepth.runs import RunConfig, expand, milestones_text
-from resdepth.step import Engine, Stepper, make_optimizer
-from resdepth.train import AUGMENTED, build
+from resdepth.runs import RunConfig, expand
+from resdepth.step import Engine
+from resdepth.writer import Writer, missing_rows
 
 
 @dataclass
@@ -107,11 +97,14 @@ class Sweep:
         known = results.read_runs(self.out) if self.out.is_dir() else {}
         have = results.logged(self.out) if self.out.is_dir() else {}
         planned = []
+        nets: dict[NetSpec, torch.nn.Module] = {}  # one per distinct net, not per run: seeds share it
         for cfg in self.runs:
             data = self.datasets[cfg.dataset]
             spec = cfg.spec(data.num_classes, data.channels, data.size)
-            check_memory(spec, cfg.batch_size, self.device)
-            model = build_model(spec)
+            if spec not in nets:
+                check_memory(spec, cfg.batch_size, self.device)
+                nets[spec] = build_model(spec)
+            model = nets[spec]
             epochs = have.get(cfg.run_id, set())
             finished = Status(known.get(cfg.run_id, {}).get("status") or Status.RUNNING).finished
             done, damaged, lost = 0, "", []
@@ -148,31 +141,6 @@ class Sweep:
             )
         return replace(p, done_epochs=0, finished=False, logged=0, damaged="")
 
-    def estimate_seconds(self, planned: list[PlannedRun], device: torch.device, engine: Engine) -> float:
-        """Time a few real steps of each distinct net on this device and scale to the work left."""
-        per_image: dict[tuple[str, int, str], float] = {}
-        total = 0.0
-        for p in planned:
-            if p.finished:
-                continue
-            cfg = p.cfg
-            key = (cfg.arch, cfg.depth, cfg.dataset)
-            if key not in per_image:
-                per_image[key] = _seconds_per_image(cfg, self.datasets[cfg.dataset], device, engine)
-            data = self.split(cfg)
-            val = 0 if data.val_y is None else len(data.val_y)
-            # Evaluation is forward only: about a third of a training step's cost per image.
-            images = len(data.train_y) + (len(data.test_y) + val) / 3
-            total += (cfg.epochs - p.done_epochs) * images * per_image[key]
-        return total
-
-
-def missing_rows(cfg: RunConfig, state: dict[str, Any], logged: set[int]) -> list[dict[str, object]]:
-    """The rows a run's checkpoint holds and metrics.csv lacks, as the driver would have written them."""
-    fields = cfg.fields()
-    net = {"run_id": cfg.run_id, **{c: fields[c] for c in results.NET_COLUMNS}}
-    return [{**r, **net} for r in state.get("records", []) if r["epoch"] not in logged]
-
 
 def _fits(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
     """Whether a checkpoint's weights are this net's: the same names and shapes."""
@@ -180,34 +148,6 @@ def _fits(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
     return weights.keys() == mine.keys() and all(
         isinstance(w, torch.Tensor) and w.shape == mine[k].shape for k, w in weights.items()
     )
-
-
-def _seconds_per_image(cfg: RunConfig, data: Dataset, device: torch.device, engine: Engine) -> float:
-    """Three real training steps (augmentation included) on random pixels, timed once the engine is
-    warm. Compilation is left out: its kernels run about as fast as a graph's, and it takes minutes."""
-    model = build(cfg, data, device).train()
-    optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
-    step = Stepper(
-        model,
-        optimizer,
-        Normalizer(data.mean, data.std, device),
-        cfg.precision,
-        replace(engine, compile=False),
-        cfg.batch_size,
-    )
-    step.set_lr(cfg.lr)
-    g = torch.Generator(device=device).manual_seed(0)
-    shape = (cfg.batch_size, data.channels, data.size, data.size)
-    images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device, generator=g)
-    labels = torch.randint(0, data.num_classes, (cfg.batch_size,), device=device, generator=g)
-    augment = g if data.name in AUGMENTED else None
-    for _ in range(step.warm_steps):
-        step(images, labels, augment)
-    started = time.perf_counter()
-    for _ in range(3):
-        loss, _ = step(images, labels, augment)
-    loss.item()  # wait for the device
-    return (time.perf_counter() - started) / (3 * cfg.batch_size)
 
 
 @dataclass
@@ -302,7 +242,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
                 f"again from scratch and keeps the logged rows in {out / results.DISCARDED}"
             )
         executor = make_executor(cfg, device, sweep.split)
-        estimate = sweep.estimate_seconds(planned, device, engine) if cfg.executor == "local" else None
+        estimate = estimate_seconds(sweep, planned, device, engine) if cfg.executor == "local" else None
         return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock)
     except BaseException:
         if lock:
@@ -331,7 +271,7 @@ def _restarted(
     return out
 
 
-def run(plan: Plan, report: Reporter) -> list[Outcome]:
+def run(plan: Plan, display: Display) -> list[Outcome]:
     """Train every unfinished run of the plan; returns how each run it touched ended."""
     assert plan.executor is not None, "a dry-run plan trains nothing"
     cfg, sweep = plan.cfg, plan.sweep
@@ -353,114 +293,10 @@ def run(plan: Plan, report: Reporter) -> list[Outcome]:
         for p in plan.todo
     ]
     board = LiveBoard(sweep.out) if cfg.tensorboard else None
-    writer = Writer(sweep, plan.runs, report, plan.lock, board)
+    writer = Writer(sweep.out, plan.runs, display, plan.lock, board)
     try:
         plan.executor.run(tasks, writer, cfg.fail_fast)
     finally:
         if board is not None:
             board.close()
     return writer.outcomes
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-class Writer:
-    """The single writer of a results folder: every executor's events end here, in the driver."""
-
-    def __init__(
-        self,
-        sweep: Sweep,
-        planned: list[PlannedRun],
-        report: Reporter,
-        lock: FolderLock | None = None,
-        board: LiveBoard | None = None,
-    ) -> None:
-        self.out = sweep.out
-        self.lock = lock  # checked before every write: still ours?
-        self.board = board  # TensorBoard files, fed with every row written
-        self.report = report
-        self.params = {p.cfg.run_id: p.params for p in planned}
-        self.total = sum(not p.finished for p in planned)
-        self.index: dict[str, int] = {}
-        self.base: dict[str, dict[str, object]] = {}
-        self.outcomes: list[Outcome] = []
-
-    def start(self, task: Task) -> None:
-        """Also on a retry. The run's rows are made to match its checkpoint, read again here (a dead
-        worker may have saved more epochs than the plan saw): rows only the checkpoint holds are
-        restored, the row past it goes, and the new attempt writes it again."""
-        cfg = task.cfg
-        try:
-            state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
-        except DamagedCheckpoint as exc:  # stop before a row is dropped
-            raise UserError(f"cannot resume {cfg.name} seed {cfg.seed}: checkpoint {exc}") from None
-        done = int(state["epoch"]) if state else 0
-        self._check()
-        lost = missing_rows(cfg, state, results.logged(self.out).get(cfg.run_id, set())) if state else []
-        if lost:
-            results.restore_rows(self.out, lost)
-        started = self.base.get(cfg.run_id, {}).get("started_at", _now())
-        # What the node that trained it last said of itself, until this attempt's node says its own.
-        before = results.read_runs(self.out).get(cfg.run_id, {})
-        known = {c: before[c] for c in results.PROVENANCE if before.get(c)}
-        if cfg.precision == "auto" and before.get("precision", "auto") != "auto":
-            known["precision"] = before["precision"]
-        base = self.base[cfg.run_id] = {
-            **cfg.fields(),
-            "run_id": cfg.run_id,
-            "milestones": milestones_text(cfg.milestones),
-            "params": self.params[cfg.run_id],
-            "device": task.device,
-            "threads": task.threads,
-            "resdepth_version": resdepth.__version__,
-            "started_at": started,
-            **known,
-        }
-        results.drop_rows_after(self.out, cfg.run_id, done)
-        results.write_run(self.out, {**base, "status": Status.RUNNING, "epochs_done": done})
-        if self.board is not None:
-            self.board.start(cfg.run_id, cfg.name, cfg.seed, cfg.fields())
-        index = self.index.setdefault(cfg.run_id, len(self.index) + 1)
-        self.report.start_run(cfg, index, self.total, done + 1)
-
-    def event(self, task: Task, event: News) -> None:
-        match event:
-            case Started(precision, node):  # `auto` resolved, and the machine, as the node sees them
-                self.base[task.cfg.run_id] |= {"precision": precision, **node}
-                self._check()
-                row = results.read_runs(self.out)[task.cfg.run_id]
-                results.write_run(self.out, {**row, "precision": precision, **node})
-            case EpochDone(record):
-                faults.point("row-received")
-                self._check()
-                line = {**self.base[task.cfg.run_id], **asdict(record)}
-                results.append_metrics(self.out, line)
-                faults.point("row-written")
-                if self.board is not None:
-                    self.board.row(task.cfg.run_id, line)
-                self.report.epoch(task.cfg, record)
-            case Progress(window):
-                self.report.step(task.cfg, window)
-
-    def end(self, task: Task, status: Status, error: str) -> None:
-        cfg = task.cfg
-        self._check()
-        summary = results.summary_fields(self.out, cfg.run_id)
-        results.write_run(
-            self.out,
-            {**self.base[cfg.run_id], **summary, "status": status, "ended_at": _now(), "error": error},
-        )
-        self.report.end_run(cfg, status)
-        self.outcomes.append(Outcome(cfg, status, error))
-
-    def _check(self) -> None:
-        if self.lock is not None:
-            self.lock.verify()
-
-    def retry(self, task: Task, reason: str) -> None:
-        self.report.note(
-            f"{task.cfg.name} seed {task.cfg.seed}: {reason}; attempt {task.attempt + 1} of "
-            f"{MAX_ATTEMPTS} resumes from its last checkpoint"
-        )

@@ -11,10 +11,13 @@ seed follows, because a claim about every seed (the course config's) cannot be r
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from resdepth import analysis
 from resdepth.analysis import Group, final_rows, label_of, per_net
 from resdepth.models import RESIDUAL_ARCHS
 from resdepth.runs import PAPER_EPOCHS
@@ -25,6 +28,36 @@ from resdepth.runs import PAPER_EPOCHS
 MIN_RISE = 1.0  # percentage points: the smallest change ever counted
 NOISE_FACTOR = 2.0  # a change counts beyond this many pooled seed-to-seed standard deviations
 MAX_RESNET_SHARE = 1 / 3  # of the plain net's rise, the most a ResNet may rise for degradation
+
+
+@dataclass
+class Recipe:
+    """One recipe of a results folder, as `resdepth report` shows it."""
+
+    group: Group  # its runs and rows (`group.heading`: how it differs from the folder's others)
+    nets: pd.DataFrame | None  # one row per net (None: no completed run yet)
+    reference: str = ""  # how the reference's runs differ from these ("": the same recipe, or none)
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.nets) if self.nets is not None else "no completed run yet"
+
+
+def report(
+    folder: Path, where: list[str] | None = None, include_partial: bool = False, reference: Path | None = None
+) -> list[Recipe]:
+    """Every recipe of a results folder: its table of nets (beside `reference`'s runs of the same
+    recipe, if given) and its verdict. Runs that differ in anything but the seed are never averaged."""
+    found = analysis.groups(analysis.load(folder, where=where or []), include_partial)
+    recipes = [Recipe(g, table(g) if not g.metrics.empty else None) for g in found]
+    if reference is not None:
+        ref = analysis.load(reference)
+        for r in recipes:
+            if r.nets is not None:
+                matched = analysis.matching(r.group, ref)
+                r.reference = analysis.reference_note(r.group, matched)
+                r.nets = with_reference(r.nets, matched)
+    return recipes
 
 
 def table(group: Group) -> pd.DataFrame:

@@ -12,9 +12,7 @@ from resdepth.cli.app import Results, app, console
 from resdepth.errors import UserError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from resdepth.analysis import Group
+    from resdepth.tables import Recipe
 
 Where = Annotated[
     list[str] | None,
@@ -96,41 +94,31 @@ def report(
     Runs that differ in anything but the seed are never averaged together."""
     import pandas as pd
 
-    from resdepth import analysis
-    from resdepth import report as reporting
+    from resdepth import tables
 
     if format not in ("table", "markdown", "csv"):
         raise UserError(f"--format must be table, markdown or csv, got {format!r}")
-    found = analysis.groups(analysis.load(results_path, where=where or []), include_partial)
-    tables = [(g, reporting.table(g) if not g.metrics.empty else None) for g in found]
-    notes: dict[int, str] = {}
-    if reference is not None:
-        ref = analysis.load(reference)
-        matched = {i: analysis.matching(g, ref) for i, (g, nets) in enumerate(tables) if nets is not None}
-        notes = {i: analysis.reference_note(tables[i][0], m) for i, m in matched.items()}
-        tables = [
-            (g, reporting.with_reference(nets, matched[i]) if nets is not None else None)
-            for i, (g, nets) in enumerate(tables)
-        ]
+    recipes = tables.report(results_path, where, include_partial, reference)
     if format == "csv":
-        frames = [nets.assign(recipe=g.heading) for g, nets in tables if nets is not None]
+        frames = [r.nets.assign(recipe=r.group.heading) for r in recipes if r.nets is not None]
         print(pd.concat(frames).to_csv(index=False) if frames else "", end="")
     elif format == "markdown":
         parts = [
-            reporting.markdown(g, nets) + (f"\n- {_across(notes[i])}\n" if notes.get(i) else "")
-            for i, (g, nets) in enumerate(tables)
-            if nets is not None
+            tables.markdown(r.group, r.nets) + (f"\n- {_across(r.reference)}\n" if r.reference else "")
+            for r in recipes
+            if r.nets is not None
         ]
         print("\n".join(parts), end="")
     else:
-        for i, (g, nets) in enumerate(tables):
-            _print_recipe(g, nets, notes.get(i, ""))
+        for r in recipes:
+            _print_recipe(r)
 
 
-def _print_recipe(g: Group, nets: pd.DataFrame | None, note: str) -> None:
+def _print_recipe(recipe: Recipe) -> None:
     """One recipe's table, the runs its means leave out, how the reference differs, the verdict."""
-    from resdepth import report as reporting
+    from resdepth import tables as reporting
 
+    g, nets, note = recipe.group, recipe.nets, recipe.reference
     title = "final errors (mean ± std over seeds)" + (f": {g.heading}" if g.heading else "")
     if nets is None:
         console.print(f"{title}: no completed run yet (--include-partial shows the others)", highlight=False)
