@@ -10,6 +10,7 @@ from pathlib import Path
 
 from resdepth import results
 from resdepth.config import OPTIONS, Role, SweepConfig
+from resdepth.diagnose.registry import REGISTRY, columns
 from resdepth.runs import RUN_FIELDS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -98,8 +99,8 @@ def columns_page() -> str:
     lines += _columns(results.METRICS, results.METRICS_COLUMNS)
     lines += _columns(results.RUNS, results.RUNS_COLUMNS)
     lines += [f"## {results.DIAGNOSTICS}/", "", "| file | columns |", "|---|---|"]
-    for name, columns in results.DIAGNOSTICS_COLUMNS.items():
-        lines.append(f"| `{name}.csv` | {', '.join(f'`{c}`' for c in columns)} |")
+    for name in REGISTRY:
+        lines.append(f"| `{name}.csv` | {', '.join(f'`{c}`' for c in columns(name))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -26,7 +26,7 @@ from resdepth.analysis import (
     per_net,
     reference_note,
 )
-from resdepth.diagnose.figures import write_figures
+from resdepth.diagnose.registry import read, write_figures
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS, PLAIN, RESIDUAL_ARCHS, RESNET
 from resdepth.runs import PAPER_EPOCHS
@@ -404,7 +404,7 @@ def write_all(
     """Every figure a results folder (or a lone metrics.csv) has data for: the error curves, the
     degradation curve and the layers picture, and the diagnostics figures where `resdepth diagnose`
     has run."""
-    diagnostics = results.read_diagnostics(results_path) if results_path.is_dir() else {}
+    diagnostics = read(results_path) if results_path.is_dir() else {}
     written = []
     if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
         ref = analysis.load(reference) if reference is not None else None

@@ -102,24 +102,6 @@ RUNS_COLUMNS = (
 
 # `resdepth diagnose` writes one CSV per measurement into <results>/diagnostics/, whole each time.
 DIAGNOSTICS = "diagnostics"
-START_ITERATIONS = 300  # `diagnose --what start`: how far each fresh net trains, by default
-_NET = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
-DIAGNOSTICS_COLUMNS = {
-    "grads": (*_NET, "layer", "name", "grad_norm", "weight_norm"),
-    "responses": (*_NET, "layer", "name", "std"),
-    "lesion": (*_NET, "kind", "block", "k", "sample", "error"),
-    "identity": (
-        *_NET,
-        "grown_to",
-        "max_abs_diff",
-        "bitwise_equal",
-        "grown_output_spread",
-        "error",
-        "grown_error",
-    ),
-    "scale": (*_NET, "layer", "name", "std", "rms", "loss"),
-    "start": (*_NET, *(f.name for f in fields(Window))),
-}
 # What each column means, but the run fields (their option's help says it): the results-folder page
 # (docs/results-folder.md) is generated from these, and a test holds every column to a line here.
 COLUMN_HELP = {
@@ -542,23 +524,9 @@ def repair_stale(out: Path) -> list[str]:
     return repaired
 
 
-def write_diagnostics(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = inside(out, DIAGNOSTICS, f"{name}.csv", mkdir=True)
-    columns = DIAGNOSTICS_COLUMNS[name]
-    text = _line(columns, {c: c for c in columns}) + "".join(_line(columns, r) for r in rows)
-    _atomic_write(path, text)
-    return path
-
-
-def read_diagnostics(out: Path) -> dict[str, pd.DataFrame]:
-    """The diagnostics CSVs a results folder has, by measurement."""
-    folder = out / DIAGNOSTICS
-    return {
-        name: read_csv(folder / f"{name}.csv", columns)
-        for name, columns in DIAGNOSTICS_COLUMNS.items()
-        if (folder / f"{name}.csv").is_file()
-    }
+def write_table(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A whole CSV (header and rows), replaced atomically: what `resdepth diagnose` writes."""
+    _atomic_write(path, _line(columns, {c: c for c in columns}) + "".join(_line(columns, r) for r in rows))
 
 
 def read_runs(out: Path) -> dict[str, dict[str, str]]:

@@ -326,7 +326,7 @@ def test_impossible_subsets_are_refused(subset: int | None, val: int | None) -> 
         load("synthetic").split(subset, val, seed=0)
 
 
-# --- bad input found by a review ------------------------------------------------------------------
+# --- files and servers that lie: refused or retried, never trusted --------------------------------
 
 
 def test_an_idx_header_whose_sizes_overflow_is_refused(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from resdepth import diagnose as dg
 from resdepth import results
 from resdepth.config import SweepConfig
 from resdepth.data.store import load
+from resdepth.diagnose.registry import read
 from resdepth.models import NetSpec, build_model
 from resdepth.models.summary import count_params
 from resdepth.results import EpochRecord
@@ -197,7 +198,7 @@ def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_pat
     assert sweep.code == 0, sweep.err
     r = cli("diagnose", str(out), "--test-subset", "200")
     assert r.code == 0, r.err
-    tables = results.read_diagnostics(out)
+    tables = read(out)
     assert set(tables) == {"grads", "responses", "lesion", "identity", "scale"}
     assert set(tables["grads"]["state"]) == {"init", "epoch 1"}  # gradients at init and trained
     assert set(tables["scale"]["state"]) == {"init", "epoch 1"}
@@ -252,7 +253,7 @@ def test_start_of_training_reports_the_loss_the_training_loop_sees(cli, tmp_path
     r = cli("diagnose", "--dataset", "synthetic", "--arch", "plain,resnet", "--depth", "8", "--seeds", "0,1",
             "--what", "start", "--iterations", "20", "--out", str(tmp_path))  # fmt: skip
     assert r.code == 0, r.err
-    start = results.read_diagnostics(tmp_path)["start"]
+    start = read(tmp_path)["start"]
     assert set(start["net"]) == {"plain-8", "ResNet-8"} and set(start["seed"]) == {0, 1}
     # 2,000 images at batch 128: 16 iterations an epoch, so a report at each epoch's end until 20.
     assert sorted(set(start["iteration"])) == [16, 32]

@@ -372,7 +372,7 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep(cli, tmp_pat
     assert not any(p.exists() for p in left) and keep.exists()
 
 
-# --- input that used to print a traceback -------------------------------------------------------
+# --- a mistake is one line, decided the same on every host ----------------------------------------
 
 
 def test_memory_rule_is_the_same_on_every_host(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -533,7 +533,7 @@ def test_a_checkpoint_is_replaced_whole(tmp_path: Path) -> None:
         load_checkpoint(path, "other")
 
 
-# --- options that had no test -------------------------------------------------------------------
+# --- each option does what its help says ----------------------------------------------------------
 
 
 def test_val_split_fills_the_validation_columns(cli, tmp_path: Path) -> None:

@@ -11,16 +11,15 @@ from rich.table import Table
 
 from resdepth.cli.app import DataDir, Offline, app, console, err
 from resdepth.config import parse_list
+from resdepth.diagnose.registry import LOOKS, REGISTRY, START, START_ITERATIONS
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec
-from resdepth.results import DIAGNOSTICS_COLUMNS, START_ITERATIONS
 
 if TYPE_CHECKING:
     from resdepth.diagnose import Diagnosis
 
 # What `resdepth diagnose` measures by default, by the CSV each writes; `start` (training) only when asked.
-MEASUREMENTS = tuple(name for name in DIAGNOSTICS_COLUMNS if name != "start")
-DEFAULT_WHAT = ",".join(MEASUREMENTS)
+DEFAULT_WHAT = ",".join(LOOKS)
 
 
 Results = Annotated[
@@ -41,8 +40,9 @@ TestSubset = Annotated[
 What = Annotated[
     str,
     typer.Option(
-        help="Measurements, comma-separated: " + ", ".join(MEASUREMENTS) + "; or start, the first "
-        "--iterations of training (fresh nets, minutes a net)."
+        help="Measurements, comma-separated: "
+        + "; ".join(f"{name}: {m.help}" for name, m in REGISTRY.items())
+        + f". Default: all but {START} (which trains, minutes a net)."
     ),
 ]
 Iterations = Annotated[int, typer.Option(help="--what start: iterations to train each net.")]
@@ -75,13 +75,8 @@ def diagnose(
     offline: Offline = False,
     as_json: AsJson = False,
 ) -> None:
-    """Measure why ResNets work: gradients, responses, lesions, identity, signal scale, the start.
-
-    On fresh nets or a sweep's checkpoints:
-    grads: gradient norm per layer; responses: layer responses (He et al. Fig. 7);
-    lesion: deleting one block (Veit et al.); identity: the net grown by zeroed blocks, unchanged;
-    scale: std of the residual stream and the logits.
-    `--what start` trains fresh nets for their first iterations: loss and error per 20 iterations."""
+    """Measure why ResNets work, on fresh nets or a sweep's checkpoints: gradients, responses,
+    lesions, identity, signal scale (--what says which), and the start of training."""
     from resdepth import diagnose as dg
 
     if results_path is not None and (arch is not None or depth is not None or out is not None):

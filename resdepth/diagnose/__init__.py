@@ -1,8 +1,8 @@
 """Why ResNets work, measured: `measures` (one net at a time), `run` (fresh nets or a sweep's
-checkpoints, into CSVs), `figures` (their plots)."""
+checkpoints, into CSVs), `summaries` and `figures` (what is shown of them), `registry` (which is
+whose, one entry per measurement)."""
 
 from resdepth.diagnose.measures import (
-    MEASURES,
     BlockRef,
     Inputs,
     Net,
@@ -20,7 +20,6 @@ from resdepth.diagnose.measures import (
 from resdepth.diagnose.run import Diagnosis, fresh, from_results, run, summaries
 
 __all__ = [
-    "MEASURES",
     "BlockRef",
     "Diagnosis",
     "Inputs",

@@ -6,15 +6,13 @@ Colour is depth, as in the error curves; plain nets are dashed, ResNets solid.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
 from resdepth.models import RESNET
-from resdepth.style import PALETTE, figure_path, save
+from resdepth.style import PALETTE
 
 
 def _style(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -245,22 +243,3 @@ def start_figure(start: pd.DataFrame) -> Figure:
         "the start of training at lr 0.1 (He et al. §4.2): band from the best to the worst seed", fontsize=10
     )
     return fig
-
-
-FIGURES = {
-    "start": start_figure,
-    "scale": scale_figure,
-    "grads": grads_figure,
-    "responses": responses_figure,
-    "lesion": lesion_figure,
-    "identity": identity_figure,
-}
-
-
-def write_figures(folder: Path, tables: dict[str, pd.DataFrame], out: Path | None = None) -> list[Path]:
-    """One figure per diagnostics table that has rows."""
-    return [
-        save(FIGURES[name](frame), figure_path(folder, out, name))
-        for name, frame in tables.items()
-        if not frame.empty
-    ]

@@ -3,7 +3,7 @@ lesions (Veit et al. 2016), the identity argument, and the scale of the residual
 
 Every measurement runs in fp32 on batches that are not augmented. Gradients are taken in train mode,
 as training sees them (BatchNorm on batch statistics); everything else in eval mode, as a test sees
-the net. Each returns rows of its diagnostics CSV (`results.DIAGNOSTICS_COLUMNS`).
+the net. Each returns rows of its diagnostics CSV (`registry.REGISTRY` names its columns).
 """
 
 from __future__ import annotations
@@ -364,12 +364,3 @@ def inputs(data: Dataset) -> Inputs:
     normalize = Normalizer(data.mean, data.std, "cpu")
     n = GRAD_BATCHES * BATCH
     return Inputs(normalize(data.train_x[:n]), data.train_y[:n], normalize(data.test_x), data.test_y)
-
-
-MEASURES: dict[str, Callable[[Net, Inputs], Rows]] = {
-    "grads": lambda net, d: grad_norms(net, d.train_x, d.train_y),
-    "responses": lambda net, d: responses(net, d.test_x),
-    "lesion": lambda net, d: lesions(net, d.test_x, d.test_y),
-    "identity": lambda net, d: identity(net, d.test_x, d.test_y),
-    "scale": lambda net, d: scale(net, d.train_x, d.train_y),
-}

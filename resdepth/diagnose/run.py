@@ -20,12 +20,13 @@ from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
 from resdepth.config import SweepConfig
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
-from resdepth.diagnose.figures import write_figures
-from resdepth.diagnose.measures import MEASURES, Inputs, Net, Rows, inputs
+from resdepth.diagnose.measures import Inputs, Net, Rows, inputs
+from resdepth.diagnose.registry import REGISTRY, START, START_ITERATIONS, measured, read, write, write_figures
+from resdepth.diagnose.summaries import KEYS
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
 from resdepth.models.resnet import ResNet
-from resdepth.results import START_ITERATIONS, Window
+from resdepth.results import Window
 from resdepth.runs import RunConfig, expand
 from resdepth.train import train_run
 
@@ -74,7 +75,7 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
 
 
 def measure(net: Net, data: Inputs, what: list[str]) -> Tables:
-    return {name: MEASURES[name](net, data) for name in what}
+    return {name: measured(name)(net, data) for name in what}
 
 
 def diagnose_results(
@@ -97,7 +98,7 @@ def diagnose_results(
         progress(f"{trained.label} seed {trained.seed} ({trained.run_id}, {trained.state})")
         for key in ("grads", "scale"):
             if key in what:
-                tables[key] += MEASURES[key](init, data)
+                tables[key] += measured(key)(init, data)
         for key, rows in measure(trained, data, what).items():
             tables[key] += rows
     return tables
@@ -115,10 +116,6 @@ def diagnose_fresh(
             for key, rows in measure(net, batches, what).items():
                 tables[key] += rows
     return tables
-
-
-START = "start"  # trains; every other measurement only looks at a net
-START_LOSS = 2.0  # the summary: the first report whose mean loss is below this (ln 10 = 2.30 is chance)
 
 
 class _Enough(Exception):
@@ -182,8 +179,8 @@ def run(
     """Measure a results folder's checkpoints (`results_path`) or fresh `specs` x `seeds`, and write
     the CSVs and figures: into the results folder, or into `out` (default results/diagnose)."""
     for w in what:
-        if w not in (*MEASURES, START):
-            raise UserError(f"--what takes {', '.join((*MEASURES, START))}; got {w!r}")
+        if w not in REGISTRY:
+            raise UserError(f"--what takes {', '.join(REGISTRY)}; got {w!r}")
     if test_subset is not None and test_subset <= 0:
         raise UserError(f"--test-subset must be a positive number, got {test_subset}")
     if iterations <= 0:
@@ -213,89 +210,10 @@ def run(
         )
         if START in what:
             tables[START] = start_of_training(specs or [], seeds or [0], iterations, whole, progress)
-    written = [results.write_diagnostics(folder, name, rows) for name, rows in tables.items()]
-    frames = {name: frame for name, frame in results.read_diagnostics(folder).items() if name in tables}
+    written = [write(folder, name, rows) for name, rows in tables.items()]
+    frames = {name: frame for name, frame in read(folder).items() if name in tables}
     written += write_figures(folder, frames)
     return Diagnosis(folder, tables, written)
-
-
-KEYS = ["net", "state"]
-
-
-def _grads(f: pd.DataFrame) -> pd.DataFrame:
-    first = f[f["layer"] == 1].groupby(KEYS)["grad_norm"].mean()
-    last = f[f["layer"] == f.groupby(["net", "state", "seed"])["layer"].transform("max")]
-    last_mean = last.groupby(KEYS)["grad_norm"].mean()
-    return pd.DataFrame(
-        {"first layer": first, "classifier": last_mean, "first / classifier": first / last_mean}
-    )
-
-
-def _responses(f: pd.DataFrame) -> pd.DataFrame:
-    g = f.groupby(KEYS)["std"]
-    return pd.DataFrame({"mean std": g.mean(), "max std": g.max()})
-
-
-def _lesion(f: pd.DataFrame) -> pd.DataFrame:
-    table = f.groupby([*KEYS, "kind"])["error"].mean().unstack("kind")
-    table["worst single"] = f[f["kind"] == "single"].groupby(KEYS)["error"].max()
-    top = f[f["kind"] == "random"]
-    top = top[top["k"] == top.groupby(KEYS)["k"].transform("max")]
-    table["k deleted"] = top.groupby(KEYS)["k"].max()
-    table["error, k deleted"] = top.groupby(KEYS)["error"].mean()
-    renamed = table.rename(columns={"intact": "intact error", "single": "mean single"})
-    return renamed.drop(columns=["random"], errors="ignore")
-
-
-def _scale(f: pd.DataFrame) -> pd.DataFrame:
-    std = f.groupby([*KEYS, "name"], sort=False)["std"].mean().unstack("name")
-    last_stage = [c for c in std.columns if str(c).startswith("stage")][-1]
-    return pd.DataFrame(
-        {
-            "stem std": std["stem"],
-            "stream std (last stage)": std[last_stage],
-            "logit std": std["logits"],
-            "loss": f.groupby(KEYS)["loss"].mean(),
-        }
-    )
-
-
-def _start(f: pd.DataFrame) -> pd.DataFrame:
-    below = f[f["loss"] < START_LOSS].groupby([*KEYS, "seed"])["iteration"].min()
-    per_seed = below.reindex(pd.MultiIndex.from_frame(f[[*KEYS, "seed"]].drop_duplicates()))
-    last = f[f["iteration"] == f.groupby([*KEYS, "seed"])["iteration"].transform("max")]
-    return pd.DataFrame(
-        {
-            f"its to loss < {START_LOSS:g}, mean": per_seed.groupby(KEYS).mean(),
-            "min": per_seed.groupby(KEYS).min(),
-            "max": per_seed.groupby(KEYS).max(),
-            "never (seeds)": per_seed.isna().groupby(KEYS).sum(),
-            "loss at the end": last.groupby(KEYS)["loss"].mean(),
-        }
-    )
-
-
-def _identity(f: pd.DataFrame) -> pd.DataFrame:
-    by = f.groupby(KEYS)
-    return pd.DataFrame(
-        {
-            "grown to": by["grown_to"].first(),
-            "max |Δlogit|": by["max_abs_diff"].max(),
-            "error": by["error"].mean(),
-            "grown error": by["grown_error"].mean(),
-        }
-    )
-
-
-# Each measurement's line per net and state, from its rows (seeds pooled).
-SUMMARIES = {
-    "grads": _grads,
-    "responses": _responses,
-    "lesion": _lesion,
-    "identity": _identity,
-    "scale": _scale,
-    START: _start,
-}
 
 
 def summaries(tables: Tables) -> dict[str, pd.DataFrame]:
@@ -304,5 +222,5 @@ def summaries(tables: Tables) -> dict[str, pd.DataFrame]:
     for name, rows in tables.items():
         if rows:
             f = pd.DataFrame(rows)
-            out[name] = SUMMARIES[name](f).reindex(pd.MultiIndex.from_frame(f[KEYS].drop_duplicates()))
+            out[name] = REGISTRY[name].summary(f).reindex(pd.MultiIndex.from_frame(f[KEYS].drop_duplicates()))
     return out

@@ -1,0 +1,119 @@
+"""Each measurement of `resdepth diagnose` in one entry: the columns of its CSV, how it measures one
+net, the line the terminal shows per net, and its figure. A new measurement is one entry here and
+its functions; the command's `--what`, the CSVs, the summaries, the figures and the results-folder
+page all read this table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from resdepth import results
+from resdepth.diagnose import figures, measures, summaries
+from resdepth.diagnose.measures import Inputs, Net, Rows
+from resdepth.files import inside
+from resdepth.results import DIAGNOSTICS, Window
+from resdepth.style import figure_path, save
+
+START = "start"  # trains fresh nets; every other measurement only looks at a net
+START_ITERATIONS = 300  # `--what start`: how far each fresh net trains, by default
+# Every row starts with the net it measured; `state` is `init` or `epoch N`.
+NET_COLUMNS = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    columns: tuple[str, ...]  # of its CSV, after NET_COLUMNS
+    measure: Callable[[Net, Inputs], Rows] | None  # on one net (None: the start, which trains)
+    summary: Callable[[pd.DataFrame], pd.DataFrame]  # one line per net and state
+    figure: Callable[[pd.DataFrame], Figure]
+    help: str  # what `--what NAME` measures
+
+
+REGISTRY: dict[str, Measurement] = {
+    "grads": Measurement(
+        ("layer", "name", "grad_norm", "weight_norm"),
+        lambda net, d: measures.grad_norms(net, d.train_x, d.train_y),
+        summaries.grads,
+        figures.grads_figure,
+        "gradient norm per layer",
+    ),
+    "responses": Measurement(
+        ("layer", "name", "std"),
+        lambda net, d: measures.responses(net, d.test_x),
+        summaries.responses,
+        figures.responses_figure,
+        "layer responses (He et al. Fig. 7)",
+    ),
+    "lesion": Measurement(
+        ("kind", "block", "k", "sample", "error"),
+        lambda net, d: measures.lesions(net, d.test_x, d.test_y),
+        summaries.lesion,
+        figures.lesion_figure,
+        "deleting blocks (Veit et al.)",
+    ),
+    "identity": Measurement(
+        ("grown_to", "max_abs_diff", "bitwise_equal", "grown_output_spread", "error", "grown_error"),
+        lambda net, d: measures.identity(net, d.test_x, d.test_y),
+        summaries.identity,
+        figures.identity_figure,
+        "the net grown by zeroed blocks, unchanged",
+    ),
+    "scale": Measurement(
+        ("layer", "name", "std", "rms", "loss"),
+        lambda net, d: measures.scale(net, d.train_x, d.train_y),
+        summaries.scale,
+        figures.scale_figure,
+        "std of the residual stream and the logits",
+    ),
+    START: Measurement(
+        tuple(f.name for f in fields(Window)),
+        None,
+        summaries.start,
+        figures.start_figure,
+        "the first --iterations of training, loss and error per 20 iterations (fresh nets)",
+    ),
+}
+LOOKS = tuple(name for name, m in REGISTRY.items() if m.measure is not None)  # measured by default
+
+
+def columns(name: str) -> tuple[str, ...]:
+    return (*NET_COLUMNS, *REGISTRY[name].columns)
+
+
+def measured(name: str) -> Callable[[Net, Inputs], Rows]:
+    measure = REGISTRY[name].measure
+    assert measure is not None, f"{name} trains; it does not measure one net"
+    return measure
+
+
+def write(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """`diagnostics/NAME.csv`, rewritten whole."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = inside(out, DIAGNOSTICS, f"{name}.csv", mkdir=True)
+    results.write_table(path, columns(name), rows)
+    return path
+
+
+def read(out: Path) -> dict[str, pd.DataFrame]:
+    """The diagnostics CSVs a results folder has, by measurement."""
+    folder = out / DIAGNOSTICS
+    return {
+        name: results.read_csv(folder / f"{name}.csv", columns(name))
+        for name in REGISTRY
+        if (folder / f"{name}.csv").is_file()
+    }
+
+
+def write_figures(folder: Path, tables: dict[str, pd.DataFrame], out: Path | None = None) -> list[Path]:
+    """One figure per diagnostics table that has rows."""
+    return [
+        save(REGISTRY[name].figure(frame), figure_path(folder, out, name))
+        for name, frame in tables.items()
+        if not frame.empty
+    ]

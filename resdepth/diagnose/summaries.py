@@ -1,0 +1,75 @@
+"""Each measurement's line per net and state, from its rows (seeds pooled): what `resdepth diagnose`
+prints. One function per measurement; `registry` says which is whose."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# The start's summary: the first report whose mean loss is below this (ln 10 = 2.30 is chance).
+START_LOSS = 2.0
+KEYS = ["net", "state"]  # a line per net and state (init, or the checkpoint's epoch)
+
+
+def grads(f: pd.DataFrame) -> pd.DataFrame:
+    first = f[f["layer"] == 1].groupby(KEYS)["grad_norm"].mean()
+    last = f[f["layer"] == f.groupby(["net", "state", "seed"])["layer"].transform("max")]
+    last_mean = last.groupby(KEYS)["grad_norm"].mean()
+    return pd.DataFrame(
+        {"first layer": first, "classifier": last_mean, "first / classifier": first / last_mean}
+    )
+
+
+def responses(f: pd.DataFrame) -> pd.DataFrame:
+    g = f.groupby(KEYS)["std"]
+    return pd.DataFrame({"mean std": g.mean(), "max std": g.max()})
+
+
+def lesion(f: pd.DataFrame) -> pd.DataFrame:
+    table = f.groupby([*KEYS, "kind"])["error"].mean().unstack("kind")
+    table["worst single"] = f[f["kind"] == "single"].groupby(KEYS)["error"].max()
+    top = f[f["kind"] == "random"]
+    top = top[top["k"] == top.groupby(KEYS)["k"].transform("max")]
+    table["k deleted"] = top.groupby(KEYS)["k"].max()
+    table["error, k deleted"] = top.groupby(KEYS)["error"].mean()
+    renamed = table.rename(columns={"intact": "intact error", "single": "mean single"})
+    return renamed.drop(columns=["random"], errors="ignore")
+
+
+def scale(f: pd.DataFrame) -> pd.DataFrame:
+    std = f.groupby([*KEYS, "name"], sort=False)["std"].mean().unstack("name")
+    last_stage = [c for c in std.columns if str(c).startswith("stage")][-1]
+    return pd.DataFrame(
+        {
+            "stem std": std["stem"],
+            "stream std (last stage)": std[last_stage],
+            "logit std": std["logits"],
+            "loss": f.groupby(KEYS)["loss"].mean(),
+        }
+    )
+
+
+def start(f: pd.DataFrame) -> pd.DataFrame:
+    below = f[f["loss"] < START_LOSS].groupby([*KEYS, "seed"])["iteration"].min()
+    per_seed = below.reindex(pd.MultiIndex.from_frame(f[[*KEYS, "seed"]].drop_duplicates()))
+    last = f[f["iteration"] == f.groupby([*KEYS, "seed"])["iteration"].transform("max")]
+    return pd.DataFrame(
+        {
+            f"its to loss < {START_LOSS:g}, mean": per_seed.groupby(KEYS).mean(),
+            "min": per_seed.groupby(KEYS).min(),
+            "max": per_seed.groupby(KEYS).max(),
+            "never (seeds)": per_seed.isna().groupby(KEYS).sum(),
+            "loss at the end": last.groupby(KEYS)["loss"].mean(),
+        }
+    )
+
+
+def identity(f: pd.DataFrame) -> pd.DataFrame:
+    by = f.groupby(KEYS)
+    return pd.DataFrame(
+        {
+            "grown to": by["grown_to"].first(),
+            "max |Δlogit|": by["max_abs_diff"].max(),
+            "error": by["error"].mean(),
+            "grown error": by["grown_error"].mean(),
+        }
+    )
