@@ -11,8 +11,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
+from resdepth.config import SweepConfig
+from resdepth.diagnose.measures import BATCH, GRAD_BATCHES, GROWN_LAYERS
 from resdepth.models import RESNET
 from resdepth.style import PALETTE
+from resdepth.train import PROGRESS_EVERY
+
+CLASSES = 10  # the nets measured classify CIFAR-10: chance is 90% error, a loss of ln 10
 
 
 def _style(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -59,7 +64,7 @@ def grads_figure(grads: pd.DataFrame) -> Figure:
             f"{variant}: {'at initialisation' if state == 'init' else f'trained ({state})'}", fontsize=9
         )
         ax.set_xlabel("layer (1 = first conv, last = classifier)")
-        ax.set_ylabel("‖∂loss/∂W‖, mean of 4 batches")
+        ax.set_ylabel(f"‖∂loss/∂W‖, mean of {GRAD_BATCHES} batches")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
     for ax in axes[len(panels) :]:
@@ -123,7 +128,7 @@ def lesion_figure(lesion: pd.DataFrame) -> Figure:
     single_ax.set_xlabel("deleted block")
     random_ax.set_xlabel("number of random blocks deleted (shape-keeping blocks)")
     for ax in (single_ax, random_ax):
-        ax.axhline(90.0, color="gray", linewidth=0.8, linestyle=":")  # chance on 10 classes
+        ax.axhline(100.0 * (1 - 1 / CLASSES), color="gray", linewidth=0.8, linestyle=":")  # chance
         ax.set_ylabel("test error (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
@@ -145,7 +150,11 @@ def identity_figure(identity: pd.DataFrame) -> Figure:
     x = np.arange(len(nets))
     ax.bar(x - 0.2, nets["error"], width=0.4, color="#1f77b4", label="the net")
     ax.bar(
-        x + 0.2, nets["grown_error"], width=0.4, color="#ff7f0e", label="grown by zeroed blocks (+6 layers)"
+        x + 0.2,
+        nets["grown_error"],
+        width=0.4,
+        color="#ff7f0e",
+        label=f"grown by zeroed blocks (+{GROWN_LAYERS} layers)",
     )
     tops = np.maximum(nets["error"].to_numpy(float), nets["grown_error"].to_numpy(float))
     for i, (diff, top) in enumerate(zip(nets["diff"].to_numpy(float), tops, strict=True)):
@@ -194,7 +203,7 @@ def scale_figure(scale: pd.DataFrame) -> Figure:
         ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.tick_params(axis="y", which="both", labelsize=7)
         ax.set_title("at initialisation" if state == "init" else f"trained ({state})", fontsize=9)
-        ax.set_ylabel("std of the signal (train mode, 4 batches of 128)")
+        ax.set_ylabel(f"std of the signal (train mode, {GRAD_BATCHES} batches of {BATCH})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
     fig.suptitle(
@@ -225,10 +234,10 @@ def start_figure(start: pd.DataFrame) -> Figure:
             ax.fill_between(
                 by.min().index, by.min().to_numpy(), by.max().to_numpy(), color=colour, alpha=0.15
             )
-    ax.axhline(float(np.log(10)), color="gray", linewidth=0.8, linestyle=":")
+    ax.axhline(float(np.log(CLASSES)), color="gray", linewidth=0.8, linestyle=":")
     ax.annotate(
         "chance: ln 10",
-        (0.99, float(np.log(10))),
+        (0.99, float(np.log(CLASSES))),
         xycoords=("axes fraction", "data"),
         ha="right",
         va="bottom",
@@ -236,10 +245,11 @@ def start_figure(start: pd.DataFrame) -> Figure:
         color="gray",
     )
     ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss, mean of the last 20 mini-batches")
+    ax.set_ylabel(f"training loss, mean of the last {PROGRESS_EVERY} mini-batches")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.suptitle(
-        "the start of training at lr 0.1 (He et al. §4.2): band from the best to the worst seed", fontsize=10
+        f"the start of training at lr {SweepConfig().lr:g} (He et al. §4.2): band from the best to the worst seed",
+        fontsize=10,
     )
     return fig

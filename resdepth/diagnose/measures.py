@@ -28,6 +28,7 @@ from resdepth.train import EVAL_BATCH
 
 GRAD_BATCHES = 4  # mini-batches of 128 training images whose gradient norms are averaged
 BATCH = 128
+GROWN_LAYERS = 6  # `identity` grows a net by one zeroed basic block (2 layers) in each of 3 stages
 Rows = list[dict[str, object]]
 LESION_SAMPLES = 8  # random draws of k deleted blocks, for each k
 LESION_MAX_K = 8
@@ -260,8 +261,10 @@ def grown(net: Net) -> ResNet:
     no normalisation, last conv) is zero: a residual block then adds nothing to its shortcut."""
     spec = net.spec
     if spec.family != "cifar":
-        raise UserError("the identity check grows cifar-family nets (6 layers: one block per stage)")
-    bigger = replace(spec, depth=spec.depth + 6)
+        raise UserError(
+            f"the identity check grows cifar-family nets ({GROWN_LAYERS} layers: one block per stage)"
+        )
+    bigger = replace(spec, depth=spec.depth + GROWN_LAYERS)
     torch.manual_seed(net.seed)
     model = build_model(bigger)
     assert isinstance(model, ResNet)
@@ -288,7 +291,7 @@ def identity(net: Net, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, objec
     return [
         {
             **net.key,
-            "grown_to": net.spec.depth + 6,
+            "grown_to": net.spec.depth + GROWN_LAYERS,
             "max_abs_diff": diff,
             "bitwise_equal": diff == 0.0,
             "grown_output_spread": spread,
