@@ -30,12 +30,15 @@ def sweep(config: str | Path | SweepConfig | None = None, **options: Any) -> lis
     from rich.console import Console
 
     from resdepth import planner
-    from resdepth.config import SweepConfig, coerce, resolve
+    from resdepth.config import OPTIONS, SweepConfig, resolve
+    from resdepth.errors import UserError
     from resdepth.progress import display
 
-    if isinstance(config, SweepConfig):
-        cfg = dataclasses.replace(config, **{k: coerce(k, v, "") for k, v in options.items()})
-        cfg.validate()
+    if unknown := sorted(set(options) - set(OPTIONS)):
+        raise UserError(f"unknown sweep option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
+    if isinstance(config, SweepConfig):  # its values are checked as the command line's would be
+        given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        cfg = resolve(None, {**given, **options})
     else:
         cfg = resolve(Path(config) if config is not None else None, options)
     with planner.prepare(cfg) as plan:

@@ -319,6 +319,8 @@ def coerce(key: str, value: Any, origin: str) -> Any:
             return parse_list(value, kind, option_name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]
+        if isinstance(value, tuple):
+            value = list(value)
         if not isinstance(value, list):
             raise UserError(f"{option_name} must be a list, got {value!r}")
         return [coerce_scalar(v, kind, option_name) for v in value]

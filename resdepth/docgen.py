@@ -108,6 +108,8 @@ PAGES: dict[str, Callable[[], str]] = {"options.md": options_page, "results-fold
 
 
 def main() -> None:
+    if not (DOCS.parent / "pyproject.toml").is_file():
+        raise SystemExit(f"{DOCS} is not a resdepth checkout's docs folder: run this from a clone")
     for name, page in PAGES.items():
         (DOCS / name).write_text(page())
         print(f"wrote {DOCS / name}")

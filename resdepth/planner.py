@@ -69,7 +69,10 @@ class Sweep:
             if name not in self.datasets:
                 self.datasets[name] = load(name, cfg.data_dir, offline=cfg.offline)
         self._splits: dict[tuple[object, ...], Dataset] = {}
-        sizes = {name: d.train_size(cfg.train_subset, cfg.val_split) for name, d in self.datasets.items()}
+        sizes = {
+            name: d.train_size(cfg.train_subset, cfg.val_split, cfg.test_subset)
+            for name, d in self.datasets.items()
+        }
         self.runs = expand(cfg, sizes)
         for name, size in sizes.items():
             if cfg.batch_size > size:
@@ -167,10 +170,7 @@ class Plan:
 
     def close(self) -> None:
         """Stop the executor (a Ray instance, worker processes) and let go of the results folder."""
-        if self.executor is not None:
-            self.executor.close()
-        if self.lock is not None:
-            self.lock.release()
+        _release(self.executor, self.lock)
 
     def __enter__(self) -> Plan:
         return self
@@ -190,6 +190,16 @@ class Plan:
         return f"{self.device}, {self.cfg.jobs} at a time" if self.cfg.jobs != "1" else str(self.device)
 
 
+def _release(executor: Executor | None, lock: FolderLock | None) -> None:
+    """Stop the executor, then let go of the folder even if stopping failed."""
+    try:
+        if executor is not None:
+            executor.close()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] = ()) -> Plan:
     """Resolve the device and precision, load the data and plan every run. Unless `dry_run`, also
     lock the results folder (released by `Plan.close`), repair statuses a killed sweep left behind,
@@ -203,7 +213,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what run ids record
     engine = Engine.asked(cfg.compile, cfg.cuda_graphs, device, cfg.executor)
     out = Path(cfg.out)
-    lock = None
+    lock, executor = None, None
     if not dry_run:
         results.check_folder(out)
         lock = FolderLock(out)
@@ -245,8 +255,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         estimate = estimate_seconds(sweep, planned, device, engine) if cfg.executor == "local" else None
         return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock)
     except BaseException:
-        if lock:
-            lock.release()
+        _release(executor, lock)
         raise
 
 

@@ -4,6 +4,8 @@ seed), and `expand`, which turns a sweep's options into its runs.
 A run's `run_id` hashes every field (the things that change its numbers), so runs of different
 sweeps can share one results folder without mixing up. Its fields are also the runs.csv columns, in
 this order, and `RunConfig.from_row` reads them back: every runs.csv row becomes a run the same way.
+runs.csv rounds numbers to 6 decimals, so a run read back from a row whose recipe needed more (an lr
+of 0.12345678) has another id: the row's own `run_id` column is the one that names it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from resdepth.config import OPTIONS, PAPER_ITERATIONS, UNSET, WARMUP_DEPTH, SweepConfig
+from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS, NOT_APPLICABLE, NetSpec
 
 if TYPE_CHECKING:
@@ -75,8 +78,17 @@ class RunConfig:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunConfig:
         """The run a runs.csv row (all text) records; a column an older resdepth did not write takes
-        what its rows meant by it."""
-        return cls(**{f.name: _parse(str(f.type), _text(row, f.name)) for f in dataclasses.fields(cls)})
+        what its rows meant by it. A field that does not parse is a UserError naming the row."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            text = _text(row, f.name)
+            try:
+                values[f.name] = _parse(str(f.type), text)
+            except ValueError:
+                raise UserError(
+                    f"runs.csv row {row.get('run_id', '?')}: {f.name} {text!r} is not a {f.type}"
+                ) from None
+        return cls(**values)
 
     def fields(self) -> dict[str, Any]:
         """Every field by name, in `RUN_FIELDS` order."""
@@ -158,6 +170,8 @@ def _parse(kind: str, text: str) -> Any:
         case "float":
             return float(text)
         case "bool":
+            if text not in ("True", "False"):
+                raise ValueError(text)
             return text == "True"
         case "tuple[float, ...]":
             return tuple(float(m) for m in text.split())

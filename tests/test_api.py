@@ -45,3 +45,7 @@ def test_a_notebook_gets_the_commands_one_line_errors(tmp_path: Path) -> None:
         resdepth.sweep(None, out=str(tmp_path), depth="8,x")
     with pytest.raises(UserError, match="no such config|does not exist"):
         resdepth.sweep("no-such-config", out=str(tmp_path))
+    with pytest.raises(UserError, match="unknown sweep option.s. depht; valid: arch, depth"):
+        resdepth.sweep(None, out=str(tmp_path), depht=[20])
+    with pytest.raises(UserError, match="--depth must be a whole number, got 'x'"):
+        resdepth.sweep(SweepConfig(depth=["x"]), out=str(tmp_path))  # type: ignore[list-item]

@@ -78,7 +78,8 @@ def sweep_with(
                       precision="fp32",
                       **options)  # type: ignore[arg-type]  # fmt: skip
     cfg.validate()
-    return run(prepare(cfg), report)
+    with prepare(cfg) as plan:  # closing the plan stops its executor (a Ray instance, workers)
+        return run(plan, report)
 
 
 @pytest.fixture(scope="module")

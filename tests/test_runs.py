@@ -1,5 +1,6 @@
 """A run's data model: `RunConfig`'s typed fields are the sweep's grid and recipe options, and every
-runs.csv row, shipped ones included, reads back as the run that wrote it (same run id)."""
+shipped runs.csv row reads back as the run that wrote it (same run id; runs.csv rounds numbers to 6
+decimals, which every shipped recipe fits in); a row that does not parse is one clear error."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from resdepth.config import OPTIONS, Role, SweepConfig, option_types
+from resdepth.errors import UserError
 from resdepth.models import NOT_APPLICABLE
 from resdepth.runs import RUN_FIELDS, RunConfig, expand, net_name
 
@@ -60,6 +62,14 @@ def test_a_row_from_before_norm_and_activation_existed_means_bn_and_relu() -> No
         old = {k: v for k, v in row.items() if k not in ("norm", "activation")}
         assert RunConfig.from_row(old) == r
     assert runs[1].norm == NOT_APPLICABLE
+
+
+def test_a_row_that_does_not_parse_names_its_run_and_field() -> None:
+    row = _shipped_rows()[0]
+    with pytest.raises(UserError, match=rf"runs.csv row {row['run_id']}: warmup 'yes' is not a bool"):
+        RunConfig.from_row({**row, "warmup": "yes"})
+    with pytest.raises(UserError, match=r"depth 'None' is not a int"):
+        RunConfig.from_row({**row, "depth": "None"})
 
 
 @pytest.mark.parametrize(

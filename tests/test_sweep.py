@@ -363,6 +363,8 @@ def test_a_failing_run_is_marked_and_the_others_complete(
         (["--seeds", "-1"], "--seeds are whole numbers from 0 to 4294967295"),
         (["--lr", "inf"], "--lr must be a positive finite number, got inf"),
         (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, got nan"),
+        (["--test-subset", "999999", "--dry-run"], "--test-subset must be between 1 and 500, got 999999"),
+        (["--test-subset", "999999", "--executor", "ray"], "--test-subset must be between 1 and 500"),
     ],
 )
 def test_bad_sweep_input_is_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:

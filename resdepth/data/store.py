@@ -80,8 +80,10 @@ class Dataset:
             "classes": list(self.classes),
         }
 
-    def train_size(self, train_subset: int | None, val_split: int | None) -> int:
-        """How many images a run trains on, whatever its seed."""
+    def train_size(
+        self, train_subset: int | None, val_split: int | None, test_subset: int | None = None
+    ) -> int:
+        """How many images a run trains on, whatever its seed; an error for a split that cannot be made."""
         n, val_split = len(self.train_y), val_split or 0
         if val_split < 0 or val_split >= n:
             raise UserError(f"--val-split must be between 0 and {n - 1}, got {val_split}")
@@ -89,6 +91,8 @@ class Dataset:
             raise UserError(
                 f"--train-subset must be between 1 and {n - val_split} for {self.name}, got {train_subset}"
             )
+        if test_subset is not None and not 0 < test_subset <= len(self.test_y):
+            raise UserError(f"--test-subset must be between 1 and {len(self.test_y)}, got {test_subset}")
         return n - val_split if train_subset is None else train_subset
 
     def split(
@@ -99,13 +103,11 @@ class Dataset:
         The training choice depends only on `seed`, so every run of a sweep with that seed sees the
         same images; a `test_subset` is the same class-balanced set for every seed, so runs compare.
         """
-        self.train_size(train_subset, val_split)
+        self.train_size(train_subset, val_split, test_subset)
         val_split = val_split or 0
         order = _balanced_order(self.train_y, self.num_classes, seed)
         val_idx, rest = order[:val_split], order[val_split:]
         keep = rest if train_subset is None else rest[:train_subset]
-        if test_subset is not None and not 0 < test_subset <= len(self.test_y):
-            raise UserError(f"--test-subset must be between 1 and {len(self.test_y)}, got {test_subset}")
         test = _balanced_order(self.test_y, self.num_classes, 0)[: test_subset or len(self.test_y)]
         test = test.sort().values
         keep = keep.sort().values
