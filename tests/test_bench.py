@@ -6,6 +6,7 @@ import copy
 import json
 import random
 
+import pytest
 import torch
 
 from resdepth.benchmarks import textbook
@@ -58,6 +59,7 @@ def test_batched_and_per_sample_augmentation_have_the_same_distribution() -> Non
     assert abs((batched == 0).float().mean() - (per_sample.round() == 0).float().mean()) < 0.01
 
 
+@pytest.mark.slow
 def test_bench_command_runs_end_to_end(cli) -> None:
     r = cli(
         "bench", "--arch", "resnet", "--depth", "8,14", "--seconds", "0.5", "--precision", "fp32", "--json"

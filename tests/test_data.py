@@ -53,6 +53,7 @@ def test_cifar10_archive_read_in_place_matches_known_facts(real_data: Path) -> N
     assert d.classes[0] == "airplane" and d.classes[9] == "truck"
 
 
+@pytest.mark.slow
 def test_cifar10_extracted_folder_gives_the_same_tensors(real_data: Path, tmp_path: Path, home: Path) -> None:
     with tarfile.open(real_data / "cifar-10-python.tar.gz") as tar:
         tar.extractall(tmp_path / "data", filter="data")

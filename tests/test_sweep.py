@@ -170,6 +170,7 @@ def test_runs_csv_records_the_machine_that_trained_each_run(cli, tmp_path: Path)
     assert row["cpu"] and row["cpu"] != "CPU"  # the processor's own name, on Linux from /proc/cpuinfo
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_dry_run_states(cli, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli("sweep", *TINY, "--arch", "resnet", "--epochs", "2", "--out", str(a)).code == 0
@@ -289,6 +290,7 @@ def test_a_resumed_vgg16_drops_the_units_an_uninterrupted_one_drops(tmp_path: Pa
     assert [getattr(resumed[2], k) for k in same] == [getattr(clean[1], k) for k in same]
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_epochs_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "r"
     args = [*TINY, "--arch", "resnet", "--epochs", "30", "--out", str(out)]
@@ -313,6 +315,7 @@ def test_ctrl_c_keeps_finished_epochs_and_exits_130(tmp_path: Path) -> None:
     assert results.read_metrics(out)["epoch"].max() >= done >= 1
 
 
+@pytest.mark.slow
 def test_diverged_run_keeps_its_rows_and_the_sweep_goes_on(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     r = cli("sweep", *TINY, "--depth", "8", "--epochs", "2", "--lr", "1e30", "--out", str(out))
@@ -404,6 +407,7 @@ def test_torn_last_line_is_dropped_and_healed(tmp_path: Path) -> None:
     assert results.read_metrics(tmp_path)["epoch"].tolist() == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_folder_written_before_norm_activation_and_threads_is_upgraded_and_kept(
     cli, tmp_path: Path
 ) -> None:
@@ -452,6 +456,7 @@ def test_a_damaged_checkpoint_keeps_every_row_until_it_is_restarted(tmp_path: Pa
     assert pd.read_csv(out / "runs.csv")["status"].tolist() == ["completed"]
 
 
+@pytest.mark.slow
 def test_restart_by_run_id_and_bad_ids(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     args = ["sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(out)]
@@ -464,6 +469,7 @@ def test_restart_by_run_id_and_bad_ids(cli, tmp_path: Path) -> None:
     assert bad.code == 2 and "--restart nosuchrun: no run of this sweep has that id" in bad.err
 
 
+@pytest.mark.slow
 def test_one_sweep_at_a_time_and_the_lock_goes_with_its_holder(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     long = [*TINY, "--arch", "resnet", "--epochs", "50"]
@@ -491,6 +497,7 @@ def test_one_sweep_at_a_time_and_the_lock_goes_with_its_holder(cli, tmp_path: Pa
     assert statuses[50] == "interrupted" and statuses[1] == "completed"
 
 
+@pytest.mark.slow
 def test_report_reads_statuses_from_the_rows_and_writes_nothing(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     assert cli("sweep", *TINY, "--arch", "plain,resnet", "--epochs", "2", "--out", str(out)).code == 0
@@ -512,6 +519,7 @@ def test_report_reads_statuses_from_the_rows_and_writes_nothing(cli, tmp_path: P
     assert (after[resnet["run_id"]]["status"], after[resnet["run_id"]]["epochs_done"]) == ("interrupted", "1")
 
 
+@pytest.mark.slow
 def test_every_sweep_configuration_is_kept(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     for seeds in ("0", "1"):
@@ -538,6 +546,7 @@ def test_a_checkpoint_is_replaced_whole(tmp_path: Path) -> None:
 # --- each option does what its help says ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_val_split_fills_the_validation_columns(cli, tmp_path: Path) -> None:
     r = cli(
         "sweep",
@@ -559,6 +568,7 @@ def test_val_split_fills_the_validation_columns(cli, tmp_path: Path) -> None:
     assert results.read_metrics(tmp_path / "n")["val_error"].isna().all()
 
 
+@pytest.mark.slow
 def test_iterations_are_rounded_up_to_whole_epochs(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     r = cli(
