@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from resdepth.errors import UserError
 from resdepth.files import atomic_write, inside
 from resdepth.results import FIGURES
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 FORMATS = (".png", ".pdf", ".svg")
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
+
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A figure tied to no GUI backend. matplotlib is imported here, when a figure is drawn, not when
+    the command line starts (every command imports the modules that name the figures)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
 
 
 def figure_path(folder: Path, out: Path | None, name: str) -> Path:

@@ -6,16 +6,19 @@ Colour is depth, as in the error curves; plain nets are dashed, ResNets solid.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import ScalarFormatter
 
 from resdepth.config import SweepConfig
 from resdepth.diagnose.measures import BATCH, GRAD_BATCHES, GROWN_LAYERS
 from resdepth.models import RESNET
-from resdepth.style import PALETTE
+from resdepth.style import PALETTE, new_figure
 from resdepth.train import PROGRESS_EVERY
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CLASSES = 10  # the nets measured classify CIFAR-10: chance is 90% error, a loss of ln 10
 
@@ -50,7 +53,7 @@ def grads_figure(grads: pd.DataFrame) -> Figure:
     ]
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(5.2 * cols, 3.9 * rows), layout="constrained")
+    fig = new_figure(figsize=(5.2 * cols, 3.9 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     style = _style(g)
     for ax, (state, variant) in zip(axes, panels, strict=False):
@@ -77,7 +80,7 @@ def responses_figure(responses: pd.DataFrame) -> Figure:
     """He et al. Fig. 7: std of each 3x3 layer's response, in layer order and sorted by magnitude."""
     trained = responses[responses["state"] != "init"]
     frame = trained if not trained.empty else responses
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = new_figure(figsize=(11, 4.2), layout="constrained")
     by_layer, by_size = fig.subplots(1, 2)
     style = _style(frame)
     for net, rows in frame.groupby("net", sort=False):
@@ -101,7 +104,7 @@ def responses_figure(responses: pd.DataFrame) -> Figure:
 
 def lesion_figure(lesion: pd.DataFrame) -> Figure:
     """Test error without one block (by position), and without k random blocks."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = new_figure(figsize=(11, 4.2), layout="constrained")
     single_ax, random_ax = fig.subplots(1, 2)
     style = _style(lesion)
     for net, rows in lesion.groupby("net", sort=False):
@@ -145,7 +148,7 @@ def identity_figure(identity: pd.DataFrame) -> Figure:
         diff=("max_abs_diff", "max"),
         grown_to=("grown_to", "first"),
     )
-    fig = Figure(figsize=(max(6.0, 1.6 * len(nets)), 4.2), layout="constrained")
+    fig = new_figure(figsize=(max(6.0, 1.6 * len(nets)), 4.2), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(nets))
     ax.bar(x - 0.2, nets["error"], width=0.4, color="#1f77b4", label="the net")
@@ -179,8 +182,10 @@ def identity_figure(identity: pd.DataFrame) -> Figure:
 def scale_figure(scale: pd.DataFrame) -> Figure:
     """The std of the signal from the stem through each stage's end (the residual stream) to the
     logits: one panel per state (at initialisation, trained), mean over seeds."""
+    from matplotlib.ticker import ScalarFormatter
+
     states = sorted(scale["state"].unique(), key=lambda s: (s != "init", s))
-    fig = Figure(figsize=(max(7.0, 5.6 * len(states)), 4.4), layout="constrained")
+    fig = new_figure(figsize=(max(7.0, 5.6 * len(states)), 4.4), layout="constrained")
     axes = fig.subplots(1, len(states), squeeze=False)[0]
     style = _style(scale)
     for ax, state in zip(axes, states, strict=True):
@@ -216,7 +221,7 @@ def scale_figure(scale: pd.DataFrame) -> Figure:
 def start_figure(start: pd.DataFrame) -> Figure:
     """The first iterations of training: mean loss over seeds per net, the band from the best to the
     worst seed; chance (ln 10) dotted. A colour per net, so that two variants of one depth differ."""
-    fig = Figure(figsize=(7.5, 4.4), layout="constrained")
+    fig = new_figure(figsize=(7.5, 4.4), layout="constrained")
     ax = fig.subplots()
     style = _style(start)
     for i, (net, rows) in enumerate(start.groupby("net", sort=False)):

@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from resdepth import results
 from resdepth.diagnose import figures, measures, summaries
@@ -19,6 +18,9 @@ from resdepth.diagnose.measures import Inputs, Net, Rows
 from resdepth.files import inside
 from resdepth.results import DIAGNOSTICS, Window
 from resdepth.style import figure_path, save
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 START = "start"  # trains fresh nets; every other measurement only looks at a net
 START_ITERATIONS = 300  # `--what start`: how far each fresh net trains, by default
