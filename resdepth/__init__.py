@@ -32,7 +32,6 @@ def sweep(config: str | Path | SweepConfig | None = None, **options: Any) -> lis
     from resdepth import planner
     from resdepth.config import OPTIONS, SweepConfig, resolve
     from resdepth.errors import UserError
-    from resdepth.progress import display
 
     if unknown := sorted(set(options) - set(OPTIONS)):
         raise UserError(f"unknown sweep option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
@@ -42,11 +41,7 @@ def sweep(config: str | Path | SweepConfig | None = None, **options: Any) -> lis
     else:
         cfg = resolve(Path(config) if config is not None else None, options)
     with planner.prepare(cfg) as plan:
-        shown = display(Console(), len(plan.todo))
-        try:
-            return planner.run(plan, shown)
-        finally:
-            shown.close()
+        return planner.run_shown(plan, Console())
 
 
 def report(

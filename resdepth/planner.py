@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from rich.console import Console
 
 from resdepth import results
 from resdepth.benchmarks.estimate import estimate_seconds
@@ -30,7 +31,7 @@ from resdepth.files import inside, remove_temporaries
 from resdepth.lock import FolderLock
 from resdepth.models import NetSpec, build_model
 from resdepth.models.summary import check_memory, count_params
-from resdepth.progress import Display
+from resdepth.progress import Display, display
 from resdepth.results import Status
 from resdepth.runs import RunConfig, expand
 from resdepth.step import Engine
@@ -309,3 +310,13 @@ def run(plan: Plan, display: Display) -> list[Outcome]:
         if board is not None:
             board.close()
     return writer.outcomes
+
+
+def run_shown(plan: Plan, console: Console) -> list[Outcome]:
+    """`run`, shown on `console` (bars on a terminal, a line per epoch elsewhere), the display closed
+    however the sweep ends: what `resdepth sweep` and `resdepth.sweep` do."""
+    shown = display(console, len(plan.todo))
+    try:
+        return run(plan, shown)
+    finally:
+        shown.close()

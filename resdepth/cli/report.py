@@ -135,7 +135,7 @@ def _print_recipe(recipe: Recipe) -> None:
     if note:
         console.print(f"  {_across(note)}", highlight=False)
     if nets is not None:
-        console.print(reporting.verdict(nets), highlight=False)
+        console.print(recipe.verdict, highlight=False)
         if seeds := reporting.per_seed(g):
             console.print(seeds, highlight=False)
 

@@ -45,7 +45,6 @@ def sweep(
     """Train every (arch, depth, seed), log per-epoch errors to CSV, resume what was interrupted."""
     from resdepth import planner
     from resdepth.config import resolve
-    from resdepth.progress import display
     from resdepth.results import Status
 
     tokens = [t for item in restart or [] for t in parse_list(item, str, "--restart")]
@@ -54,17 +53,14 @@ def sweep(
             _print_plan(plan)
             return
         _print_start(plan)
-        shown = display(console, len(plan.todo))
         try:
-            outcomes = planner.run(plan, shown)
+            outcomes = planner.run_shown(plan, console)
         except KeyboardInterrupt:
-            shown.close()
             err.print(
                 "interrupted: finished epochs are saved; run the same command again to resume",
                 highlight=False,
             )
             raise typer.Exit(130) from None
-        shown.close()
     for o in outcomes:
         if o.status in (Status.FAILED, Status.DIVERGED):
             err.print(
