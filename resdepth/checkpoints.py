@@ -1,8 +1,18 @@
 """A run's checkpoint: everything needed to continue it exactly, written so that neither a kill nor a
-power loss can leave a torn one, and never silently mistaken for "no checkpoint" when it is damaged."""
+power loss can leave a torn one, and never silently mistaken for "no checkpoint" when it is damaged.
+
+The runs of a packed group (`--pack`) must also stay at one epoch with each other: a group resumed
+with one run an epoch ahead would train in two parts, and its numbers would differ from the
+uninterrupted ones by round-off. So a group's checkpoints are replaced all or none: each is written
+whole beside its own (`NAME.next`), then a commit marker naming them is written, and only then are
+they renamed into place. `recover` finishes a group save that a kill cut short after its commit,
+and discards one cut short before it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -10,7 +20,7 @@ from typing import Any
 import torch
 
 from resdepth import faults
-from resdepth.files import atomic_write, inside
+from resdepth.files import atomic_write, inside, sync_folder
 from resdepth.results import EpochRecord
 
 # What a checkpoint must hold to continue its run; `records` (every epoch's row, so that rows a
@@ -33,6 +43,49 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.parent.mkdir(parents=True, exist_ok=True)
     inside(path.parent.parent, path.parent.name, path.name, mkdir=True)  # checkpoints/ is no link
     atomic_write(path, lambda f: torch.save(state, f), before_rename=lambda: faults.point("mid-checkpoint"))
+
+
+NEXT = ".next"  # a group's new checkpoint, written whole, waiting for its commit
+COMMIT = ".commit-"  # + the first run's id + .json: the marker that commits a group's checkpoints
+
+
+def save_checkpoints(saves: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Several runs' checkpoints (in one folder), replaced all or none (see the module docstring)."""
+    if len(saves) == 1:
+        save_checkpoint(*saves[0])
+        return
+    for path, state in saves:
+        save_checkpoint(path.with_name(path.name + NEXT), state)
+    folder = saves[0][0].parent
+    marker = folder / f"{COMMIT}{saves[0][0].stem}.json"
+    atomic_write(marker, lambda f: f.write(json.dumps([p.name for p, _ in saves]).encode()))
+    _commit(marker)
+
+
+def _commit(marker: Path) -> None:
+    """Rename every checkpoint the marker names into place, then drop the marker."""
+    for i, name in enumerate(json.loads(marker.read_text())):
+        waiting = marker.with_name(name + NEXT)
+        if waiting.is_file():
+            os.replace(waiting, marker.with_name(name))
+        if i == 0:
+            faults.point("mid-commit")
+    sync_folder(marker.parent)
+    marker.unlink()
+    sync_folder(marker.parent)
+
+
+def recover(path: Path) -> None:
+    """Finish the group save of this checkpoint that a kill cut short after its commit, or discard
+    the new checkpoint of one cut short before. Call it only where no worker is saving this run."""
+    for marker in path.parent.glob(f"{COMMIT}*"):
+        try:
+            names = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            continue  # not whole: it was never committed (written atomically, so: not ours to read)
+        if path.name in names:
+            _commit(marker)
+    path.with_name(path.name + NEXT).unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:

@@ -173,6 +173,12 @@ class SweepConfig:
         Role.EXECUTION,
         flag="--cuda-graphs/--no-cuda-graphs",
     )
+    pack: str = option(
+        "1",
+        "Train up to K runs that differ only in their seed as one K-times-wider model: same numbers, "
+        "more throughput on a GPU (docs/speed.md); auto: 1 on a CPU, timed on a GPU.",
+        Role.EXECUTION,
+    )
     fail_fast: bool = option(False, "Stop at the first failed run.", Role.EXECUTION, flag="--fail-fast")
     tensorboard: bool = option(
         False,
@@ -223,8 +229,14 @@ class SweepConfig:
 
     def _validate_execution(self) -> None:
         _choice("executor", self.executor, EXECUTORS, "--executor must be local or ray, got {value!r}")
-        if self.jobs != "auto" and not (self.jobs.isdigit() and int(self.jobs) >= 1):
-            raise UserError(f"--jobs takes a positive number or auto, got {self.jobs!r}")
+        for name in ("jobs", "pack"):
+            value = getattr(self, name)
+            if value != "auto" and not (value.isdigit() and int(value) >= 1):
+                raise UserError(f"--{name} takes a positive number or auto, got {value!r}")
+        if self.pack != "1" and (classic := [a for a in self.arch if a in CLASSIC_DEPTHS]):
+            raise UserError(
+                f"--pack is for the plain and residual nets; {classic[0]} trains alone (--pack 1)"
+            )
         for name in ("threads", "runs_per_gpu"):
             _positive(name, getattr(self, name))
         if self.executor == "ray":

@@ -18,6 +18,7 @@ POINTS = (
     "row-written",  # the driver wrote a row to metrics.csv, nothing after it
     "mid-row",  # the driver wrote half a row
     "mid-checkpoint",  # a checkpoint's temporary file is written, not yet renamed into place
+    "mid-commit",  # a packed group's checkpoints are committed, one renamed into place, not the others
 )
 _hits: dict[str, int] = {}
 

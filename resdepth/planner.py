@@ -15,7 +15,7 @@ from rich.console import Console
 
 from resdepth import results
 from resdepth.benchmarks.estimate import estimate_seconds
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, recover
 from resdepth.config import SweepConfig
 from resdepth.data.store import Dataset, load, resolve_root
 from resdepth.device import pick_device, resolve_precision
@@ -23,6 +23,7 @@ from resdepth.errors import UserError
 from resdepth.events import LiveBoard
 from resdepth.executors import (
     Executor,
+    Job,
     Outcome,
     Task,
     make_executor,
@@ -63,6 +64,7 @@ class Sweep:
     def __init__(self, cfg: SweepConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
         self.device = device  # where the runs train, when this machine trains them (memory check)
+        self.pack = 1 if cfg.pack == "auto" else int(cfg.pack)  # runs trained as one model, at most
         self.out = Path(cfg.out)
         self.datasets: dict[str, Dataset] = {}
         for arch in cfg.arch:
@@ -106,7 +108,7 @@ class Sweep:
             data = self.datasets[cfg.dataset]
             spec = cfg.spec(data.num_classes, data.channels, data.size)
             if spec not in nets:
-                check_memory(spec, cfg.batch_size, self.device)
+                check_memory(spec, cfg.batch_size * self.pack, self.device)  # K runs at once
                 nets[spec] = build_model(spec)
             model = nets[spec]
             epochs = have.get(cfg.run_id, set())
@@ -229,6 +231,8 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         if lock:
             results.prepare_files(out)
             remove_temporaries(out)  # left by killed writes; under the lock, none is a live one's
+            for planned_cfg in sweep.runs:
+                recover(sweep.checkpoint(planned_cfg))  # group saves of packed runs a kill cut short
         planned = sweep.plan()
         if lock:
             if lost := [r for p in planned for r in p.lost]:
@@ -288,8 +292,8 @@ def run(plan: Plan, display: Display) -> list[Outcome]:
     results.save_config(sweep.out, cfg.to_toml())
     nonce = results.write_nonce(sweep.out)
     data_dir = None if cfg.dataset == "synthetic" else str(resolve_root(cfg.data_dir).absolute())
-    tasks = [
-        Task(
+    tasks = {
+        p.cfg.run_id: Task(
             cfg=p.cfg,
             data_dir=data_dir,
             checkpoint=str(sweep.checkpoint(p.cfg).absolute()),
@@ -301,15 +305,25 @@ def run(plan: Plan, display: Display) -> list[Outcome]:
             nonce=nonce,
         )
         for p in plan.todo
-    ]
+    }
+    jobs = [Job(tuple(tasks[p.cfg.run_id] for p in group)) for group in packs(plan.todo, sweep.pack)]
     board = LiveBoard(sweep.out) if cfg.tensorboard else None
     writer = Writer(sweep.out, plan.runs, display, plan.lock, board)
     try:
-        plan.executor.run(tasks, writer, cfg.fail_fast)
+        plan.executor.run(jobs, writer, cfg.fail_fast)
     finally:
         if board is not None:
             board.close()
     return writer.outcomes
+
+
+def packs(todo: list[PlannedRun], most: int) -> list[list[PlannedRun]]:
+    """The runs to train, in groups of at most `most` that train as one model: runs that differ only
+    in their seed and resume at the same epoch."""
+    groups: dict[tuple[RunConfig, int], list[PlannedRun]] = {}
+    for p in todo:
+        groups.setdefault((p.cfg.replace(seed=0), p.done_epochs), []).append(p)
+    return [g[i : i + most] for g in groups.values() for i in range(0, len(g), most)]
 
 
 def run_shown(plan: Plan, console: Console) -> list[Outcome]:

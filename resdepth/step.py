@@ -10,7 +10,7 @@ a run's id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +79,55 @@ def make_optimizer(
     )
 
 
+class PackedSGD(torch.optim.Optimizer):
+    """The paper's SGD for a packed group (`resdepth.models.packed`): each run its own learning rate.
+
+    The update is torch's SGD, step for step (weight decay added to the gradient, then momentum, the
+    first step's buffer the gradient itself), but the learning rate is a tensor of one value per
+    run, applied to each run's part of every parameter. Runs in warm-up leave it on their own
+    iterations, so the learning rates of a group can differ. The rates live on the device, so a
+    CUDA graph that replays the step reads the current ones.
+    """
+
+    def __init__(
+        self, params: Iterable[nn.Parameter], runs: int, momentum: float, weight_decay: float
+    ) -> None:
+        params = list(params)
+        super().__init__(params, {"momentum": momentum, "weight_decay": weight_decay})
+        self.runs = runs
+        self.lr = torch.zeros(runs, device=params[0].device)
+        self._lr_views = {p: self.lr.view(runs, *(1,) * p.dim()) for p in params}
+
+    def set_lr(self, lrs: Sequence[float]) -> None:
+        self.lr.copy_(torch.tensor(lrs, dtype=self.lr.dtype))
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+            if group["weight_decay"]:
+                grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
+            for p, grad in zip(params, grads, strict=True):
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.clone(grad).detach()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(grad)
+                runs_first = p.unflatten(0, (self.runs, -1))
+                buf = state["momentum_buffer"].unflatten(0, (self.runs, -1))
+                runs_first.addcmul_(buf, self._lr_views[p], value=-1)
+
+
+def run_losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Cross-entropy of a run's batch, or of each run's in a packed group (logits (K, N, classes),
+    labels (K, N)): one loss per run, so each run's gradient is the one it has alone."""
+    if labels.dim() == 1:
+        return F.cross_entropy(logits.float(), labels, reduction=reduction)
+    per_image = F.cross_entropy(logits.float().transpose(1, 2), labels, reduction="none")
+    return per_image.mean(-1) if reduction == "mean" else per_image.sum(-1)
+
+
 def update(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -89,16 +138,29 @@ def update(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalise a uint8 batch, forward, backward, SGD update: the part of a step a CUDA graph holds.
 
-    Returns the batch's loss and its count of wrong predictions, left on the device (no sync).
+    Returns the batch's loss and its count of wrong predictions, left on the device (no sync); for
+    a packed group (images (K, N, C, H, W)), one of each per run.
     """
-    x = normalize(images).contiguous(memory_format=torch.channels_last)
+    x = normalize(images)
+    if x.dim() == 4:  # a packed model lays out its own input
+        x = x.contiguous(memory_format=torch.channels_last)
     with autocast(images.device, precision):
         logits = model(x)
-    loss = F.cross_entropy(logits.float(), labels)
+    loss = run_losses(logits, labels, "mean")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.sum().backward()
     optimizer.step()
-    return loss.detach(), (logits.argmax(1) != labels).sum()
+    return loss.detach(), (logits.argmax(-1) != labels).sum(-1)
+
+
+Augment = torch.Generator | Sequence[torch.Generator] | None  # a run's draws, each packed run's, or none
+
+
+def augment(images: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:
+    """§4.2's crops and flips, drawn from the run's generator (or each packed run's from its own)."""
+    if isinstance(generator, torch.Generator):
+        return crop_flip(images, generator, CROP_PADDING)[0]
+    return torch.stack([crop_flip(run, g, CROP_PADDING)[0] for run, g in zip(images, generator, strict=True)])
 
 
 class Stepper:
@@ -125,9 +187,10 @@ class Stepper:
         self.graphed = engine.cuda_graphs and device.type == "cuda"
         self.graph: torch.cuda.CUDAGraph | None = None
         self.steps = 0
-        self.lr_value: float | None = None
+        self.lr_value: float | tuple[float, ...] | None = None
         self.lr: torch.Tensor | None = None
-        if self.graphed:  # a graph replays the lr it captured: make that a tensor we can refill
+        # A graph replays the lr it captured: make that a tensor we can refill (PackedSGD's is one).
+        if self.graphed and not isinstance(optimizer, PackedSGD):
             self.lr = torch.zeros((), device=device)
             for group in optimizer.param_groups:
                 group["lr"] = self.lr
@@ -137,24 +200,28 @@ class Stepper:
         """Steps before every step costs the same: compilation, cuDNN timing, then the capture."""
         return WARM_STEPS + 1 if self.graphed else 1
 
-    def set_lr(self, lr: float) -> None:
+    def set_lr(self, lr: float | tuple[float, ...]) -> None:
+        """The learning rate of the next steps: one per run for a packed group."""
         if lr == self.lr_value:
             return
         self.lr_value = lr
-        if self.lr is not None:
+        if isinstance(lr, tuple) or isinstance(self.optimizer, PackedSGD):
+            assert isinstance(self.optimizer, PackedSGD), "one learning rate per run is for a packed group"
+            self.optimizer.set_lr(lr if isinstance(lr, tuple) else (lr,) * self.optimizer.runs)
+        elif self.lr is not None:
             self.lr.fill_(lr)
         else:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
 
     def __call__(
-        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None
+        self, images: torch.Tensor, labels: torch.Tensor, generator: Augment
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step; the returned loss and count stay on the device, and a graphed step's are
         overwritten by the next step, so read or accumulate them before calling again."""
         if generator is not None:
-            images = crop_flip(images, generator, CROP_PADDING)[0]
-        if len(labels) != self.batch_size:
+            images = augment(images, generator)
+        if labels.shape[-1] != self.batch_size:
             return update(self.model, self.optimizer, images, labels, self.normalize, self.precision)
         self.steps += 1
         if not self.graphed:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resdepth import faults
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, save_checkpoint
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, save_checkpoints
 from resdepth.config import (
     LR_DECAY,
     WARMUP_ERROR,
@@ -39,6 +39,7 @@ from resdepth.data.store import Dataset
 from resdepth.device import on_device, resolve_precision
 from resdepth.models import build_model
 from resdepth.models.summary import check_memory
+from resdepth.pack import Pack
 from resdepth.results import EpochRecord, Window
 from resdepth.runs import RunConfig
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, autocast, make_optimizer
@@ -136,52 +137,144 @@ def train_run(
     Ray, resolved here; a resumed run keeps its checkpoint's), `on_progress` every PROGRESS_EVERY
     steps, and `on_epoch` with each finished epoch, before its checkpoint is saved (see the module's
     docstring for why that order loses nothing)."""
+    diverged = train_group([Member(cfg, data, checkpoint, on_epoch, on_progress, on_start)], device, engine)
+    if diverged:
+        raise Diverged(diverged[cfg.run_id])
+
+
+@dataclass
+class Member:
+    """One run of a group, as its caller hands it over: what to train, on what, and who hears of it."""
+
+    cfg: RunConfig
+    data: Dataset  # the run's own split
+    checkpoint: Path
+    on_epoch: Callable[[EpochRecord], None]
+    on_progress: Callable[[Window], None] | None = None
+    on_start: Callable[[str], None] | None = None
+
+
+@dataclass
+class Run:
+    """A run as it trains: its own model, optimizer and schedule, its data on the device, and where
+    it goes on from. A packed group steps a packed copy and hands the state back every epoch."""
+
+    member: Member
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    progress: Resumed
+    train: Batches
+    test: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor] | None
+
+    @property
+    def resumes_at(self) -> tuple[int, int, str]:
+        """Runs that resume at the same point (and precision) can train packed."""
+        return self.progress.epoch, self.progress.iteration, self.progress.precision
+
+
+def start(member: Member, device: torch.device) -> Run:
+    """Build the run's model from its seed, resume it from its checkpoint, put its data on the device."""
+    cfg, data = member.cfg, member.data
     if cfg.batch_size > len(data.train_y):
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(data.train_y)} training images")
     model = build(cfg, data, device)
     optimizer = make_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     schedule = Schedule(cfg, math.ceil(len(data.train_y) / cfg.batch_size))
-    progress = resume(checkpoint, cfg, model, optimizer, schedule)
-    if on_start is not None:
-        on_start(progress.precision)
-    normalize = Normalizer(data.mean, data.std, device)
-    step = Stepper(model, optimizer, normalize, progress.precision, engine, cfg.batch_size)
+    progress = resume(member.checkpoint, cfg, model, optimizer, schedule)
+    if member.on_start is not None:
+        member.on_start(progress.precision)
     train = Batches(data.train_x.to(device), data.train_y.to(device), cfg, data.name in AUGMENTED)
     test = (data.test_x.to(device), data.test_y.to(device))
     val = None if data.val_x is None or data.val_y is None else (data.val_x.to(device), data.val_y.to(device))
-    iteration, records = progress.iteration, progress.records
+    return Run(member, model, optimizer, schedule, progress, train, test, val)
 
-    for epoch in range(progress.epoch, cfg.epochs + 1):
+
+def train_group(
+    members: Sequence[Member], device: torch.device, engine: Engine = DEFAULT_ENGINE
+) -> dict[str, str]:
+    """Train (or resume) runs that differ only in their seed; those that resume at the same point
+    train packed into one model (`resdepth.pack`), the others apart. Returns the runs that diverged
+    (run id: why); the others trained to their last epoch."""
+    runs = [start(m, device) for m in members]
+    diverged: dict[str, str] = {}
+    for point in dict.fromkeys(r.resumes_at for r in runs):
+        diverged |= _train_together([r for r in runs if r.resumes_at == point], device, engine)
+    return diverged
+
+
+def _train_together(runs: list[Run], device: torch.device, engine: Engine) -> dict[str, str]:
+    """Train runs that resume at one point in lock-step, one step for all of them; a run that
+    diverges leaves the group at the end of its epoch and the others go on without it."""
+    first, cfg = runs[0], runs[0].member.cfg
+    pack = Pack([r.model for r in runs], [r.optimizer for r in runs], cfg, device) if len(runs) > 1 else None
+    model, optimizer = (pack.model, pack.optimizer) if pack else (first.model, first.optimizer)
+    normalize = Normalizer(first.member.data.mean, first.member.data.std, device)
+    step = Stepper(model, optimizer, normalize, first.progress.precision, engine, cfg.batch_size)
+    iteration = first.progress.iteration
+    for epoch in range(first.progress.epoch, cfg.epochs + 1):
         started = time.perf_counter()
-        train_loss, train_error, lr, iteration = train_epoch(
-            step, schedule, train, epoch, iteration, on_progress
-        )
+        trained, iteration = train_epoch(step, runs, epoch, iteration)
         train_seconds = time.perf_counter() - started
-        test_loss, test_error = evaluate(model, *test, normalize, progress.precision)
-        val_loss, val_error = evaluate(model, *val, normalize, progress.precision) if val else (None, None)
-        record = EpochRecord(
-            epoch=epoch,
-            iteration=iteration,
-            lr=lr,
-            train_loss=train_loss,
-            train_error=train_error,
-            test_loss=test_loss,
-            test_error=test_error,
-            val_loss=val_loss,
-            val_error=val_error,
-            epoch_seconds=time.perf_counter() - started,
-            images_per_second=len(train.y) / train_seconds,
-        )
-        on_epoch(record)
-        faults.point("row-sent")
-        records.append(asdict(record))
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
-        state = {"run_id": cfg.run_id, "epoch": epoch, "iteration": iteration, "schedule": schedule.state()}
-        state |= {"precision": progress.precision, "records": records}
-        save_checkpoint(
-            checkpoint, state | {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-        )
+        if pack is not None:
+            pack.unpack([lr for _, _, lr in trained])
+        diverged = {}
+        for run, (train_loss, train_error, lr) in zip(runs, trained, strict=True):
+            row = _epoch_row(run, epoch, iteration, lr, train_loss, train_error, started, train_seconds)
+            run.member.on_epoch(row)
+            faults.point("row-sent")
+            run.progress.records.append(asdict(row))
+            if not math.isfinite(train_loss):
+                diverged[run.member.cfg.run_id] = f"training loss became {train_loss} in epoch {epoch}"
+        save_checkpoints([_state(r, epoch, iteration) for r in runs if r.member.cfg.run_id not in diverged])
+        if diverged:
+            rest = [r for r in runs if r.member.cfg.run_id not in diverged]
+            for r in rest:
+                r.progress = replace(r.progress, epoch=epoch + 1, iteration=iteration)
+            return diverged | (_train_together(rest, device, engine) if rest else {})
+    return {}
+
+
+def _epoch_row(
+    run: Run,
+    epoch: int,
+    iteration: int,
+    lr: float,
+    train_loss: float,
+    train_error: float,
+    started: float,
+    train_seconds: float,
+) -> EpochRecord:
+    """The run's row for an epoch trained: its test (and validation) error in eval mode."""
+    normalize = Normalizer(run.member.data.mean, run.member.data.std, run.train.x.device)
+    precision = run.progress.precision
+    test_loss, test_error = evaluate(run.model, *run.test, normalize, precision)
+    val_loss, val_error = evaluate(run.model, *run.val, normalize, precision) if run.val else (None, None)
+    return EpochRecord(
+        epoch=epoch,
+        iteration=iteration,
+        lr=lr,
+        train_loss=train_loss,
+        train_error=train_error,
+        test_loss=test_loss,
+        test_error=test_error,
+        val_loss=val_loss,
+        val_error=val_error,
+        epoch_seconds=time.perf_counter() - started,
+        images_per_second=len(run.train.y) / train_seconds,
+    )
+
+
+def _state(run: Run, epoch: int, iteration: int) -> tuple[Path, dict[str, Any]]:
+    """The run's checkpoint after `epoch`: the same file whether it trained alone or packed."""
+    state = {"run_id": run.member.cfg.run_id, "epoch": epoch, "iteration": iteration}
+    state |= {"schedule": run.schedule.state(), "precision": run.progress.precision}
+    state |= {"records": run.progress.records}
+    return run.member.checkpoint, state | {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+    }
 
 
 @dataclass
@@ -238,39 +331,52 @@ class Batches:
 
 
 def train_epoch(
-    step: Stepper,
-    schedule: Schedule,
-    train: Batches,
-    epoch: int,
-    iteration: int,
-    on_progress: Callable[[Window], None] | None,
-) -> tuple[float, float, float, int]:
-    """One epoch of SGD steps: its mean loss, error (%) and last learning rate, and the iterations
-    done at its end. The device is waited on once, at the end (and every PROGRESS_EVERY steps when
-    progress is reported, and each step of a warm-up, which watches the error)."""
-    n = len(train.y)
-    device = train.y.device
+    step: Stepper, runs: Sequence[Run], epoch: int, iteration: int
+) -> tuple[list[tuple[float, float, float]], int]:
+    """One epoch of SGD steps for runs that train together (one step for all): each run's mean
+    loss, error (%) and last learning rate, and the iterations done at its end. The device is waited
+    on once, at the end (and every PROGRESS_EVERY steps when progress is reported, and each step of
+    a warm-up, which watches the error)."""
+    first = runs[0].train
+    n, size, device = len(first.y), first.cfg.batch_size, first.y.device
     step.model.train()
-    loss_sum = torch.zeros((), device=device)
-    wrong = torch.zeros((), device=device, dtype=torch.long)
-    reported = (0.0, 0, 0)  # loss sum, wrong count and images at the last progress report
-    lr = schedule.lr(iteration)
-    for i, (images, labels, augment) in enumerate(train.epoch(epoch)):
-        lr = schedule.lr(iteration)
-        step.set_lr(lr)
+    shape = () if len(runs) == 1 else (len(runs),)
+    loss_sum = torch.zeros(shape, device=device)
+    wrong = torch.zeros(shape, device=device, dtype=torch.long)
+    reported = [(0.0, 0, 0)] * len(runs)  # each run's loss sum, wrong count and images at its last report
+    reporting = any(r.member.on_progress is not None for r in runs)
+    lrs = tuple(r.schedule.lr(iteration) for r in runs)
+    for i, batches in enumerate(zip(*(r.train.epoch(epoch) for r in runs), strict=True)):
+        lrs = tuple(r.schedule.lr(iteration) for r in runs)
+        step.set_lr(lrs[0] if len(runs) == 1 else lrs)
+        images, labels, augment = batches[0] if len(runs) == 1 else _stacked(batches)
         loss, batch_wrong = step(images, labels, augment)
-        loss_sum += loss * len(labels)
+        loss_sum += loss * labels.shape[-1]
         wrong += batch_wrong
-        if schedule.warmup_end is None:  # the only per-step sync, for at most 400 steps
-            schedule.observe(iteration, 100.0 * batch_wrong.item() / len(labels))
+        if any(r.schedule.warmup_end is None for r in runs):  # the only per-step sync, for at most 400 steps
+            for r, w in zip(runs, batch_wrong.reshape(-1).tolist(), strict=True):
+                r.schedule.observe(iteration, 100.0 * w / labels.shape[-1])
         iteration += 1
-        if on_progress is not None and (i % PROGRESS_EVERY == PROGRESS_EVERY - 1 or i == train.per_epoch - 1):
-            now = (loss_sum.item(), int(wrong.item()), min(n, (i + 1) * train.cfg.batch_size))
-            images_seen = now[2] - reported[2]
-            mean_loss, error = (
-                (now[0] - reported[0]) / images_seen,
-                100.0 * (now[1] - reported[1]) / images_seen,
-            )
-            on_progress(Window(iteration, epoch, lr, mean_loss, error))
-            reported = now
-    return loss_sum.item() / n, 100.0 * wrong.item() / n, lr, iteration
+        if reporting and (i % PROGRESS_EVERY == PROGRESS_EVERY - 1 or i == first.per_epoch - 1):
+            seen = min(n, (i + 1) * size)
+            losses, wrongs = loss_sum.reshape(-1).tolist(), wrong.reshape(-1).tolist()
+            for k, r in enumerate(runs):
+                loss_then, wrong_then, seen_then = reported[k]
+                if r.member.on_progress is not None:
+                    images_seen = seen - seen_then
+                    mean_loss = (losses[k] - loss_then) / images_seen
+                    error = 100.0 * (wrongs[k] - wrong_then) / images_seen
+                    r.member.on_progress(Window(iteration, epoch, lrs[k], mean_loss, error))
+            reported = [(loss, w, seen) for loss, w in zip(losses, wrongs, strict=True)]
+    losses, wrongs = loss_sum.reshape(-1).tolist(), wrong.reshape(-1).tolist()
+    return [(loss / n, 100.0 * w / n, lr) for loss, w, lr in zip(losses, wrongs, lrs, strict=True)], iteration
+
+
+def _stacked(
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Generator | None]],
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Generator] | None]:
+    """A packed step's batch: each run's images and labels, stacked, and each run's augmentation."""
+    generators = [g for _, _, g in batches if g is not None]
+    images = torch.stack([x for x, _, _ in batches])
+    labels = torch.stack([y for _, y, _ in batches])
+    return images, labels, generators or None

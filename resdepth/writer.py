@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import resdepth
 from resdepth import faults, results
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, recover
 from resdepth.errors import UserError
 from resdepth.events import LiveBoard
 from resdepth.executors import MAX_ATTEMPTS, EpochDone, News, Outcome, Progress, Started, Task
@@ -61,6 +61,7 @@ class Writer:
         worker may have saved more epochs than the plan saw): rows only the checkpoint holds are
         restored, the row past it goes, and the new attempt writes it again."""
         cfg = task.cfg
+        recover(Path(task.checkpoint))  # a group save its dead worker had committed
         try:
             state = load_checkpoint(Path(task.checkpoint), cfg.run_id)
         except DamagedCheckpoint as exc:  # stop before a row is dropped

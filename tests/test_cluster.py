@@ -17,7 +17,8 @@ import torch
 
 from resdepth import results
 from resdepth.config import SweepConfig
-from resdepth.executors.base import Task, run_task
+from resdepth.executors.base import Job, Report, RunEnded, Task, run_job
+from resdepth.results import Status
 from resdepth.runs import expand
 
 pytestmark = pytest.mark.slow  # minutes of real sweeps: `make test` runs them, `make test-fast` does not
@@ -108,10 +109,14 @@ def test_a_worker_that_cannot_see_the_results_folder_fails_its_run_in_one_line(t
     shared.mkdir()
     nonce = results.write_nonce(shared)
     task = Task(cfg, None, str(elsewhere / "checkpoints" / "x.pt"), "cpu", 1, out=str(elsewhere), nonce=nonce)
-    ended = run_task(task, None, lambda event: pytest.fail(f"trained: {event}"), node="abc123")
-    assert ended.status == "failed"
+    reports: list[Report] = []
+    run_job(Job((task,)), None, reports.append, node="abc123")
+    assert [type(r.event) for r in reports] == [RunEnded]  # it trained nothing
+    ended = reports[0].event
+    assert isinstance(ended, RunEnded) and ended.status == "failed"
     assert ended.error.startswith("node ") and "(abc123) cannot see the results folder" in ended.error
     assert str(elsewhere) in ended.error and "\n" not in ended.error
-    seen = run_task(replace(task, out=str(shared), checkpoint=str(shared / "c.pt")), None, lambda event: None)
-    assert seen.status == "completed" and (shared / "c.pt").is_file()
+    reports.clear()
+    run_job(Job((replace(task, out=str(shared), checkpoint=str(shared / "c.pt")),)), None, reports.append)
+    assert reports[-1].event == RunEnded(Status.COMPLETED, "") and (shared / "c.pt").is_file()
     assert torch.load(shared / "c.pt", weights_only=True)["epoch"] == 1

@@ -233,6 +233,17 @@ RESUME_CASES = {
          "--jobs", "2", "--threads", "1"],
         ("rows", 2), 6,
     ),
+    # Three seeds as one packed model, killed while it writes its rows of epoch 2 or later.
+    "a packed group, mid-warm-up": (
+        [*TINY, "--arch", "resnet", "--seeds", "0,1,2", "--pack", "3", "--epochs", "4", "--train-subset", "400",
+         "--test-subset", "100", "--warmup", "always", "--threads", "1"],
+        ("rows", 4), 12,
+    ),
+    "packed groups under --jobs 2": (
+        [*TINY, "--arch", "plain,resnet", "--seeds", "0,1", "--pack", "2", "--epochs", "3", "--train-subset",
+         "400", "--test-subset", "100", "--jobs", "2", "--threads", "1"],
+        ("rows", 5), 12,
+    ),
 }  # fmt: skip
 
 
@@ -246,8 +257,8 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_rows(tmp_path: Path, case: s
     kill_when(args, killed, rows_at_least(killed, at) if kind == "rows" else checkpoint_at(killed, at))
     assert 0 < len(results.read_metrics(killed)) < total, "the sweep finished before it could be killed"
     if "warm-up" in case:
-        (ckpt,) = (killed / "checkpoints").glob("*.pt")
-        assert torch.load(ckpt, weights_only=True)["schedule"]["warmup_end"] == -1  # still warming up
+        for ckpt in (killed / "checkpoints").glob("*.pt"):
+            assert torch.load(ckpt, weights_only=True)["schedule"]["warmup_end"] == -1  # still warming up
     dry = run_cli("sweep", *args, "--out", str(killed), "--dry-run")
     assert "partial (resumes at epoch" in dry.stdout
     resumed = run_cli("sweep", *args, "--out", str(killed))
@@ -328,14 +339,14 @@ def test_diverged_run_keeps_its_rows_and_the_sweep_goes_on(cli, tmp_path: Path) 
 def test_a_failing_run_is_marked_and_the_others_complete(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = executors.base.train_run
+    real = executors.base.train_group
 
-    def flaky(cfg, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if cfg.arch == "plain":
+    def flaky(members, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if members[0].cfg.arch == "plain":
             raise RuntimeError("simulated out of memory")
-        return real(cfg, *args, **kwargs)
+        return real(members, *args, **kwargs)
 
-    monkeypatch.setattr(executors.base, "train_run", flaky)
+    monkeypatch.setattr(executors.base, "train_group", flaky)
     out = tmp_path / "r"
     r = cli("sweep", *TINY, "--epochs", "1", "--out", str(out))
     assert r.code == 1
@@ -586,7 +597,7 @@ def test_fail_fast_stops_at_the_first_failed_run(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated out of memory")
 
-    monkeypatch.setattr(executors.base, "train_run", broken)
+    monkeypatch.setattr(executors.base, "train_group", broken)
     out = tmp_path / "r"
     r = cli("sweep", *TINY, "--epochs", "1", "--fail-fast", "--out", str(out))
     assert r.code == 1 and "simulated out of memory" in r.err

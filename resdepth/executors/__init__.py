@@ -14,15 +14,17 @@ from resdepth.executors.base import (
     Event,
     Executor,
     Inline,
+    Job,
     News,
     Outcome,
     Progress,
+    Report,
     RunEnded,
     Sink,
     Started,
     Task,
     WorkerCrashed,
-    run_task,
+    run_job,
 )
 from resdepth.executors.local import LocalPool, local_slots
 from resdepth.runs import RunConfig
@@ -33,16 +35,18 @@ __all__ = [
     "Event",
     "Executor",
     "Inline",
+    "Job",
     "News",
     "Outcome",
     "Progress",
+    "Report",
     "RunEnded",
     "Sink",
     "Started",
     "Task",
     "WorkerCrashed",
     "make_executor",
-    "run_task",
+    "run_job",
 ]
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import socket
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -29,7 +29,7 @@ from resdepth.device import provenance
 from resdepth.results import NONCE, EpochRecord, Status, Window
 from resdepth.runs import RunConfig
 from resdepth.step import DEFAULT_ENGINE, Engine
-from resdepth.train import Diverged, train_run
+from resdepth.train import Member, train_group
 
 MAX_ATTEMPTS = 3  # a run whose worker dies three times is marked failed
 
@@ -50,8 +50,31 @@ class Task:
     nonce: str = ""  # what the driver wrote into out/.resdepth.nonce for this sweep
 
 
-# --- what a worker sends back, in order: progress and epochs, then the end (or, seen by the
-# driver, the worker's death) --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """What one worker trains at once: one run, or runs that differ only in their seed, packed into
+    one model (`--pack`). A packed job is retried as a whole, less the runs that already ended."""
+
+    tasks: tuple[Task, ...]
+
+    @property
+    def attempt(self) -> int:
+        return self.tasks[0].attempt
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """Tells apart the jobs of a sweep, and each attempt of one."""
+        return self.tasks[0].cfg.run_id, self.attempt
+
+    def retried(self, ended: set[int]) -> Job:
+        """The next attempt, with the runs whose end was reported left out."""
+        return Job(
+            tuple(replace(t, attempt=t.attempt + 1) for i, t in enumerate(self.tasks) if i not in ended)
+        )
+
+
+# --- what a worker sends back for each run of its job, in order: progress and epochs, then its end
+# (or, seen by the driver, the worker's death) ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -76,13 +99,23 @@ class RunEnded:
     error: str
 
 
+News = Started | EpochDone | Progress  # what a worker reports while its run trains
+
+
+@dataclass(frozen=True)
+class Report:
+    """A worker's news of run `run` (its index in the job)."""
+
+    run: int
+    event: News | RunEnded
+
+
 @dataclass(frozen=True)
 class WorkerCrashed:
     reason: str
 
 
-Event = Started | EpochDone | Progress | RunEnded | WorkerCrashed
-News = Started | EpochDone | Progress  # what a worker reports while its run trains
+Event = Report | WorkerCrashed
 
 
 class Outcome(NamedTuple):
@@ -113,32 +146,46 @@ def load_split(task: Task) -> Dataset:
     return cfg.split(_loaded[key])
 
 
-def run_task(task: Task, data: Dataset | None, emit: Callable[[Event], None], node: str = "") -> RunEnded:
-    """Train one run (or resume it from its checkpoint) on this node (`node`: its Ray id, if any).
-    Never raises for a broken run, only for Ctrl-C, so one bad run cannot stop the others."""
-    if task.nonce and not sees(Path(task.out), task.nonce):
-        return RunEnded(
-            Status.FAILED,
+def run_job(job: Job, data: Sequence[Dataset] | None, emit: Callable[[Report], None], node: str = "") -> None:
+    """Train a job's runs (or resume them from their checkpoints) on this node (`node`: its Ray id,
+    if any), reporting each run's end last. Never raises for a broken run, only for Ctrl-C, so one
+    bad job cannot stop the others."""
+    first = job.tasks[0]
+    if first.nonce and not sees(Path(first.out), first.nonce):
+        why = (
             f"node {socket.gethostname()}{f' ({node})' if node else ''} cannot see the results folder "
-            f"{task.out}: every node must share it at that path (docs/cluster.md)",
+            f"{first.out}: every node must share it at that path (docs/cluster.md)"
         )
-    torch.set_num_threads(task.threads)
+        for i in range(len(job.tasks)):
+            emit(Report(i, RunEnded(Status.FAILED, why)))
+        return
+    torch.set_num_threads(first.threads)
+    device = torch.device(first.device)
     try:
-        train_run(
-            task.cfg,
-            data if data is not None else load_split(task),
-            torch.device(task.device),
-            Path(task.checkpoint),
-            on_epoch=lambda record: emit(EpochDone(record)),
-            on_progress=lambda window: emit(Progress(window)),
-            engine=task.engine,
-            on_start=lambda precision: emit(Started(precision, provenance(torch.device(task.device), node))),
-        )
-    except Diverged as exc:
-        return RunEnded(Status.DIVERGED, str(exc))
+        members = [
+            _member(i, task, data[i] if data else None, emit, node) for i, task in enumerate(job.tasks)
+        ]
+        diverged = train_group(members, device, first.engine)
     except Exception as exc:
-        return RunEnded(Status.FAILED, f"{exc.__class__.__name__}: {exc}")
-    return RunEnded(Status.COMPLETED, "")
+        for i in range(len(job.tasks)):
+            emit(Report(i, RunEnded(Status.FAILED, f"{exc.__class__.__name__}: {exc}")))
+        return
+    for i, task in enumerate(job.tasks):
+        why = diverged.get(task.cfg.run_id, "")
+        emit(Report(i, RunEnded(Status.DIVERGED if why else Status.COMPLETED, why)))
+
+
+def _member(i: int, task: Task, data: Dataset | None, emit: Callable[[Report], None], node: str) -> Member:
+    """Run i of a job, its events reported as its own."""
+    device = torch.device(task.device)
+    return Member(
+        task.cfg,
+        data if data is not None else load_split(task),
+        Path(task.checkpoint),
+        on_epoch=lambda record: emit(Report(i, EpochDone(record))),
+        on_progress=lambda window: emit(Report(i, Progress(window))),
+        on_start=lambda precision: emit(Report(i, Started(precision, provenance(device, node)))),
+    )
 
 
 def sees(out: Path, nonce: str) -> bool:
@@ -159,8 +206,8 @@ class Executor(ABC):
         return 1
 
     @abstractmethod
-    def run(self, tasks: Iterable[Task], sink: Sink, fail_fast: bool = False) -> None:
-        """Train every task, reporting to `sink`; on Ctrl-C, end the active ones as interrupted."""
+    def run(self, jobs: Iterable[Job], sink: Sink, fail_fast: bool = False) -> None:
+        """Train every job, reporting each run to `sink`; on Ctrl-C, end the active ones as interrupted."""
 
     @abstractmethod
     def close(self) -> None:
@@ -177,40 +224,56 @@ class _WriterFailed(BaseException):
 
 
 class Inline(Executor):
-    """One run at a time in this process (`--jobs 1`): nothing to start, data loaded once."""
+    """One job at a time in this process (`--jobs 1`): nothing to start, data loaded once."""
 
     def __init__(self, device: str, threads: int, data: Callable[[RunConfig], Dataset]) -> None:
         super().__init__(device, threads)
         self.data = data
 
-    def run(self, tasks: Iterable[Task], sink: Sink, fail_fast: bool = False) -> None:
-        for task in tasks:
-            sink.start(task)
+    def run(self, jobs: Iterable[Job], sink: Sink, fail_fast: bool = False) -> None:
+        for job in jobs:
+            for task in job.tasks:
+                sink.start(task)
+            ended: dict[int, Status] = {}
 
-            def emit(event: Event, task: Task = task) -> None:
-                assert isinstance(event, Started | EpochDone | Progress)
+            def emit(report: Report, job: Job = job, ended: dict[int, Status] = ended) -> None:
+                task = job.tasks[report.run]
                 try:
-                    sink.event(task, event)
+                    if isinstance(report.event, RunEnded):
+                        sink.end(task, report.event.status, report.event.error)
+                        ended[report.run] = report.event.status
+                    else:
+                        sink.event(task, report.event)
                 except Exception as exc:  # the driver's failure (a full disk), not the run's
                     raise _WriterFailed(exc) from exc
 
             try:
-                ended = run_task(task, self.data(task.cfg), emit)
+                run_job(job, [self.data(t.cfg) for t in job.tasks], emit)
             except KeyboardInterrupt:
-                sink.end(task, Status.INTERRUPTED, "")
+                for i, task in enumerate(job.tasks):
+                    if i not in ended:
+                        sink.end(task, Status.INTERRUPTED, "")
                 raise
             except _WriterFailed as failed:  # stop the sweep as a pool's driver would; the run resumes
                 raise failed.error from None
-            sink.end(task, ended.status, ended.error)
-            if fail_fast and ended.status is Status.FAILED:
+            if fail_fast and Status.FAILED in ended.values():
                 return
 
     def close(self) -> None:
         pass  # nothing was started: runs train in this process
 
 
+@dataclass
+class _Active:
+    """A job a worker trains: its slot, and the runs whose end it reported."""
+
+    job: Job
+    slot: int
+    ended: set[int] = field(default_factory=set)
+
+
 class Pool(Executor):
-    """Runs in workers, one per slot; each slot names the device its run trains on."""
+    """Jobs in workers, one per slot; each slot names the device its job trains on."""
 
     def __init__(self, slots: list[str], threads: int) -> None:
         super().__init__(slots[0], threads)
@@ -221,52 +284,62 @@ class Pool(Executor):
         return len(self.slots)
 
     @abstractmethod
-    def submit(self, task: Task, slot: int) -> Any:
-        """Start `task` in a worker, on its slot; returns its handle."""
+    def submit(self, job: Job, slot: int) -> Any:
+        """Start `job` in a worker, on its slot; returns its handle."""
 
     @abstractmethod
     def wait(self, handles: list[Any]) -> list[tuple[Any, Event]]:
         """Events of these workers, in order, waiting a moment (at most a second) for them. A worker
-        that died before its `RunEnded` yields `WorkerCrashed`."""
+        that died before reporting the end of every run of its job yields `WorkerCrashed`."""
 
     @abstractmethod
     def cancel(self, handles: list[Any]) -> None: ...
 
-    def run(self, tasks: Iterable[Task], sink: Sink, fail_fast: bool = False) -> None:
-        pending = deque(tasks)
+    def run(self, jobs: Iterable[Job], sink: Sink, fail_fast: bool = False) -> None:
+        pending = deque(jobs)
         free = list(range(len(self.slots)))
-        active: dict[Any, tuple[Task, int]] = {}
+        active: dict[Any, _Active] = {}
         try:
             while pending or active:
                 while pending and free:
                     slot = free.pop(0)
-                    task = replace(pending.popleft(), device=self.slots[slot])
-                    sink.start(task)
-                    active[self.submit(task, slot)] = (task, slot)
+                    job = pending.popleft()
+                    job = Job(tuple(replace(t, device=self.slots[slot]) for t in job.tasks))
+                    for task in job.tasks:
+                        sink.start(task)
+                    active[self.submit(job, slot)] = _Active(job, slot)
                 for handle, event in self.wait(list(active)):
-                    task, slot = active[handle]
+                    a = active[handle]
                     match event:
-                        case Started() | EpochDone() | Progress():
-                            sink.event(task, event)
-                            continue
-                        case WorkerCrashed(reason) if task.attempt < MAX_ATTEMPTS:
-                            sink.retry(task, reason)
-                            pending.appendleft(replace(task, attempt=task.attempt + 1))
-                            ended = None
+                        case Report(i, RunEnded(status, error)):
+                            a.ended.add(i)
+                            sink.end(a.job.tasks[i], status, error)
+                            if fail_fast and status is Status.FAILED:
+                                pending.clear()
+                        case Report(i, news):
+                            sink.event(a.job.tasks[i], news)  # type: ignore[arg-type]
                         case WorkerCrashed(reason):
-                            ended = RunEnded(
-                                Status.FAILED, f"worker died {MAX_ATTEMPTS} times; last: {reason}"
-                            )
-                        case RunEnded():
-                            ended = event
-                    del active[handle]
-                    free.append(slot)
-                    if ended is not None:
-                        sink.end(task, ended.status, ended.error)
-                        if fail_fast and ended.status is Status.FAILED:
-                            pending.clear()
+                            self._crashed(a, reason, sink, pending)
+                            a.ended = set(range(len(a.job.tasks)))
+                    if len(a.ended) == len(a.job.tasks):
+                        del active[handle]
+                        free.append(a.slot)
         except KeyboardInterrupt:
             self.cancel(list(active))
-            for task, _ in active.values():
-                sink.end(task, Status.INTERRUPTED, "")
+            for a in active.values():
+                for i, task in enumerate(a.job.tasks):
+                    if i not in a.ended:
+                        sink.end(task, Status.INTERRUPTED, "")
             raise
+
+    @staticmethod
+    def _crashed(a: _Active, reason: str, sink: Sink, pending: deque[Job]) -> None:
+        """The runs of a dead worker's job that had not ended: tried again, or failed after MAX_ATTEMPTS."""
+        left = [t for i, t in enumerate(a.job.tasks) if i not in a.ended]
+        if a.job.attempt < MAX_ATTEMPTS:
+            for task in left:
+                sink.retry(task, reason)
+            pending.appendleft(a.job.retried(a.ended))
+            return
+        for task in left:
+            sink.end(task, Status.FAILED, f"worker died {MAX_ATTEMPTS} times; last: {reason}")

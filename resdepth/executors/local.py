@@ -15,16 +15,16 @@ import torch
 
 from resdepth.device import available_cpus
 from resdepth.errors import UserError
-from resdepth.executors.base import Event, Pool, RunEnded, WorkerCrashed, run_task
+from resdepth.executors.base import Event, Job, Pool, Report, RunEnded, WorkerCrashed, run_job
 
 
 def _process_main(conn: connection.Connection) -> None:
-    """A worker process: trains the runs it is sent until told to stop. Each event goes down the
+    """A worker process: trains the jobs it is sent until told to stop. Each report goes down the
     pipe at once, so an epoch's row reaches the driver even if a kill follows."""
     _die_with_parent()
     try:
-        while (task := conn.recv()) is not None:
-            conn.send(run_task(task, None, conn.send))
+        while (job := conn.recv()) is not None:
+            run_job(job, None, conn.send)
     except (KeyboardInterrupt, EOFError):  # Ctrl-C reaches the whole process group; the driver reports it
         pass
     finally:
@@ -48,12 +48,12 @@ def _die_with_parent() -> None:
 class _Worker:
     process: Any
     conn: connection.Connection
-    busy: bool = False
+    running: int = 0  # runs of its job whose end it has not reported
 
 
 class LocalPool(Pool):
     """One worker process per slot, kept for run after run (torch and the data load once per
-    worker) and started again when one dies. A run's handle is its slot."""
+    worker) and started again when one dies. A job's handle is its slot."""
 
     def __init__(self, slots: list[str], threads: int) -> None:
         super().__init__(slots, threads)
@@ -61,15 +61,15 @@ class LocalPool(Pool):
         self.context = get_context("spawn")
         self.workers: dict[int, _Worker] = {}
 
-    def submit(self, task: Any, slot: int) -> int:
+    def submit(self, job: Job, slot: int) -> int:
         if slot not in self.workers:
             here, there = self.context.Pipe()
             process = self.context.Process(target=_process_main, args=(there,), daemon=True)
             process.start()
             there.close()  # the child holds the only other end: its exit means end of file here
             self.workers[slot] = _Worker(process, here)
-        self.workers[slot].conn.send(task)
-        self.workers[slot].busy = True
+        self.workers[slot].conn.send(job)
+        self.workers[slot].running = len(job.tasks)
         return slot
 
     def wait(self, handles: list[int]) -> list[tuple[int, Event]]:
@@ -80,10 +80,10 @@ class LocalPool(Pool):
             if w.conn not in ready:
                 continue
             try:
-                while w.busy and w.conn.poll():
-                    event = w.conn.recv()
-                    events.append((h, event))
-                    w.busy = not isinstance(event, RunEnded)
+                while w.running and w.conn.poll():
+                    report: Report = w.conn.recv()
+                    events.append((h, report))
+                    w.running -= isinstance(report.event, RunEnded)
             except EOFError:  # the process is gone; whatever it sent came before this
                 w.process.join()
                 w.conn.close()
@@ -100,7 +100,7 @@ class LocalPool(Pool):
     def close(self) -> None:
         """Idle workers are told to stop; a busy one (only after an error in the driver) is ended."""
         for w in self.workers.values():
-            if w.busy:
+            if w.running:
                 w.process.terminate()
             else:
                 with suppress(OSError):

@@ -13,20 +13,20 @@ from typing import Any
 
 from resdepth.device import available_cpus
 from resdepth.errors import UserError
-from resdepth.executors.base import Event, Pool, RunEnded, Task, WorkerCrashed, run_task
+from resdepth.executors.base import Event, Job, Pool, WorkerCrashed, run_job
 
 
-def _ray_main(task: Task, queue: Any) -> RunEnded:
-    """A Ray task: events go to the driver through a Ray queue; `put` returns once it holds them."""
+def _ray_main(job: Job, queue: Any) -> None:
+    """A Ray task: reports go to the driver through a Ray queue; `put` returns once it holds them."""
     import ray
 
-    key = (task.cfg.run_id, task.attempt)
     node = ray.get_runtime_context().get_node_id()
-    return run_task(task, None, lambda event: queue.put((key, event)), node=node[:12])
+    run_job(job, None, lambda report: queue.put((job.key, report)), node=node[:12])
 
 
 class RayPool(Pool):
-    """`--executor ray`: each run is a plain Ray task with the resources asked for."""
+    """`--executor ray`: each job (a run, or a packed group) is a plain Ray task with the resources
+    asked for per run."""
 
     def __init__(
         self,
@@ -70,9 +70,9 @@ class RayPool(Pool):
         )
         self.refs: dict[tuple[str, int], Any] = {}
 
-    def submit(self, task: Task, slot: int) -> Any:
-        ref = self.remote.remote(task, self.queue)
-        self.refs[(task.cfg.run_id, task.attempt)] = ref
+    def submit(self, job: Job, slot: int) -> Any:
+        ref = self.remote.remote(job, self.queue)
+        self.refs[job.key] = ref
         return ref
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, Event]]:
@@ -86,7 +86,7 @@ class RayPool(Pool):
                 events.append((self.refs[key], event))
         for ref in ready:
             try:
-                events.append((ref, ray.get(ref)))
+                ray.get(ref)  # it returns nothing: its reports came through the queue
             except ray.exceptions.RayError as exc:
                 events.append((ref, WorkerCrashed(f"Ray worker died ({exc.__class__.__name__})")))
         return events
