@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -51,25 +52,27 @@ COMMIT = ".commit-"  # + the first run's id + .json: the marker that commits a g
 
 def save_checkpoints(saves: list[tuple[Path, dict[str, Any]]]) -> None:
     """Several runs' checkpoints (in one folder), replaced all or none (see the module docstring)."""
-    if len(saves) == 1:
-        save_checkpoint(*saves[0])
+    if len(saves) <= 1:  # nothing to keep in step with (none: every run of the epoch diverged)
+        for path, state in saves:
+            save_checkpoint(path, state)
         return
     for path, state in saves:
         save_checkpoint(path.with_name(path.name + NEXT), state)
     folder = saves[0][0].parent
     marker = folder / f"{COMMIT}{saves[0][0].stem}.json"
-    atomic_write(marker, lambda f: f.write(json.dumps([p.name for p, _ in saves]).encode()))
-    _commit(marker)
+    names = [p.name for p, _ in saves]
+    atomic_write(marker, lambda f: f.write(json.dumps(names).encode()))
+    _commit(marker, names, after_first=lambda: faults.point("mid-commit"))
 
 
-def _commit(marker: Path) -> None:
+def _commit(marker: Path, names: list[str], after_first: Callable[[], None] | None = None) -> None:
     """Rename every checkpoint the marker names into place, then drop the marker."""
-    for i, name in enumerate(json.loads(marker.read_text())):
+    for i, name in enumerate(names):
         waiting = marker.with_name(name + NEXT)
         if waiting.is_file():
             os.replace(waiting, marker.with_name(name))
-        if i == 0:
-            faults.point("mid-commit")
+        if i == 0 and after_first is not None:
+            after_first()
     sync_folder(marker.parent)
     marker.unlink()
     sync_folder(marker.parent)
@@ -78,14 +81,19 @@ def _commit(marker: Path) -> None:
 def recover(path: Path) -> None:
     """Finish the group save of this checkpoint that a kill cut short after its commit, or discard
     the new checkpoint of one cut short before. Call it only where no worker is saving this run."""
-    for marker in path.parent.glob(f"{COMMIT}*"):
+    for marker in path.parent.glob(f"{COMMIT}*.json"):
         try:
             names = json.loads(marker.read_text())
         except (OSError, ValueError):
-            continue  # not whole: it was never committed (written atomically, so: not ours to read)
-        if path.name in names:
-            _commit(marker)
+            continue  # written atomically, so not one of ours
+        if isinstance(names, list) and path.name in names and all(_plain_name(n) for n in names):
+            _commit(marker, names)
     path.with_name(path.name + NEXT).unlink(missing_ok=True)
+
+
+def _plain_name(name: object) -> bool:
+    """A checkpoint's file name, nothing that reaches out of its folder."""
+    return isinstance(name, str) and name == Path(name).name and name.endswith(".pt")
 
 
 def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:

@@ -175,8 +175,8 @@ class SweepConfig:
     )
     pack: str = option(
         "1",
-        "Train up to K runs that differ only in their seed as one K-times-wider model: same numbers, "
-        "more throughput on a GPU (docs/speed.md); auto: 1 on a CPU, timed on a GPU.",
+        "Train up to K runs that differ only in their seed as one K-times-wider model: the same runs, "
+        "rows within round-off (docs/speed.md); auto: 1 on a CPU, timed at the start on a GPU.",
         Role.EXECUTION,
     )
     fail_fast: bool = option(False, "Stop at the first failed run.", Role.EXECUTION, flag="--fail-fast")

@@ -14,6 +14,7 @@ import torch
 from rich.console import Console
 
 from resdepth import results
+from resdepth.benchmarks.bench import auto_pack
 from resdepth.benchmarks.estimate import estimate_seconds
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, recover
 from resdepth.config import SweepConfig
@@ -64,7 +65,7 @@ class Sweep:
     def __init__(self, cfg: SweepConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
         self.device = device  # where the runs train, when this machine trains them (memory check)
-        self.pack = 1 if cfg.pack == "auto" else int(cfg.pack)  # runs trained as one model, at most
+        self.pack = int(cfg.pack) if cfg.pack.isdigit() else 1  # runs trained as one model, at most
         self.out = Path(cfg.out)
         self.datasets: dict[str, Dataset] = {}
         for arch in cfg.arch:
@@ -92,6 +93,12 @@ class Sweep:
 
     def checkpoint(self, cfg: RunConfig) -> Path:
         return inside(self.out, results.CHECKPOINTS, f"{cfg.run_id}.pt")
+
+    def recover(self) -> None:
+        """Finish (or undo) the group saves of packed runs that a kill cut short: only under the
+        folder's lock, where no worker is saving."""
+        for cfg in self.runs:
+            recover(self.checkpoint(cfg))
 
     def plan(self) -> list[PlannedRun]:
         """Every run's state. A run is done when runs.csv says so (a diverged run stops early) or its
@@ -189,8 +196,10 @@ class Plan:
     def where(self) -> str:
         if self.cfg.executor == "ray":
             at_once = self.executor.at_once if self.executor else "?"
-            return f"Ray ({at_once} at a time)"
-        return f"{self.device}, {self.cfg.jobs} at a time" if self.cfg.jobs != "1" else str(self.device)
+            where = f"Ray ({at_once} at a time)"
+        else:
+            where = f"{self.device}, {self.cfg.jobs} at a time" if self.cfg.jobs != "1" else str(self.device)
+        return where + (f", seeds packed {self.sweep.pack} to a model" if self.sweep.pack > 1 else "")
 
 
 def _release(executor: Executor | None, lock: FolderLock | None) -> None:
@@ -215,6 +224,8 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
     if not (cfg.executor == "ray" and cfg.precision == "auto"):  # Ray: each node resolves its own
         cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what run ids record
     engine = Engine.asked(cfg.compile, cfg.cuda_graphs, device, cfg.executor)
+    if cfg.pack == "auto" and not dry_run:
+        cfg = replace(cfg, pack=str(auto_pack(cfg, device, engine)))
     out = Path(cfg.out)
     lock, executor = None, None
     if not dry_run:
@@ -231,8 +242,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         if lock:
             results.prepare_files(out)
             remove_temporaries(out)  # left by killed writes; under the lock, none is a live one's
-            for planned_cfg in sweep.runs:
-                recover(sweep.checkpoint(planned_cfg))  # group saves of packed runs a kill cut short
+            sweep.recover()
         planned = sweep.plan()
         if lock:
             if lost := [r for p in planned for r in p.lost]:
@@ -319,7 +329,9 @@ def run(plan: Plan, display: Display) -> list[Outcome]:
 
 def packs(todo: list[PlannedRun], most: int) -> list[list[PlannedRun]]:
     """The runs to train, in groups of at most `most` that train as one model: runs that differ only
-    in their seed and resume at the same epoch."""
+    in their seed and resume at the same epoch (one at a time: in the plan's order)."""
+    if most == 1:
+        return [[p] for p in todo]
     groups: dict[tuple[RunConfig, int], list[PlannedRun]] = {}
     for p in todo:
         groups.setdefault((p.cfg.replace(seed=0), p.done_epochs), []).append(p)

@@ -116,8 +116,10 @@ COLUMN_HELP = {
     "test_error": "as test_loss, in percent",
     "val_loss": "on the --val-split images; empty without it",
     "val_error": "as val_loss, in percent",
-    "epoch_seconds": "wall time of the epoch, training and evaluation",
-    "images_per_second": "training images per second of the epoch's training part",
+    "epoch_seconds": "wall time of the epoch, training and evaluation (packed: the group's training, "
+    "then the evaluations up to this run's)",
+    "images_per_second": "training images per second of the epoch's training part (packed: this run's "
+    "images; the group trained K times as many)",
     "params": "trainable parameters",
     "status": "completed, diverged, failed, running or interrupted",
     "epochs_done": "epochs in metrics.csv",

@@ -10,6 +10,10 @@ Each epoch's row is reported before its checkpoint is saved: a kill between the 
 past the checkpoint, which the sweep drops on resume and the resumed run writes again, identically.
 The checkpoint holds every row the run reported (`records`), so a row handed to a driver that died
 before writing it is restored from the checkpoint rather than lost.
+
+Runs that differ only in their seed can train as a group (`--pack`): each is started, evaluated and
+checkpointed as it would be alone, and one step moves them all through a packed copy
+(`resdepth.pack`). A single run is a group of one, stepped on its own model.
 """
 
 from __future__ import annotations
@@ -152,6 +156,7 @@ class Member:
     on_epoch: Callable[[EpochRecord], None]
     on_progress: Callable[[Window], None] | None = None
     on_start: Callable[[str], None] | None = None
+    on_end: Callable[[str], None] | None = None  # why it diverged, or "" when it trained every epoch
 
 
 @dataclass
@@ -195,19 +200,30 @@ def train_group(
     members: Sequence[Member], device: torch.device, engine: Engine = DEFAULT_ENGINE
 ) -> dict[str, str]:
     """Train (or resume) runs that differ only in their seed; those that resume at the same point
-    train packed into one model (`resdepth.pack`), the others apart. Returns the runs that diverged
-    (run id: why); the others trained to their last epoch."""
+    train packed into one model (`resdepth.pack`), the others apart. Each member hears of its end
+    (`on_end`) when it leaves: after its last epoch, or the epoch it diverged in. Returns the runs
+    that diverged (run id: why)."""
     runs = [start(m, device) for m in members]
     diverged: dict[str, str] = {}
     for point in dict.fromkeys(r.resumes_at for r in runs):
-        diverged |= _train_together([r for r in runs if r.resumes_at == point], device, engine)
+        together = [r for r in runs if r.resumes_at == point]
+        while together:
+            left = _train_together(together, device, engine)  # empty once every run is done
+            for r in together:
+                if r.member.on_end is not None and (not left or r.member.cfg.run_id in left):
+                    r.member.on_end(left.get(r.member.cfg.run_id, ""))
+            diverged |= left
+            together = [r for r in together if r.member.cfg.run_id not in left] if left else []
     return diverged
 
 
 def _train_together(runs: list[Run], device: torch.device, engine: Engine) -> dict[str, str]:
-    """Train runs that resume at one point in lock-step, one step for all of them; a run that
-    diverges leaves the group at the end of its epoch and the others go on without it."""
+    """Train runs that resume at one point in lock-step, one step for all of them, to their last
+    epoch; or to the end of an epoch in which some diverged, which are returned (run id: why), the
+    others ready to go on from there."""
     first, cfg = runs[0], runs[0].member.cfg
+    if first.progress.epoch > cfg.epochs:
+        return {}
     pack = Pack([r.model for r in runs], [r.optimizer for r in runs], cfg, device) if len(runs) > 1 else None
     model, optimizer = (pack.model, pack.optimizer) if pack else (first.model, first.optimizer)
     normalize = Normalizer(first.member.data.mean, first.member.data.std, device)
@@ -229,10 +245,9 @@ def _train_together(runs: list[Run], device: torch.device, engine: Engine) -> di
                 diverged[run.member.cfg.run_id] = f"training loss became {train_loss} in epoch {epoch}"
         save_checkpoints([_state(r, epoch, iteration) for r in runs if r.member.cfg.run_id not in diverged])
         if diverged:
-            rest = [r for r in runs if r.member.cfg.run_id not in diverged]
-            for r in rest:
+            for r in runs:
                 r.progress = replace(r.progress, epoch=epoch + 1, iteration=iteration)
-            return diverged | (_train_together(rest, device, engine) if rest else {})
+            return diverged
     return {}
 
 

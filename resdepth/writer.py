@@ -61,6 +61,7 @@ class Writer:
         worker may have saved more epochs than the plan saw): rows only the checkpoint holds are
         restored, the row past it goes, and the new attempt writes it again."""
         cfg = task.cfg
+        self._check()
         recover(Path(task.checkpoint))  # a group save its dead worker had committed
         try:
             state = load_checkpoint(Path(task.checkpoint), cfg.run_id)

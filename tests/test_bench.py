@@ -9,11 +9,11 @@ import random
 import pytest
 import torch
 
-from resdepth.benchmarks import textbook
-from resdepth.config import CROP_PADDING
+from resdepth.benchmarks import bench, textbook
+from resdepth.config import CROP_PADDING, SweepConfig
 from resdepth.data.augment import Normalizer, crop_flip
 from resdepth.models import NetSpec, build_model
-from resdepth.step import update
+from resdepth.step import Engine, update
 
 
 def test_same_loss_and_same_update_on_a_fixed_batch_in_fp32() -> None:
@@ -79,3 +79,31 @@ def test_bench_command_runs_end_to_end(cli) -> None:
 def test_bench_bad_input(cli) -> None:
     r = cli("bench", "--arch", "vgg16")
     assert r.code == 2 and "bench measures plain and resnet" in r.err
+    r = cli("bench", "--pack", "1,0", "--depth", "8")
+    assert r.code == 2 and "--pack takes positive numbers of runs, got 1,0" in r.err
+
+
+def test_bench_pack_times_every_k_with_all_runs_images(cli) -> None:
+    r = cli("bench", "--pack", "1,2", "--arch", "resnet", "--depth", "8", "--seconds", "0.2", "--precision",
+            "fp32", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    (net,) = data["packs"]
+    assert net["label"] == "ResNet-8" and net["precision"] == "fp32" and set(net["rates"]) == {"1", "2"}
+    assert all(rate > 0 for rate in net["rates"].values()) and data["hardware"]
+
+
+def test_pack_auto_is_1_on_a_cpu_and_the_fastest_measured_k_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    timed: list[tuple[int, list[int]]] = []
+
+    def rates(spec, device, precision, seconds, packs, engine):  # type: ignore[no-untyped-def]
+        timed.append((spec.depth, packs))
+        return bench.PackRates(spec.name, str(device), precision, "graphs", {1: 100.0, 2: 180.0, 4: 170.0})
+
+    monkeypatch.setattr(bench, "pack_rates", rates)
+    three_seeds = SweepConfig(arch=["resnet"], depth=[20, 56], seeds=[0, 1, 2])
+    assert bench.auto_pack(three_seeds, torch.device("cpu"), Engine()) == 1 and timed == []
+    gpu = torch.device("cuda")  # only named: nothing runs on it here
+    assert bench.auto_pack(SweepConfig(seeds=[0]), gpu, Engine()) == 1 and timed == []  # nothing to pack
+    assert bench.auto_pack(three_seeds, gpu, Engine()) == 2
+    assert timed == [(56, [1, 2])]  # at most the seeds, on the deepest net

@@ -74,9 +74,9 @@ def sweep_with(
 ) -> list[Outcome]:
     """One ResNet-8 run of `epochs` epochs on 1,000 synthetic images: about a second an epoch."""
     cfg = SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=epochs, train_subset=1000,
-                      batch_size=100, seeds=[0], device="cpu", out=str(out), executor=executor, threads=1,
+                      batch_size=100, device="cpu", out=str(out), executor=executor, threads=1,
                       precision="fp32",
-                      **options)  # type: ignore[arg-type]  # fmt: skip
+                      **{"seeds": [0], **options})  # type: ignore[arg-type]  # fmt: skip
     cfg.validate()
     with prepare(cfg) as plan:  # closing the plan stops its executor (a Ray instance, workers)
         return run(plan, report)
@@ -131,6 +131,19 @@ def test_a_killed_worker_resumes_from_its_checkpoint(clean: pd.DataFrame, tmp_pa
     pd.testing.assert_frame_equal(clean, numbers(tmp_path / "killed"))
 
 
+def test_a_packed_group_whose_worker_died_is_retried_whole_from_its_checkpoints(tmp_path: Path) -> None:
+    # Two seeds packed into one job: the kill takes both runs; the next attempt resumes both, packed.
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    assert len(sweep_with(clean, "local", KillingDisplay(lambda: None, 0), seeds=[0, 1], pack="2")) == 2
+    report = KillingDisplay(kill_local_workers, kill_at=2)
+    outcomes = sweep_with(killed, "local", report, jobs="2", seeds=[0, 1], pack="2")
+    assert [o.status for o in outcomes] == ["completed"] * 2
+    assert [start for _, start in report.starts[:2]] == [1, 1]
+    assert all(start >= 2 for _, start in report.starts[2:]) and len(report.starts) == 4
+    assert len(report.notes) == 2 and "died (exit code -9)" in report.notes[0]
+    pd.testing.assert_frame_equal(numbers(clean), numbers(killed))
+
+
 def test_a_run_whose_worker_keeps_dying_is_marked_failed(tmp_path: Path) -> None:
     # Each attempt is killed at its first epoch, so three attempts get at most three of six epochs done.
     report = KillingDisplay(kill_local_workers, kill_at=None, times=MAX_ATTEMPTS)
@@ -179,12 +192,15 @@ needs_ray = pytest.mark.skipif(
 
 
 @needs_ray
-def test_ray_gives_the_rows_of_the_local_executor_and_leaves_home_alone(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pack", ["1", "2"])  # 2: the two seeds of each net are one Ray task
+def test_ray_gives_the_rows_of_the_local_executor_and_leaves_home_alone(
+    cli, tmp_path: Path, pack: str
+) -> None:
     local, through_ray = tmp_path / "local", tmp_path / "ray"
     home = Path.home() / ".ray"
     existed = home.exists()
-    assert cli("sweep", *SMALL, "--out", str(local)).code == 0
-    r = cli("sweep", *SMALL, "--executor", "ray", "--out", str(through_ray))
+    assert cli("sweep", *SMALL, "--pack", pack, "--out", str(local)).code == 0
+    r = cli("sweep", *SMALL, "--pack", pack, "--executor", "ray", "--out", str(through_ray))
     assert r.code == 0, r.err
     pd.testing.assert_frame_equal(numbers(local), numbers(through_ray))
     assert not ray.is_initialized()

@@ -27,7 +27,7 @@ from resdepth.planner import PlannedRun, packs
 from resdepth.results import Status
 from resdepth.runs import expand
 from resdepth.step import make_optimizer, update
-from resdepth.train import Member, train_group
+from resdepth.train import Diverged, Member, train_group, train_run
 
 CPU = torch.device("cpu")
 NUMBERS = ["run_id", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error"]
@@ -105,6 +105,7 @@ def rows(out: Path) -> pd.DataFrame:
     return results.read_metrics(out).sort_values(["run_id", "epoch"]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_a_packed_sweep_writes_the_rows_ids_and_checkpoints_of_an_unpacked_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,17 +156,37 @@ def test_a_run_that_diverges_leaves_its_group_and_the_others_train_on(
     monkeypatch.setattr(resdepth.train, "build", seed_1_broken)
     whole = load("synthetic")
     cfgs = expand(SweepConfig(**{**TINY, "arch": ["resnet"], "epochs": 3}), {"synthetic": 800})
-    seen: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    seen: list[tuple[int, str]] = []  # (seed, what it reported), in order
     members = [
-        Member(c, c.split(whole), tmp_path / f"{c.run_id}.pt", lambda r, s=c.seed: seen[s].append(r.epoch))
+        Member(
+            c,
+            c.split(whole),
+            tmp_path / f"{c.run_id}.pt",
+            on_epoch=lambda r, s=c.seed: seen.append((s, f"epoch {r.epoch}")),
+            on_end=lambda why, s=c.seed: seen.append((s, why or "done")),
+        )
         for c in cfgs
     ]
     diverged = train_group(members, CPU)
-    assert list(diverged) == [cfgs[1].run_id] and "became nan in epoch 1" in diverged[cfgs[1].run_id]
-    assert seen == {0: [1, 2, 3], 1: [1], 2: [1, 2, 3]}  # its row of epoch 1 is written
+    assert (
+        list(diverged) == [cfgs[1].run_id]
+        and diverged[cfgs[1].run_id] == "training loss became nan in epoch 1"
+    )
+    # Its row of epoch 1 is written, its end reported at once; the two others train on, packed.
+    assert seen[:4] == [
+        (0, "epoch 1"),
+        (1, "epoch 1"),
+        (2, "epoch 1"),
+        (1, "training loss became nan in epoch 1"),
+    ]
+    assert seen[4:] == [(s, f"epoch {e}") for e in (2, 3) for s in (0, 2)] + [(0, "done"), (2, "done")]
     assert not (tmp_path / f"{cfgs[1].run_id}.pt").exists()
     for c in (cfgs[0], cfgs[2]):
         assert torch.load(tmp_path / f"{c.run_id}.pt", weights_only=True)["epoch"] == 3
+    # Alone, the broken run diverges just the same (and saves nothing).
+    with pytest.raises(Diverged, match="training loss became nan in epoch 1"):
+        train_run(cfgs[1], cfgs[1].split(whole), CPU, tmp_path / "alone.pt", lambda r: None)
+    assert not (tmp_path / "alone.pt").exists()
 
 
 def test_packs_are_runs_that_differ_only_in_their_seed_and_resume_at_one_epoch() -> None:

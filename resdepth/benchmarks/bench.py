@@ -20,8 +20,9 @@ from resdepth.data.augment import Normalizer
 from resdepth.device import device_name, on_device, pick_device, resolve_precision
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
+from resdepth.pack import Pack
 from resdepth.runs import CIFAR_TRAIN_IMAGES as CIFAR_TRAIN
-from resdepth.runs import PAPER_EPOCHS, epochs_for
+from resdepth.runs import PAPER_EPOCHS, epochs_for, expand
 from resdepth.step import DEFAULT_ENGINE, Engine, Stepper, make_optimizer
 
 CIFAR_TEST = 10_000
@@ -111,27 +112,47 @@ def _resdepth_rate(
     precision: str,
     seconds: float,
     engine: Engine,
+    runs: int = 1,
 ) -> tuple[float, str]:
-    """resdepth's loop: the images on the device, augmented there, each step from `Stepper`."""
+    """resdepth's loop: the images on the device, augmented there, each step from `Stepper`; with
+    `runs` above 1, that many runs packed into one model (`--pack`), each with its own batch. The
+    rate counts every run's images: what a sweep trains per second."""
     batch = len(labels) // 10
     recipe = SweepConfig()  # the paper's SGD settings
-    torch.manual_seed(0)
-    model = on_device(build_model(spec), device)
-    optimizer = make_optimizer(model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay)
+    models, optimizers = [], []
+    for seed in range(runs):
+        torch.manual_seed(seed)
+        models.append(on_device(build_model(spec), device))
+        optimizers.append(
+            make_optimizer(models[-1].parameters(), recipe.lr, recipe.momentum, recipe.weight_decay)
+        )
+    model: torch.nn.Module = models[0]
+    optimizer: torch.optim.Optimizer = optimizers[0]
+    if runs > 1:
+        pack = Pack(models, optimizers, expand(recipe, {"cifar10": CIFAR_TRAIN})[0], device)
+        model, optimizer = pack.model, pack.optimizer
     dev_images, dev_labels = images.to(device), labels.to(device)
+    if runs > 1:  # every run draws its own batch (the same pixels: the rate does not depend on them)
+        dev_images, dev_labels = (
+            dev_images.expand(runs, *images.shape),
+            dev_labels.expand(runs, *labels.shape),
+        )
     normalize = Normalizer(textbook.CIFAR_MEAN, textbook.CIFAR_STD, device)
     step = Stepper(model, optimizer, normalize, precision, engine, batch)
     step.set_lr(recipe.lr)
-    dev_g = torch.Generator(device=device).manual_seed(0)
+    generators = [torch.Generator(device=device).manual_seed(seed) for seed in range(runs)]
     cursor = [0]
 
     def fast() -> None:
         i = cursor[0] % 10
         cursor[0] += 1
         sl = slice(i * batch, (i + 1) * batch)
-        step(dev_images[sl], dev_labels[sl], dev_g)
+        if runs == 1:
+            step(dev_images[sl], dev_labels[sl], generators[0])
+        else:
+            step(dev_images[:, sl], dev_labels[:, sl], generators)
 
-    rate = _median_rate(fast, batch, seconds, _sync(device), step.warm_steps + WARMUP_STEPS)
+    rate = _median_rate(fast, runs * batch, seconds, _sync(device), step.warm_steps + WARMUP_STEPS)
     return rate, Engine(engine.compile, step.graphed).label
 
 
@@ -190,34 +211,108 @@ class Bench:
     paper_sweep_seconds: dict[str, float]  # by loop: resdepth, textbook
 
 
-def run(
-    archs: list[str],
-    depths: list[int],
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    seconds: float = 10.0,
-    norm: str = "bn",
-    activation: str = "relu",
-    compile: bool = False,
-    cuda_graphs: bool | None = None,
-) -> Bench:
+@dataclass(frozen=True)
+class Setting:
+    """What `resdepth bench` measures, and where: the nets, and the device, precision and engine
+    asked for (each resolved on this machine by `resolved`)."""
+
+    archs: list[str]
+    depths: list[int]
+    device: str = "auto"
+    precision: str = "auto"
+    seconds: float = 10.0
+    norm: str = "bn"
+    activation: str = "relu"
+    compile: bool = False
+    cuda_graphs: bool | None = None
+
+    def specs(self) -> list[NetSpec]:
+        """Every arch x depth, checked; an error in one line for one that cannot be benched."""
+        for a in self.archs:
+            if a not in RESIDUAL_ARCHS:
+                raise UserError(f"bench measures plain and resnet nets, not {a!r}")
+        specs = [
+            NetSpec(a, d, norm=self.norm, activation=self.activation) for a in self.archs for d in self.depths
+        ]
+        for spec in specs:
+            validate(spec)
+        return specs
+
+    def resolved(self) -> tuple[torch.device, str, Engine]:
+        check_precision(self.precision)
+        if not self.seconds > 0:
+            raise UserError(f"--seconds must be positive, got {self.seconds}")
+        dev = pick_device(self.device)
+        return (
+            dev,
+            resolve_precision(self.precision, dev),
+            Engine.asked(self.compile, self.cuda_graphs, dev, "local"),
+        )
+
+
+def run(setting: Setting) -> Bench:
     """Both loops on every arch x depth, and the projected paper sweep."""
-    for a in archs:
-        if a not in RESIDUAL_ARCHS:
-            raise UserError(f"bench measures plain and resnet nets, not {a!r}")
-        for d in depths:
-            validate(NetSpec(a, d, norm=norm, activation=activation))
-    check_precision(precision)
-    if not seconds > 0:
-        raise UserError(f"--seconds must be positive, got {seconds}")
-    dev = pick_device(device)
-    prec = resolve_precision(precision, dev)
-    engine = Engine.asked(compile, cuda_graphs, dev, "local")
+    specs = setting.specs()
+    dev, prec, engine = setting.resolved()
     measured = [
-        measure(a, d, dev, prec, seconds, norm=norm, activation=activation, engine=engine)
-        for a in archs
-        for d in depths
+        measure(
+            s.arch, s.depth, dev, prec, setting.seconds, norm=s.norm, activation=s.activation, engine=engine
+        )
+        for s in specs
     ]
     paper = {k: paper_sweep_seconds(measured, k) for k in ("resdepth", "textbook")}
     return Bench(device_name(dev), measured, paper)
+
+
+@dataclass
+class PackRates:
+    """Sweep throughput (img/s, all runs together) of one net trained K runs to a model (`--pack`)."""
+
+    label: str
+    device: str
+    precision: str
+    engine: str
+    rates: dict[int, float]  # K: img/s
+
+    @property
+    def best(self) -> int:
+        return max(self.rates, key=lambda k: self.rates[k])
+
+
+def pack_rates(
+    spec: NetSpec, device: torch.device, precision: str, seconds: float, packs: list[int], engine: Engine
+) -> PackRates:
+    """The sweep throughput of `spec` at each K of `packs`, each timed for `seconds`."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (10 * 128, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (10 * 128,), generator=g)
+    rates, label = {}, ""
+    for k in packs:
+        rates[k], label = _resdepth_rate(spec, images, labels, device, precision, seconds, engine, runs=k)
+    return PackRates(spec.name, str(device), precision, label, rates)
+
+
+def run_packs(setting: Setting, packs: list[int]) -> tuple[str, list[PackRates]]:
+    """`resdepth bench --pack`: every arch x depth at every K; and the hardware's name."""
+    specs = setting.specs()
+    if not packs or any(k < 1 for k in packs):
+        raise UserError(f"--pack takes positive numbers of runs, got {','.join(map(str, packs))}")
+    dev, prec, engine = setting.resolved()
+    return device_name(dev), [pack_rates(s, dev, prec, setting.seconds, packs, engine) for s in specs]
+
+
+AUTO_PACKS = (1, 2, 4, 8)  # what --pack auto chooses among, on a GPU
+AUTO_SECONDS = 2.0  # timed per K
+
+
+def auto_pack(cfg: SweepConfig, device: torch.device, engine: Engine) -> int:
+    """What `--pack auto` means for this sweep here. On a CPU, 1: packing measured no faster there
+    (docs/speed.md), so nothing is timed. On a GPU, the K (at most the seeds) whose packed steps of
+    the sweep's deepest net train the most images per second, each K timed for AUTO_SECONDS."""
+    seeds = len(cfg.seeds)
+    if device.type != "cuda" or seeds < 2 or cfg.executor != "local":
+        return 1
+    depth = max(cfg.depths_for(cfg.arch[0]))
+    spec = cfg.spec(cfg.arch[0], depth)
+    packs = [k for k in AUTO_PACKS if k <= seeds]
+    return pack_rates(spec, device, cfg.precision, AUTO_SECONDS, packs, engine).best

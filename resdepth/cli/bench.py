@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from resdepth.benchmarks.bench import Bench, paper_run_seconds, run
+from resdepth.benchmarks.bench import Bench, PackRates, Setting, paper_run_seconds, run, run_packs
 from resdepth.cli.app import Activation, AsJson, Norm, app, console, help_of
 from resdepth.config import OPTIONS, parse_list
 from resdepth.models import RESIDUAL_ARCHS
@@ -16,7 +16,8 @@ from resdepth.runs import PAPER_EPOCHS
 
 
 @app.command(
-    epilog="Examples:\n\n  resdepth bench\n\n  resdepth bench --arch resnet --depth 20,56,110 --seconds 20 --json"
+    epilog="Examples:\n\n  resdepth bench\n\n  resdepth bench --arch resnet --depth 20,56,110 --seconds 20 --json\n\n"
+    "  resdepth bench --pack 1,2,4,8"
 )
 def bench(
     arch: Annotated[str, typer.Option(help="plain, resnet (comma-separated).")] = ",".join(RESIDUAL_ARCHS),
@@ -32,10 +33,17 @@ def bench(
     cuda_graphs: Annotated[
         bool | None, typer.Option(OPTIONS["cuda_graphs"].flag, help=help_of("cuda_graphs"))
     ] = None,
+    pack: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead: sweep images/s (all runs together) with K runs packed into one model, "
+            "for each K, e.g. 1,2,4,8 (sweep --pack)."
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Training images/s of resdepth's loop vs the textbook DataLoader loop, and projected paper times."""
-    b = run(
+    setting = Setting(
         parse_list(arch, str, "--arch"),
         parse_list(depth, int, "--depth"),
         device=device,
@@ -46,10 +54,30 @@ def bench(
         compile=compile,
         cuda_graphs=cuda_graphs,
     )
+    if pack is not None:
+        _print_packs(*run_packs(setting, parse_list(pack, int, "--pack")), as_json)
+        return
+    b = run(setting)
     if as_json:
         print(json.dumps(_as_json(b), indent=2))
     else:
         _print_table(b)
+
+
+def _print_packs(hardware: str, measured: list[PackRates], as_json: bool) -> None:
+    if as_json:
+        rows = [{**m.__dict__, "rates": {str(k): r for k, r in m.rates.items()}} for m in measured]
+        print(json.dumps({"hardware": hardware, "packs": rows}, indent=2))
+        return
+    packs = list(measured[0].rates)
+    table = Table(title=f"sweep throughput, K runs packed, batch 128 each, {hardware}", title_justify="left")
+    for col in ("model", "device", "precision", "engine", *(f"K={k} img/s" for k in packs), "best"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for m in measured:
+        one = m.rates[packs[0]]
+        cells = [f"{r:,.0f} ({r / one:.2f}x)" if k != packs[0] else f"{r:,.0f}" for k, r in m.rates.items()]
+        table.add_row(m.label, m.device, m.precision, m.engine, *cells, f"K={m.best}")
+    console.print(table)
 
 
 def _as_json(b: Bench) -> dict[str, object]:

@@ -1,7 +1,7 @@
-"""What every executor shares: the task a worker gets, the messages it sends back, and the loop that
-hands tasks to workers and retries the ones whose worker died.
+"""What every executor shares: the job a worker gets (one run, or a packed group), the messages it
+sends back, and the loop that hands jobs to workers and retries the ones whose worker died.
 
-Every executor runs the same `run_task` and sends its events (finished epochs, progress) back to
+Every executor runs the same `run_job` and sends its events (finished epochs, progress) back to
 the driver, which alone writes the results folder (see `writer.Writer`): CSVs are never written by
 two processes at once. A worker process that dies is started again, at most `MAX_ATTEMPTS` times
 in all; the new attempt resumes from the run's last checkpoint, which lives in the results folder
@@ -148,34 +148,44 @@ def load_split(task: Task) -> Dataset:
 
 def run_job(job: Job, data: Sequence[Dataset] | None, emit: Callable[[Report], None], node: str = "") -> None:
     """Train a job's runs (or resume them from their checkpoints) on this node (`node`: its Ray id,
-    if any), reporting each run's end last. Never raises for a broken run, only for Ctrl-C, so one
-    bad job cannot stop the others."""
+    if any), reporting each run's end as soon as it leaves the job. Never raises for a broken run,
+    only for Ctrl-C, so one bad job cannot stop the others: an error fails the runs not yet ended."""
     first = job.tasks[0]
+    ended: set[int] = set()
+
+    def end(i: int, status: Status, error: str) -> None:
+        ended.add(i)
+        emit(Report(i, RunEnded(status, error)))
+
     if first.nonce and not sees(Path(first.out), first.nonce):
         why = (
             f"node {socket.gethostname()}{f' ({node})' if node else ''} cannot see the results folder "
             f"{first.out}: every node must share it at that path (docs/cluster.md)"
         )
         for i in range(len(job.tasks)):
-            emit(Report(i, RunEnded(Status.FAILED, why)))
+            end(i, Status.FAILED, why)
         return
     torch.set_num_threads(first.threads)
     device = torch.device(first.device)
     try:
         members = [
-            _member(i, task, data[i] if data else None, emit, node) for i, task in enumerate(job.tasks)
+            _member(i, task, data[i] if data else None, emit, end, node) for i, task in enumerate(job.tasks)
         ]
-        diverged = train_group(members, device, first.engine)
+        train_group(members, device, first.engine)
     except Exception as exc:
         for i in range(len(job.tasks)):
-            emit(Report(i, RunEnded(Status.FAILED, f"{exc.__class__.__name__}: {exc}")))
-        return
-    for i, task in enumerate(job.tasks):
-        why = diverged.get(task.cfg.run_id, "")
-        emit(Report(i, RunEnded(Status.DIVERGED if why else Status.COMPLETED, why)))
+            if i not in ended:
+                end(i, Status.FAILED, f"{exc.__class__.__name__}: {exc}")
 
 
-def _member(i: int, task: Task, data: Dataset | None, emit: Callable[[Report], None], node: str) -> Member:
+def _member(
+    i: int,
+    task: Task,
+    data: Dataset | None,
+    emit: Callable[[Report], None],
+    end: Callable[[int, Status, str], None],
+    node: str,
+) -> Member:
     """Run i of a job, its events reported as its own."""
     device = torch.device(task.device)
     return Member(
@@ -185,6 +195,7 @@ def _member(i: int, task: Task, data: Dataset | None, emit: Callable[[Report], N
         on_epoch=lambda record: emit(Report(i, EpochDone(record))),
         on_progress=lambda window: emit(Report(i, Progress(window))),
         on_start=lambda precision: emit(Report(i, Started(precision, provenance(device, node)))),
+        on_end=lambda why: end(i, Status.DIVERGED if why else Status.COMPLETED, why),
     )
 
 
@@ -215,7 +226,7 @@ class Executor(ABC):
 
 
 class _WriterFailed(BaseException):
-    """The driver could not take a run's event: past `run_task`'s net for a broken run, since the
+    """The driver could not take a run's event: past `run_job`'s net for a broken run, since the
     run is not to blame and the sweep must stop (a BaseException, which that net lets through)."""
 
     def __init__(self, error: Exception) -> None:
@@ -309,6 +320,8 @@ class Pool(Executor):
                         sink.start(task)
                     active[self.submit(job, slot)] = _Active(job, slot)
                 for handle, event in self.wait(list(active)):
+                    if handle not in active:  # Ray: a task that failed after it reported every end
+                        continue
                     a = active[handle]
                     match event:
                         case Report(i, RunEnded(status, error)):
@@ -319,7 +332,8 @@ class Pool(Executor):
                         case Report(i, news):
                             sink.event(a.job.tasks[i], news)  # type: ignore[arg-type]
                         case WorkerCrashed(reason):
-                            self._crashed(a, reason, sink, pending)
+                            if not self._retried(a, reason, sink, pending) and fail_fast:
+                                pending.clear()
                             a.ended = set(range(len(a.job.tasks)))
                     if len(a.ended) == len(a.job.tasks):
                         del active[handle]
@@ -333,13 +347,15 @@ class Pool(Executor):
             raise
 
     @staticmethod
-    def _crashed(a: _Active, reason: str, sink: Sink, pending: deque[Job]) -> None:
-        """The runs of a dead worker's job that had not ended: tried again, or failed after MAX_ATTEMPTS."""
+    def _retried(a: _Active, reason: str, sink: Sink, pending: deque[Job]) -> bool:
+        """The runs of a dead worker's job that had not ended: tried again (True), or failed after
+        MAX_ATTEMPTS (False)."""
         left = [t for i, t in enumerate(a.job.tasks) if i not in a.ended]
         if a.job.attempt < MAX_ATTEMPTS:
             for task in left:
                 sink.retry(task, reason)
             pending.appendleft(a.job.retried(a.ended))
-            return
+            return True
         for task in left:
             sink.end(task, Status.FAILED, f"worker died {MAX_ATTEMPTS} times; last: {reason}")
+        return False
