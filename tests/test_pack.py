@@ -38,21 +38,22 @@ def one_net(spec: NetSpec, seed: int) -> nn.Module:
     return on_device(build_model(spec), CPU)
 
 
-# net: (spec, steps). The 50-layer bottleneck net is so sensitive to its weights (a change of 1e-7
-# of each moves its next step's stem by 1e-3, packed or not) that only its first step is compared.
+# net: (spec, steps, precision). The 50-layer bottleneck net is so sensitive to its weights (a change
+# of 1e-7 of each moves its next step's stem by 1e-3, packed or not) that only its first step is compared.
 NETS = {
-    "ResNet, option A": (NetSpec("resnet", 8), 2),
-    "plain": (NetSpec("plain", 8), 2),
-    "ResNet, option B": (NetSpec("resnet", 8, shortcut="B"), 2),
-    "no BN, tanh": (NetSpec("resnet", 8, norm="none", activation="tanh"), 2),
-    "imagenet family": (NetSpec("resnet", 18, family="imagenet", width=8), 2),
-    "imagenet family, bottlenecks": (NetSpec("resnet", 50, family="imagenet", width=4), 1),
+    "ResNet, option A": (NetSpec("resnet", 8), 2, "fp32"),
+    "ResNet, option A, bf16": (NetSpec("resnet", 8), 2, "bf16"),
+    "plain": (NetSpec("plain", 8), 2, "fp32"),
+    "ResNet, option B": (NetSpec("resnet", 8, shortcut="B"), 2, "fp32"),
+    "no BN, tanh": (NetSpec("resnet", 8, norm="none", activation="tanh"), 2, "fp32"),
+    "imagenet family": (NetSpec("resnet", 18, family="imagenet", width=8), 2, "fp32"),
+    "imagenet family, bottlenecks": (NetSpec("resnet", 50, family="imagenet", width=4), 1, "fp32"),
 }
 
 
 @pytest.mark.parametrize("net", list(NETS))
 def test_packed_steps_give_each_run_the_weights_it_gets_alone(net: str) -> None:
-    (spec, steps), lrs = NETS[net], (0.02, 0.01, 0.002)  # each run its own lr, as runs in warm-up have
+    (spec, steps, precision), lrs = NETS[net], (0.02, 0.01, 0.002)  # each run its own lr, as in warm-up
     alone = [one_net(spec, seed) for seed in range(3)]
     packed_runs = [one_net(spec, seed) for seed in range(3)]
     optimizers = [make_optimizer(m.parameters(), 0.1, 0.9, 1e-4) for m in packed_runs]
@@ -63,12 +64,12 @@ def test_packed_steps_give_each_run_the_weights_it_gets_alone(net: str) -> None:
     for _ in range(steps):  # a second step goes through the momentum buffers
         images = torch.randint(0, 256, (3, 16, 3, 32, 32), dtype=torch.uint8, generator=g)
         labels = torch.randint(0, 10, (3, 16), generator=g)
-        losses, wrong = update(pack.model, pack.optimizer, images, labels, normalize, "fp32")
+        losses, wrong = update(pack.model, pack.optimizer, images, labels, normalize, precision)
         assert losses.shape == wrong.shape == (3,)
         for k, model in enumerate(alone):
             opt = getattr(model, "opt", None) or make_optimizer(model.parameters(), lrs[k], 0.9, 1e-4)
             model.opt = opt  # type: ignore[assignment]
-            loss, _ = update(model, opt, images[k], labels[k], normalize, "fp32")
+            loss, _ = update(model, opt, images[k], labels[k], normalize, precision)
             assert loss.item() == pytest.approx(losses[k].item(), rel=1e-5)
     pack.unpack(lrs)
     for k in range(3):
