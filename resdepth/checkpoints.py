@@ -4,7 +4,7 @@ power loss can leave a torn one, and never silently mistaken for "no checkpoint"
 The runs of a packed group (`--pack`) must also stay at one epoch with each other: a group resumed
 with one run an epoch ahead would train in two parts, and its numbers would differ from the
 uninterrupted ones by round-off. So a group's checkpoints are replaced all or none: each is written
-whole beside its own (`NAME.next`), then a commit marker naming them is written, and only then are
+whole beside its own (`ID.pt.next`), then a commit marker naming them is written, and only then are
 they renamed into place. `recover` finishes a group save that a kill cut short after its commit,
 and discards one cut short before it.
 """

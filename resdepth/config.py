@@ -176,7 +176,8 @@ class SweepConfig:
     pack: str = option(
         "1",
         "Train up to K runs that differ only in their seed as one K-times-wider model: the same runs, "
-        "rows within round-off (docs/speed.md); auto: 1 on a CPU, timed at the start on a GPU.",
+        "rows within round-off (docs/speed.md); auto: on one GPU the fastest K, timed as the sweep "
+        "starts, else 1.",
         Role.EXECUTION,
     )
     fail_fast: bool = option(False, "Stop at the first failed run.", Role.EXECUTION, flag="--fail-fast")
@@ -233,7 +234,7 @@ class SweepConfig:
             value = getattr(self, name)
             if value != "auto" and not (value.isdigit() and int(value) >= 1):
                 raise UserError(f"--{name} takes a positive number or auto, got {value!r}")
-        if self.pack != "1" and (classic := [a for a in self.arch if a in CLASSIC_DEPTHS]):
+        if self.pack not in ("1", "auto") and (classic := [a for a in self.arch if a in CLASSIC_DEPTHS]):
             raise UserError(
                 f"--pack is for the plain and residual nets; {classic[0]} trains alone (--pack 1)"
             )

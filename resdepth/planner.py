@@ -31,7 +31,7 @@ from resdepth.executors import (
 )
 from resdepth.files import inside, remove_temporaries
 from resdepth.lock import FolderLock
-from resdepth.models import NetSpec, build_model
+from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model
 from resdepth.models.summary import check_memory, count_params
 from resdepth.progress import Display, display
 from resdepth.results import Status
@@ -65,7 +65,8 @@ class Sweep:
     def __init__(self, cfg: SweepConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
         self.device = device  # where the runs train, when this machine trains them (memory check)
-        self.pack = int(cfg.pack) if cfg.pack.isdigit() else 1  # runs trained as one model, at most
+        # Runs trained as one model, at most (`auto` is resolved by `prepare` once the plan is known).
+        self.pack = min(int(cfg.pack), len(cfg.seeds)) if cfg.pack.isdigit() else 1
         self.out = Path(cfg.out)
         self.datasets: dict[str, Dataset] = {}
         for arch in cfg.arch:
@@ -224,8 +225,6 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
     if not (cfg.executor == "ray" and cfg.precision == "auto"):  # Ray: each node resolves its own
         cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what run ids record
     engine = Engine.asked(cfg.compile, cfg.cuda_graphs, device, cfg.executor)
-    if cfg.pack == "auto" and not dry_run:
-        cfg = replace(cfg, pack=str(auto_pack(cfg, device, engine)))
     out = Path(cfg.out)
     lock, executor = None, None
     if not dry_run:
@@ -266,12 +265,32 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
                 f"nothing was changed. `--restart damaged` trains {'it' if len(damaged) == 1 else 'them'} "
                 f"again from scratch and keeps the logged rows in {out / results.DISCARDED}"
             )
+        cfg = _auto_pack(cfg, sweep, planned, device, engine)
         executor = make_executor(cfg, device, sweep.split)
         estimate = estimate_seconds(sweep, planned, device, engine) if cfg.executor == "local" else None
         return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock)
     except BaseException:
         _release(executor, lock)
         raise
+
+
+def _auto_pack(
+    cfg: SweepConfig, sweep: Sweep, planned: list[PlannedRun], device: torch.device, engine: Engine
+) -> SweepConfig:
+    """`--pack auto` resolved for the runs left to train: timed on the deepest of them where a
+    group of two or more could pack (on one GPU, `benchmarks.bench.auto_pack`); else 1 (and always
+    under Ray, whose nodes may differ, and for the classic nets)."""
+    if cfg.pack != "auto":
+        return cfg
+    k, todo = 1, [p for p in planned if not p.finished]
+    most = max((len(g) for g in packs(planned, len(cfg.seeds))), default=0)
+    if todo and most >= 2 and cfg.executor == "local" and all(a in RESIDUAL_ARCHS for a in cfg.arch):
+        deepest = max(todo, key=lambda p: p.cfg.depth).cfg
+        data = sweep.datasets[deepest.dataset]
+        spec = deepest.spec(data.num_classes, data.channels, data.size)
+        k = auto_pack(spec, most, cfg.batch_size, device, cfg.precision, engine)
+    sweep.pack = k
+    return replace(cfg, pack=str(k))
 
 
 def _restarted(
@@ -316,7 +335,7 @@ def run(plan: Plan, display: Display) -> list[Outcome]:
         )
         for p in plan.todo
     }
-    jobs = [Job(tuple(tasks[p.cfg.run_id] for p in group)) for group in packs(plan.todo, sweep.pack)]
+    jobs = [Job(tuple(tasks[p.cfg.run_id] for p in group)) for group in packs(plan.runs, sweep.pack)]
     board = LiveBoard(sweep.out) if cfg.tensorboard else None
     writer = Writer(sweep.out, plan.runs, display, plan.lock, board)
     try:
@@ -327,15 +346,26 @@ def run(plan: Plan, display: Display) -> list[Outcome]:
     return writer.outcomes
 
 
-def packs(todo: list[PlannedRun], most: int) -> list[list[PlannedRun]]:
-    """The runs to train, in groups of at most `most` that train as one model: runs that differ only
-    in their seed and resume at the same epoch (one at a time: in the plan's order)."""
+def packs(planned: list[PlannedRun], most: int) -> list[list[PlannedRun]]:
+    """The runs left to train, in groups that train as one model. Each net's runs (those that differ
+    only in their seed) are dealt, in plan order, into packs of at most `most`, finished runs
+    included, so a run has the same partners in every sweep of the same command and a rerun
+    resumes the groups an interrupted sweep trained; a pack trains its unfinished runs, as one
+    group per epoch they resume at (one run at a time in the plan's order when `most` is 1)."""
     if most == 1:
-        return [[p] for p in todo]
-    groups: dict[tuple[RunConfig, int], list[PlannedRun]] = {}
-    for p in todo:
-        groups.setdefault((p.cfg.replace(seed=0), p.done_epochs), []).append(p)
-    return [g[i : i + most] for g in groups.values() for i in range(0, len(g), most)]
+        return [[p] for p in planned if not p.finished]
+    nets: dict[RunConfig, list[PlannedRun]] = {}
+    for p in planned:
+        nets.setdefault(p.cfg.replace(seed=0), []).append(p)
+    groups: list[list[PlannedRun]] = []
+    for runs in nets.values():
+        for i in range(0, len(runs), most):
+            by_epoch: dict[int, list[PlannedRun]] = {}
+            for p in runs[i : i + most]:
+                if not p.finished:
+                    by_epoch.setdefault(p.done_epochs, []).append(p)
+            groups += by_epoch.values()
+    return groups
 
 
 def run_shown(plan: Plan, console: Console) -> list[Outcome]:

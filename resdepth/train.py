@@ -203,10 +203,11 @@ def train_group(
     train packed into one model (`resdepth.pack`), the others apart. Each member hears of its end
     (`on_end`) when it leaves: after its last epoch, or the epoch it diverged in. Returns the runs
     that diverged (run id: why)."""
-    runs = [start(m, device) for m in members]
+    groups: dict[tuple[int, int, str], list[Run]] = {}
+    for run in (start(m, device) for m in members):
+        groups.setdefault(run.resumes_at, []).append(run)
     diverged: dict[str, str] = {}
-    for point in dict.fromkeys(r.resumes_at for r in runs):
-        together = [r for r in runs if r.resumes_at == point]
+    for together in groups.values():
         while together:
             left = _train_together(together, device, engine)  # empty once every run is done
             for r in together:

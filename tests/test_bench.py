@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from resdepth.benchmarks import bench, textbook
-from resdepth.config import CROP_PADDING, SweepConfig
+from resdepth.config import CROP_PADDING
 from resdepth.data.augment import Normalizer, crop_flip
+from resdepth.errors import InvalidNet
 from resdepth.models import NetSpec, build_model
 from resdepth.step import Engine, update
 
@@ -93,17 +94,28 @@ def test_bench_pack_times_every_k_with_all_runs_images(cli) -> None:
     assert all(rate > 0 for rate in net["rates"].values()) and data["hardware"]
 
 
-def test_pack_auto_is_1_on_a_cpu_and_the_fastest_measured_k_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    timed: list[tuple[int, list[int]]] = []
+def test_pack_auto_is_1_on_a_cpu_and_the_fastest_measured_k_that_fits_on_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timed: list[tuple[str, list[int], bool]] = []
 
-    def rates(spec, device, precision, seconds, packs, engine):  # type: ignore[no-untyped-def]
-        timed.append((spec.depth, packs))
+    def rates(spec, device, precision, seconds, packs, engine, batch):  # type: ignore[no-untyped-def]
+        timed.append((spec.name, packs, engine.compile))
         return bench.PackRates(spec.name, str(device), precision, "graphs", {1: 100.0, 2: 180.0, 4: 170.0})
 
+    def memory(spec, batch, device):  # type: ignore[no-untyped-def]
+        if batch > 4 * 128:  # as if eight runs at once did not fit this GPU
+            raise InvalidNet("too big")
+
     monkeypatch.setattr(bench, "pack_rates", rates)
-    three_seeds = SweepConfig(arch=["resnet"], depth=[20, 56], seeds=[0, 1, 2])
-    assert bench.auto_pack(three_seeds, torch.device("cpu"), Engine()) == 1 and timed == []
-    gpu = torch.device("cuda")  # only named: nothing runs on it here
-    assert bench.auto_pack(SweepConfig(seeds=[0]), gpu, Engine()) == 1 and timed == []  # nothing to pack
-    assert bench.auto_pack(three_seeds, gpu, Engine()) == 2
-    assert timed == [(56, [1, 2])]  # at most the seeds, on the deepest net
+    monkeypatch.setattr(bench, "check_memory", memory)
+    spec, gpu, compiled = (
+        NetSpec("resnet", 56),
+        torch.device("cuda"),
+        Engine(compile=True),
+    )  # cuda: only named
+    assert bench.auto_pack(spec, 8, 128, torch.device("cpu"), "bf16", compiled) == 1 and timed == []
+    assert bench.auto_pack(spec, 1, 128, gpu, "bf16", compiled) == 1 and timed == []  # nothing to pack
+    assert bench.auto_pack(spec, 3, 128, gpu, "bf16", compiled) == 2
+    assert bench.auto_pack(spec, 8, 128, gpu, "bf16", compiled) == 2
+    assert timed == [("ResNet-56", [1, 2], False), ("ResNet-56", [1, 2, 4], False)]  # never compiled

@@ -16,7 +16,7 @@ from torch import nn
 
 import resdepth
 import resdepth.train
-from resdepth import results
+from resdepth import planner, results
 from resdepth.config import SweepConfig
 from resdepth.data.augment import Normalizer
 from resdepth.data.store import load
@@ -190,22 +190,47 @@ def test_a_run_that_diverges_leaves_its_group_and_the_others_train_on(
     assert not (tmp_path / "alone.pt").exists()
 
 
-def test_packs_are_runs_that_differ_only_in_their_seed_and_resume_at_one_epoch() -> None:
+def test_packs_are_runs_that_differ_only_in_their_seed_and_keep_their_partners() -> None:
     cfgs = expand(
         SweepConfig(arch=["plain", "resnet"], depth=[20, 32], seeds=[0, 1, 2, 3, 4]), {"cifar10": 50_000}
     )
-    planned = [
-        PlannedRun(c, 0, 2 if (c.arch, c.depth, c.seed) == ("plain", 20, 4) else 0, False) for c in cfgs
-    ]
+    state = {("plain", 20, 0): (0, True), ("plain", 20, 4): (2, False), ("resnet", 32, 3): (3, False)}
+    planned = [PlannedRun(c, 0, *state.get((c.arch, c.depth, c.seed), (0, False))) for c in cfgs]
     groups = [[(p.cfg.arch, p.cfg.depth, p.cfg.seed) for p in g] for g in packs(planned, 2)]
     assert groups[:4] == [
-        [("plain", 20, 0), ("plain", 20, 1)],
+        [("plain", 20, 1)],  # its partner, seed 0, is done: it trains alone, as it did before
         [("plain", 20, 2), ("plain", 20, 3)],
-        [("plain", 20, 4)],  # two epochs ahead of its seeds: it resumes alone
+        [("plain", 20, 4)],
         [("plain", 32, 0), ("plain", 32, 1)],
     ]
-    assert len(groups) == 3 + 3 * 3 and sorted(len(g) for g in groups) == [1] * 4 + [2] * 8
-    assert [len(g) for g in packs(planned, 1)] == [1] * 20
+    assert [("resnet", 32, 2)] in groups and [("resnet", 32, 3)] in groups  # partners, an epoch apart
+    assert sum(len(g) for g in groups) == 19
+    alone = packs(planned, 1)  # --pack 1: the plan's order, one run at a time
+    assert [g[0] for g in alone] == [p for p in planned if not p.finished] and {len(g) for g in alone} == {1}
+
+
+def test_pack_auto_times_the_deepest_net_left_where_a_group_could_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, int, int]] = []
+
+    def timed(spec, most, batch, device, precision, engine):  # type: ignore[no-untyped-def]
+        asked.append((spec.name, most, batch))
+        return 2
+
+    monkeypatch.setattr(planner, "auto_pack", timed)
+    options = {**TINY, "arch": ["plain", "resnet"], "depth": [8, 14], "seeds": [0, 1, 2], "pack": "auto"}
+    with planner.prepare(SweepConfig(**options, out=str(tmp_path / "a")), dry_run=True) as plan:
+        assert plan.cfg.pack == "auto" and asked == []  # a dry run times nothing
+    with planner.prepare(SweepConfig(**options, out=str(tmp_path / "a"))) as plan:
+        assert plan.cfg.pack == "2" and plan.sweep.pack == 2 and "seeds packed 2 to a model" in plan.where
+    assert asked == [("plain-14", 3, 50)]
+    one_seed = {**options, "seeds": [0], "out": str(tmp_path / "b")}
+    with planner.prepare(SweepConfig(**one_seed)) as plan:
+        assert plan.cfg.pack == "1"  # nothing to pack: nothing timed
+    with planner.prepare(SweepConfig(**{**options, "arch": ["lenet5"], "out": str(tmp_path / "c")})) as plan:
+        assert plan.cfg.pack == "1"  # a classic net trains alone
+    assert len(asked) == 1
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -18,8 +18,9 @@ from resdepth.benchmarks import textbook
 from resdepth.config import SweepConfig, check_precision, read_toml, shipped
 from resdepth.data.augment import Normalizer
 from resdepth.device import device_name, on_device, pick_device, resolve_precision
-from resdepth.errors import UserError
+from resdepth.errors import InvalidNet, UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
+from resdepth.models.summary import check_memory
 from resdepth.pack import Pack
 from resdepth.runs import CIFAR_TRAIN_IMAGES as CIFAR_TRAIN
 from resdepth.runs import PAPER_EPOCHS, epochs_for, expand
@@ -280,12 +281,19 @@ class PackRates:
 
 
 def pack_rates(
-    spec: NetSpec, device: torch.device, precision: str, seconds: float, packs: list[int], engine: Engine
+    spec: NetSpec,
+    device: torch.device,
+    precision: str,
+    seconds: float,
+    packs: list[int],
+    engine: Engine,
+    batch: int = 128,
 ) -> PackRates:
     """The sweep throughput of `spec` at each K of `packs`, each timed for `seconds`."""
     g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (10 * 128, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 10, (10 * 128,), generator=g)
+    shape = (10 * batch, spec.in_channels, spec.input_size, spec.input_size)
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, spec.num_classes, (10 * batch,), generator=g)
     rates, label = {}, ""
     for k in packs:
         rates[k], label = _resdepth_rate(spec, images, labels, device, precision, seconds, engine, runs=k)
@@ -302,17 +310,29 @@ def run_packs(setting: Setting, packs: list[int]) -> tuple[str, list[PackRates]]
 
 
 AUTO_PACKS = (1, 2, 4, 8)  # what --pack auto chooses among, on a GPU
-AUTO_SECONDS = 2.0  # timed per K
+AUTO_SECONDS = 2.0  # timed per K, after its warm-up steps and CUDA graph capture
 
 
-def auto_pack(cfg: SweepConfig, device: torch.device, engine: Engine) -> int:
-    """What `--pack auto` means for this sweep here. On a CPU, 1: packing measured no faster there
-    (docs/speed.md), so nothing is timed. On a GPU, the K (at most the seeds) whose packed steps of
-    the sweep's deepest net train the most images per second, each K timed for AUTO_SECONDS."""
-    seeds = len(cfg.seeds)
-    if device.type != "cuda" or seeds < 2 or cfg.executor != "local":
+def auto_pack(
+    spec: NetSpec, most: int, batch: int, device: torch.device, precision: str, engine: Engine
+) -> int:
+    """What `--pack auto` means for a sweep whose largest group of runs that could pack is `most`
+    runs of `spec` (its deepest net): on a CPU 1, since packing measured no faster there
+    (docs/speed.md), and nothing is timed; on a GPU the K of AUTO_PACKS (at most `most`, and
+    whose memory fits) whose packed steps train the most images per second. Timed without
+    torch.compile, which would compile every K."""
+    if device.type != "cuda" or most < 2:
         return 1
-    depth = max(cfg.depths_for(cfg.arch[0]))
-    spec = cfg.spec(cfg.arch[0], depth)
-    packs = [k for k in AUTO_PACKS if k <= seeds]
-    return pack_rates(spec, device, cfg.precision, AUTO_SECONDS, packs, engine).best
+    packs = []
+    for k in (k for k in AUTO_PACKS if k <= most):
+        try:
+            check_memory(spec, batch * k, device)
+        except InvalidNet:
+            break
+        packs.append(k)
+    try:
+        return pack_rates(
+            spec, device, precision, AUTO_SECONDS, packs, replace(engine, compile=False), batch
+        ).best
+    except torch.OutOfMemoryError:  # the estimate was short: the safe choice
+        return 1

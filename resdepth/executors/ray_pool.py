@@ -1,4 +1,5 @@
-"""`--executor ray`: each run is a plain Ray task on a cluster (or a private local instance)."""
+"""`--executor ray`: each job (a run, or a packed group) is a plain Ray task on a cluster (or a private
+local instance)."""
 
 from __future__ import annotations
 
