@@ -75,15 +75,18 @@ def test_packed_steps_give_each_run_the_weights_it_gets_alone(net: str) -> None:
     for k in range(3):
         mine, theirs = packed_runs[k].state_dict(), alone[k].state_dict()
         assert mine.keys() == theirs.keys()
+        # Within 1e-5 of the weights' scale (a BN scale is 1): a parameter that starts at 0, a BN
+        # shift, is only its updates, whose gradient sums 16k terms that nearly cancel.
         for name, tensor in theirs.items():
-            scale = tensor.abs().max().item() or 1.0
-            assert (mine[name] - tensor).abs().max().item() <= 1e-5 * scale, name
+            torch.testing.assert_close(mine[name], tensor, rtol=1e-5, atol=1e-5, msg=name)
         moved = [torch.ne(mine[n], one_net(spec, k).state_dict()[n]).any() for n in theirs if "weight" in n]
         assert any(moved)  # the weights did change
         buffers = [optimizers[k].state[p]["momentum_buffer"] for p in packed_runs[k].parameters()]
         expected = [alone[k].opt.state[p]["momentum_buffer"] for p in alone[k].parameters()]  # type: ignore[union-attr]
-        for b, e in zip(buffers, expected, strict=True):  # gradients: round-off grows with depth
-            assert (b - e).abs().max().item() <= 1e-4 * (e.abs().max().item() or 1.0)
+        # Gradients, each within 1% of its largest: the second is taken at weights that differ by
+        # round-off, which a plain net amplifies (0.14% seen at one thread); a wrong run's is 100%.
+        for b, e in zip(buffers, expected, strict=True):
+            assert (b - e).abs().max().item() <= 1e-2 * e.abs().max().item()
         assert optimizers[k].param_groups[0]["lr"] == lrs[k]
 
 
