@@ -20,9 +20,7 @@ from torch import nn
 from resdepth.device import on_device
 from resdepth.models.packed import PackedNet, pack_tensors, unpack_tensor
 from resdepth.runs import RunConfig
-from resdepth.step import PackedSGD
-
-MOMENTUM = "momentum_buffer"  # what torch's SGD keeps per parameter
+from resdepth.step import MOMENTUM, PackedSGD
 
 
 class Pack:

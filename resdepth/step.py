@@ -79,6 +79,9 @@ def make_optimizer(
     )
 
 
+MOMENTUM = "momentum_buffer"  # what torch's SGD keeps per parameter, and so PackedSGD
+
+
 class PackedSGD(torch.optim.Optimizer):
     """The paper's SGD for a packed group (`resdepth.models.packed`): each run its own learning rate.
 
@@ -110,22 +113,21 @@ class PackedSGD(torch.optim.Optimizer):
                 grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
             for p, grad in zip(params, grads, strict=True):
                 state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.clone(grad).detach()
+                if MOMENTUM not in state:
+                    state[MOMENTUM] = torch.clone(grad).detach()
                 else:
-                    state["momentum_buffer"].mul_(group["momentum"]).add_(grad)
+                    state[MOMENTUM].mul_(group["momentum"]).add_(grad)
                 runs_first = p.unflatten(0, (self.runs, -1))
-                buf = state["momentum_buffer"].unflatten(0, (self.runs, -1))
+                buf = state[MOMENTUM].unflatten(0, (self.runs, -1))
                 runs_first.addcmul_(buf, self._lr_views[p], value=-1)
 
 
-def run_losses(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Cross-entropy of a run's batch, or of each run's in a packed group (logits (K, N, classes),
+def run_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of a run's batch, or of each run's in a packed group (logits (K, N, classes),
     labels (K, N)): one loss per run, so each run's gradient is the one it has alone."""
     if labels.dim() == 1:
-        return F.cross_entropy(logits.float(), labels, reduction=reduction)
-    per_image = F.cross_entropy(logits.float().transpose(1, 2), labels, reduction="none")
-    return per_image.mean(-1) if reduction == "mean" else per_image.sum(-1)
+        return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(logits.float().transpose(1, 2), labels, reduction="none").mean(-1)
 
 
 def update(
@@ -146,7 +148,7 @@ def update(
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(images.device, precision):
         logits = model(x)
-    loss = run_losses(logits, labels, "mean")
+    loss = run_losses(logits, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.sum().backward()
     optimizer.step()

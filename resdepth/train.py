@@ -172,6 +172,7 @@ class Run:
     train: Batches
     test: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor] | None
+    normalize: Normalizer  # its dataset's; one for every run of a group (they share the dataset)
 
     @property
     def resumes_at(self) -> tuple[int, int, str]:
@@ -193,7 +194,8 @@ def start(member: Member, device: torch.device) -> Run:
     train = Batches(data.train_x.to(device), data.train_y.to(device), cfg, data.name in AUGMENTED)
     test = (data.test_x.to(device), data.test_y.to(device))
     val = None if data.val_x is None or data.val_y is None else (data.val_x.to(device), data.val_y.to(device))
-    return Run(member, model, optimizer, schedule, progress, train, test, val)
+    normalize = Normalizer(data.mean, data.std, device)
+    return Run(member, model, optimizer, schedule, progress, train, test, val, normalize)
 
 
 def train_group(
@@ -227,8 +229,7 @@ def _train_together(runs: list[Run], device: torch.device, engine: Engine) -> di
         return {}
     pack = Pack([r.model for r in runs], [r.optimizer for r in runs], cfg, device) if len(runs) > 1 else None
     model, optimizer = (pack.model, pack.optimizer) if pack else (first.model, first.optimizer)
-    normalize = Normalizer(first.member.data.mean, first.member.data.std, device)
-    step = Stepper(model, optimizer, normalize, first.progress.precision, engine, cfg.batch_size)
+    step = Stepper(model, optimizer, first.normalize, first.progress.precision, engine, cfg.batch_size)
     iteration = first.progress.iteration
     for epoch in range(first.progress.epoch, cfg.epochs + 1):
         started = time.perf_counter()
@@ -263,10 +264,9 @@ def _epoch_row(
     train_seconds: float,
 ) -> EpochRecord:
     """The run's row for an epoch trained: its test (and validation) error in eval mode."""
-    normalize = Normalizer(run.member.data.mean, run.member.data.std, run.train.x.device)
     precision = run.progress.precision
-    test_loss, test_error = evaluate(run.model, *run.test, normalize, precision)
-    val_loss, val_error = evaluate(run.model, *run.val, normalize, precision) if run.val else (None, None)
+    test_loss, test_error = evaluate(run.model, *run.test, run.normalize, precision)
+    val_loss, val_error = evaluate(run.model, *run.val, run.normalize, precision) if run.val else (None, None)
     return EpochRecord(
         epoch=epoch,
         iteration=iteration,
