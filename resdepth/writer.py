@@ -72,9 +72,10 @@ class Writer:
         lost = missing_rows(cfg, state, results.logged(self.out).get(cfg.run_id, set())) if state else []
         if lost:
             results.restore_rows(self.out, lost)
-        started = self.base.get(cfg.run_id, {}).get("started_at", _now())
-        # What the node that trained it last said of itself, until this attempt's node says its own.
         before = results.read_runs(self.out).get(cfg.run_id, {})
+        # A run resumed from its checkpoint, by this sweep or a later one, started when its first epoch did.
+        started = (done and before.get("started_at")) or _now()
+        # What the node that trained it last said of itself, until this attempt's node says its own.
         known = {c: before[c] for c in results.PROVENANCE if before.get(c)}
         if cfg.precision == "auto" and before.get("precision", "auto") != "auto":
             known["precision"] = before["precision"]

@@ -56,6 +56,18 @@ def test_schedule_divides_by_ten_at_the_milestones() -> None:
     assert [s.lr(i) for i in (0, 39, 40, 59, 60, 79)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
+def test_the_paper_recipe_on_cifar10_drops_the_lr_at_epoch_ends_just_after_32k_and_48k() -> None:
+    """docs/results.md states these iterations: 164 epochs of 391 mini-batches, so the fractions 0.5
+    and 0.75 fall at the ends of epochs 82 and 123, 62 and 93 iterations after the paper's."""
+    (run,) = expand(SweepConfig(arch=["resnet"], depth=[20]), {"cifar10": 50_000})
+    assert (run.epochs, run.warmup) == (164, False)
+    s = Schedule(run, iterations_per_epoch=391)
+    assert s.milestones == [32_062, 48_093] == [82 * 391, 123 * 391]
+    assert [s.lr(i) for i in (0, 32_061, 32_062, 48_092, 48_093, 164 * 391 - 1)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
+
+
 def test_warmup_for_depth_110_holds_lr_until_error_below_80() -> None:
     runs = expand(SweepConfig(arch=["resnet"], depth=[56, 110], epochs=10), {"cifar10": 1000})
     assert [r.warmup for r in runs] == [False, True]
@@ -261,10 +273,15 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_rows(tmp_path: Path, case: s
             assert torch.load(ckpt, weights_only=True)["schedule"]["warmup_end"] == -1  # still warming up
     dry = run_cli("sweep", *args, "--out", str(killed), "--dry-run")
     assert "partial (resumes at epoch" in dry.stdout
+    runs = results.read_runs(killed)
+    started = {p.stem: runs[p.stem]["started_at"] for p in (killed / "checkpoints").glob("*.pt")}
+    assert started
     resumed = run_cli("sweep", *args, "--out", str(killed))
     assert resumed.returncode == 0, resumed.stderr
     assert "status repaired" in resumed.stdout  # the killed sweep had left its run `running`
     pd.testing.assert_frame_equal(numbers(clean), numbers(killed))
+    runs = results.read_runs(killed)  # a resumed run started when its first epoch did
+    assert {run: runs[run]["started_at"] for run in started} == started
     assert set(pd.read_csv(killed / "runs.csv")["status"]) == {"completed"}
 
 
