@@ -77,19 +77,22 @@ class Window:
 # node ("" outside Ray), its processor and whether that runs bf16 fast, the GPU ("" on a CPU), the
 # Python and PyTorch versions.
 PROVENANCE = ("host", "node", "cpu", "cpu_bf16", "gpu", "python_version", "torch_version")
+# Where a run's epochs were trained: a run resumed on another machine or with other --threads names
+# every value its logged epochs were trained with, in order, joined by MACHINES_JOIN.
+MACHINE = ("device", "threads", *PROVENANCE)
+MACHINES_JOIN = " + "
 # The run fields repeated on every metrics.csv row: what names the net and its data.
 NET_COLUMNS = ("arch", "depth", "family", "width", "shortcut", "norm", "activation", "dataset", "seed")
 METRICS_COLUMNS = ("run_id", *NET_COLUMNS, *(f.name for f in fields(EpochRecord)))
+# What metrics.csv says of a run, repeated in runs.csv (`summary_fields`).
+SUMMARY_COLUMNS = ("final_train_error", "final_test_error", "best_test_error", "wall_seconds")
 RUNS_COLUMNS = (
     "run_id",
     *(f.name for f in RUN_FIELDS),
     "params",
     "status",
     "epochs_done",
-    "final_train_error",
-    "final_test_error",
-    "best_test_error",
-    "wall_seconds",
+    *SUMMARY_COLUMNS,
     "device",
     "threads",
     "torch_version",
@@ -127,11 +130,12 @@ COLUMN_HELP = {
     "final_test_error": "test_error of the last epoch",
     "best_test_error": "lowest test_error of any epoch",
     "wall_seconds": "sum of epoch_seconds",
-    "device": "where it trained: cpu, cuda:0, ...",
+    "device": "where it trained: cpu, cuda:0, ... (a run resumed elsewhere names each machine's, "
+    "' + ' between; so do threads, torch_version and host to python_version)",
     "threads": "CPU threads it trained with (empty: not recorded)",
     "torch_version": "PyTorch version of the node that trained it",
     "resdepth_version": "resdepth version of the sweep that wrote the row",
-    "started_at": "when it first started (UTC)",
+    "started_at": "when its first logged epoch started (UTC)",
     "ended_at": "when it last ended (UTC)",
     "error": "why a failed or diverged run stopped",
     "host": "host name of the node that trained it",
@@ -485,8 +489,8 @@ def summary_fields(out: Path, run_id: str) -> dict[str, object]:
     """Final and best errors and wall time, read back from metrics.csv (the one source of truth)."""
     rows = read_metrics(out)
     rows = rows[rows["run_id"] == run_id].sort_values("epoch")
-    if rows.empty:
-        return {"epochs_done": 0}
+    if rows.empty:  # e.g. restarted: none of its discarded numbers stay
+        return {"epochs_done": 0, **dict.fromkeys(SUMMARY_COLUMNS)}
     last = rows.iloc[-1]
     return {
         "epochs_done": int(last["epoch"]),
@@ -495,6 +499,17 @@ def summary_fields(out: Path, run_id: str) -> dict[str, object]:
         "best_test_error": float(rows["test_error"].min()),
         "wall_seconds": round(float(rows["epoch_seconds"].sum()), 1),
     }
+
+
+def merged_machines(earlier: Mapping[str, object], attempt: Mapping[str, object]) -> dict[str, str]:
+    """The MACHINE columns of a run whose earlier epochs were trained as `earlier` says and whose
+    next ones by `attempt`: each value once, in the order they trained."""
+    merged = {}
+    for column in MACHINE:
+        values = [v for v in str(earlier.get(column) or "").split(MACHINES_JOIN) if v]
+        new = str(attempt.get(column) or "")
+        merged[column] = MACHINES_JOIN.join(values + [new] if new and new not in values else values)
+    return merged
 
 
 def settled_status(row: Mapping[Any, Any], logged: int, live: bool) -> str:

@@ -5,6 +5,7 @@ written durably) and keeps runs.csv and the live display current."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,9 @@ class Writer:
         self.total = sum(not p.finished for p in planned)
         self.index: dict[str, int] = {}
         self.base: dict[str, dict[str, object]] = {}
+        # A resumed run's machine columns name the new machine once it has trained an epoch there.
+        self.earlier: dict[str, dict[str, str]] = {}
+        self.attempt: dict[str, dict[str, object]] = {}
         self.outcomes: list[Outcome] = []
 
     def start(self, task: Task) -> None:
@@ -73,10 +77,12 @@ class Writer:
         if lost:
             results.restore_rows(self.out, lost)
         before = results.read_runs(self.out).get(cfg.run_id, {})
-        # A run resumed from its checkpoint, by this sweep or a later one, started when its first epoch did.
+        # A run resumed from its checkpoint, by this sweep or a later one, started when its first epoch
+        # did, and was trained where its logged epochs were.
         started = (done and before.get("started_at")) or _now()
-        # What the node that trained it last said of itself, until this attempt's node says its own.
-        known = {c: before[c] for c in results.PROVENANCE if before.get(c)}
+        earlier = {c: before[c] for c in results.MACHINE if done and before.get(c)}
+        self.earlier[cfg.run_id] = earlier
+        known: dict[str, object] = {"device": task.device, "threads": task.threads, **earlier}
         if cfg.precision == "auto" and before.get("precision", "auto") != "auto":
             known["precision"] = before["precision"]
         base = self.base[cfg.run_id] = {
@@ -84,14 +90,13 @@ class Writer:
             "run_id": cfg.run_id,
             "milestones": milestones_text(cfg.milestones),
             "params": self.params[cfg.run_id],
-            "device": task.device,
-            "threads": task.threads,
             "resdepth_version": resdepth.__version__,
             "started_at": started,
             **known,
         }
         results.drop_rows_after(self.out, cfg.run_id, done)
-        results.write_run(self.out, {**base, "status": Status.RUNNING, "epochs_done": done})
+        summary = results.summary_fields(self.out, cfg.run_id)
+        results.write_run(self.out, {**base, **summary, "status": Status.RUNNING})
         if self.board is not None:
             self.board.start(cfg.run_id, cfg.name, cfg.seed, cfg.fields())
         index = self.index.setdefault(cfg.run_id, len(self.index) + 1)
@@ -100,18 +105,25 @@ class Writer:
     def event(self, task: Task, event: News) -> None:
         match event:
             case Started(precision, node):  # `auto` resolved, and the machine, as the node sees them
-                self.base[task.cfg.run_id] |= {"precision": precision, **node}
-                self._check()
-                row = results.read_runs(self.out)[task.cfg.run_id]
-                results.write_run(self.out, {**row, "precision": precision, **node})
+                run = task.cfg.run_id
+                attempt = {"device": task.device, "threads": task.threads, **node}
+                now: dict[str, object] = {"precision": precision}
+                if self.earlier[run]:  # named once it has trained an epoch
+                    self.attempt[run] = attempt
+                else:
+                    now |= attempt
+                self._write_run(run, now)
             case EpochDone(record):
+                run = task.cfg.run_id
                 faults.point("row-received")
                 self._check()
-                line = {**self.base[task.cfg.run_id], **asdict(record)}
+                line = {**self.base[run], **asdict(record)}
                 results.append_metrics(self.out, line)
                 faults.point("row-written")
+                if attempt := self.attempt.pop(run, {}):  # a resumed run's first epoch on this machine
+                    self._write_run(run, results.merged_machines(self.earlier[run], attempt))
                 if self.board is not None:
-                    self.board.row(task.cfg.run_id, line)
+                    self.board.row(run, line)
                 self.display.epoch(task.cfg, record)
             case Progress(window):
                 self.display.step(task.cfg, window)
@@ -126,6 +138,11 @@ class Writer:
         )
         self.display.end_run(cfg, status)
         self.outcomes.append(Outcome(cfg, status, error))
+
+    def _write_run(self, run: str, changes: Mapping[str, object]) -> None:
+        self.base[run] |= changes
+        self._check()
+        results.write_run(self.out, {**results.read_runs(self.out)[run], **changes})
 
     def _check(self) -> None:
         if self.lock is not None:

@@ -183,6 +183,59 @@ def test_runs_csv_records_the_machine_that_trained_each_run(cli, tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_a_run_resumed_elsewhere_names_every_machine_that_trained_it(tmp_path: Path) -> None:
+    """A long run outlives its machine: its row must say where each of its epochs was trained."""
+    out = tmp_path / "r"
+    args = [
+        "sweep",
+        *TINY,
+        "--arch",
+        "resnet",
+        "--epochs",
+        "3",
+        "--train-subset",
+        "200",
+        "--test-subset",
+        "100",
+    ]
+
+    def sweep(threads: str, fault: str = "") -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "RESDEPTH_FAULT": fault}
+        command = [sys.executable, "-m", "resdepth", *args, "--out", str(out), "--threads", threads]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+    assert sweep("1", "row-written:2").returncode == -signal.SIGKILL  # rows 1-2, checkpoint at 1
+    (run_id,) = results.read_runs(out)
+    first = results.read_runs(out)[run_id]
+    elsewhere = {**first, "host": "node-a", "cpu": "Other CPU"}  # as if it had trained on another machine
+    results.write_run(out, elsewhere)
+    # Resumed with 2 threads and killed holding its first row: the row is still the first machine's,
+    # with the numbers of the one epoch logged and kept, and its first start.
+    assert sweep("2", "row-received:1").returncode == -signal.SIGKILL
+    row = results.read_runs(out)[run_id]
+    epoch1 = results.read_metrics(out).iloc[0]
+    assert (row["epochs_done"], float(row["final_test_error"])) == ("1", epoch1["test_error"])
+    assert (row["threads"], row["host"], row["cpu"], row["started_at"]) == (
+        "1",
+        "node-a",
+        "Other CPU",
+        first["started_at"],
+    )
+    assert sweep("2").returncode == 0
+    row = results.read_runs(out)[run_id]
+    assert (row["status"], row["epochs_done"], row["device"]) == ("completed", "3", "cpu")
+    assert (row["threads"], row["host"], row["cpu"]) == (
+        "1 + 2",
+        f"node-a + {socket.gethostname()}",
+        f"Other CPU + {device.cpu_model()}",
+    )
+    assert (row["python_version"], row["gpu"]) == (platform.python_version(), "")  # the same: named once
+    assert results.summary_fields(out, "000000000000") == {
+        "epochs_done": 0, **dict.fromkeys(results.SUMMARY_COLUMNS)
+    }  # fmt: skip
+
+
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_dry_run_states(cli, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli("sweep", *TINY, "--arch", "resnet", "--epochs", "2", "--out", str(a)).code == 0
