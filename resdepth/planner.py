@@ -142,6 +142,25 @@ class Sweep:
             planned.append(PlannedRun(cfg, count_params(model), done, done_all, n, damaged, lost))
         return planned
 
+    def in_other_precision(self, planned: list[PlannedRun]) -> dict[str, RunConfig]:
+        """Runs this sweep would start from scratch whose net, recipe and seed stand partly trained
+        in the folder in another precision: `auto` resolves per machine, and a run id records what it
+        resolved to, so the same command on another machine would leave them behind."""
+        rows = results.read_runs(self.out) if self.out.is_dir() else {}
+        logged = results.logged(self.out) if self.out.is_dir() else {}
+        partial = [
+            RunConfig.from_row(r)
+            for run, r in rows.items()
+            if logged.get(run) and not Status(r["status"] or Status.RUNNING).finished
+        ]
+        return {
+            p.cfg.run_id: other
+            for p in planned
+            if not (p.finished or p.done_epochs)
+            for other in partial
+            if other.precision != p.cfg.precision and other.replace(precision=p.cfg.precision) == p.cfg
+        }
+
     def restart(self, p: PlannedRun) -> PlannedRun:
         """Train `p` again from scratch: its rows and checkpoint move to discarded/, and runs.csv
         stops calling it done."""
@@ -178,6 +197,8 @@ class Plan:
     repaired: list[str] = field(default_factory=list)  # runs whose stale status was repaired
     restored: dict[str, int] = field(default_factory=dict)  # rows restored from each run's checkpoint
     lock: FolderLock | None = None  # held from prepare to close (None on a dry run)
+    # pending run id -> the same run, partly trained in another precision (`Sweep.in_other_precision`)
+    other_precision: dict[str, RunConfig] = field(default_factory=dict)
 
     def close(self) -> None:
         """Stop the executor (a Ray instance, worker processes) and let go of the results folder."""
@@ -251,8 +272,9 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
             if restored or repaired:
                 planned = sweep.plan()
         planned = _restarted(sweep, planned, restart, dry_run)
+        other_precision = sweep.in_other_precision(planned)
         if dry_run:
-            return Plan(cfg, sweep, planned, device, engine, None, None)
+            return Plan(cfg, sweep, planned, device, engine, None, None, other_precision=other_precision)
         for p in [p for p in planned if p.damaged and not p.logged]:  # nothing logged: nothing to lose
             planned[planned.index(p)] = sweep.restart(p)
         damaged = [p for p in planned if p.damaged]
@@ -268,7 +290,9 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         cfg = _auto_pack(cfg, sweep, planned, device, engine)
         executor = make_executor(cfg, device, sweep.split)
         estimate = estimate_seconds(sweep, planned, device, engine) if cfg.executor == "local" else None
-        return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock)
+        return Plan(
+            cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock, other_precision
+        )
     except BaseException:
         _release(executor, lock)
         raise

@@ -236,6 +236,47 @@ def test_a_run_resumed_elsewhere_names_every_machine_that_trained_it(tmp_path: P
 
 
 @pytest.mark.slow
+def test_a_sweep_that_would_leave_a_partial_run_of_another_precision_says_how_to_continue_it(
+    cli, tmp_path: Path
+) -> None:
+    """`--precision auto` is fp32 on one machine and bf16 on another, and a run id records which:
+    the same command elsewhere would start the run again from scratch. Here bf16 stands for that."""
+    out = tmp_path / "r"
+    args = [
+        "sweep",
+        *TINY,
+        "--arch",
+        "resnet",
+        "--epochs",
+        "3",
+        "--train-subset",
+        "200",
+        "--test-subset",
+        "100",
+    ]
+    killed = subprocess.run(
+        [sys.executable, "-m", "resdepth", *args, "--out", str(out), "--precision", "fp32"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "RESDEPTH_FAULT": "row-written:2"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    (fp32,) = results.read_runs(out)
+    note = f"note: ResNet-8 seed 0 stands partly trained here in fp32 ({fp32}); this sweep trains it in bf16"
+    dry = cli(*args, "--out", str(out), "--precision", "bf16", "--dry-run")
+    assert dry.code == 0 and note in " ".join(dry.err.split())
+    assert "`--precision fp32` continues it instead" in " ".join(dry.err.split())
+    assert "note:" not in cli(*args, "--out", str(out), "--precision", "fp32", "--dry-run").err
+    other_recipe = cli(*args, "--out", str(out), "--precision", "bf16", "--epochs", "2", "--dry-run")
+    assert other_recipe.code == 0 and "note:" not in other_recipe.err
+    trained = cli(*args, "--out", str(out), "--precision", "bf16")  # said, then done as asked
+    assert trained.code == 0 and note in " ".join(trained.err.split())
+    runs = results.read_runs(out)
+    assert {r["precision"]: r["status"] for r in runs.values()} == {
+        "fp32": "interrupted",
+        "bf16": "completed",
+    }
+
+
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_dry_run_states(cli, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli("sweep", *TINY, "--arch", "resnet", "--epochs", "2", "--out", str(a)).code == 0

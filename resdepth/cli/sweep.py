@@ -51,7 +51,9 @@ def sweep(
     with planner.prepare(resolve(config, given), dry_run=dry_run, restart=tokens) as plan:
         if dry_run:
             _print_plan(plan)
+            _print_other_precision(plan)
             return
+        _print_other_precision(plan)
         _print_start(plan)
         try:
             outcomes = planner.run_shown(plan, console)
@@ -95,6 +97,19 @@ def _print_start(plan: Plan) -> None:
             "or see experiments/quick.toml",
             highlight=False,
         )
+
+
+def _print_other_precision(plan: Plan) -> None:
+    for p in plan.runs:
+        if other := plan.other_precision.get(p.cfg.run_id):
+            err.print(
+                f"note: {p.cfg.name} seed {p.cfg.seed} stands partly trained here in {other.precision} "
+                f"({other.run_id}); this sweep trains it in {p.cfg.precision} ({p.cfg.run_id}) from scratch. "
+                f"`--precision {other.precision}` continues it instead",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 def _print_plan(plan: Plan) -> None:
