@@ -28,11 +28,15 @@ from resdepth.train import Schedule, train_run
 # Columns that must be identical between an interrupted-then-resumed sweep and an uninterrupted one.
 NUMBERS = [c for c in results.METRICS_COLUMNS if c not in ("epoch_seconds", "images_per_second")]
 TINY = ["--dataset", "synthetic", "--depth", "8", "--batch-size", "100"]
+# One small run of three epochs: killed at a fault point, then resumed.
+THREE_EPOCHS = ["sweep", *TINY, "--arch", "resnet", "--epochs", "3", "--train-subset", "200", "--test-subset", "100"]  # fmt: skip
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 300, fault: str = "") -> subprocess.CompletedProcess[str]:
+    """`resdepth ARGS` in a process of its own, killed at the fault point FAULT (faults.py) if given."""
+    env = {**os.environ, "RESDEPTH_FAULT": fault}
     return subprocess.run(
-        [sys.executable, "-m", "resdepth", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "resdepth", *args], capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
@@ -186,23 +190,9 @@ def test_runs_csv_records_the_machine_that_trained_each_run(cli, tmp_path: Path)
 def test_a_run_resumed_elsewhere_names_every_machine_that_trained_it(tmp_path: Path) -> None:
     """A long run outlives its machine: its row must say where each of its epochs was trained."""
     out = tmp_path / "r"
-    args = [
-        "sweep",
-        *TINY,
-        "--arch",
-        "resnet",
-        "--epochs",
-        "3",
-        "--train-subset",
-        "200",
-        "--test-subset",
-        "100",
-    ]
 
     def sweep(threads: str, fault: str = "") -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "RESDEPTH_FAULT": fault}
-        command = [sys.executable, "-m", "resdepth", *args, "--out", str(out), "--threads", threads]
-        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        return run_cli(*THREE_EPOCHS, "--out", str(out), "--threads", threads, fault=fault)
 
     assert sweep("1", "row-written:2").returncode == -signal.SIGKILL  # rows 1-2, checkpoint at 1
     (run_id,) = results.read_runs(out)
@@ -242,32 +232,17 @@ def test_a_sweep_that_would_leave_a_partial_run_of_another_precision_says_how_to
     """`--precision auto` is fp32 on one machine and bf16 on another, and a run id records which:
     the same command elsewhere would start the run again from scratch. Here bf16 stands for that."""
     out = tmp_path / "r"
-    args = [
-        "sweep",
-        *TINY,
-        "--arch",
-        "resnet",
-        "--epochs",
-        "3",
-        "--train-subset",
-        "200",
-        "--test-subset",
-        "100",
-    ]
-    killed = subprocess.run(
-        [sys.executable, "-m", "resdepth", *args, "--out", str(out), "--precision", "fp32"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "RESDEPTH_FAULT": "row-written:2"},
-    )  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL
+    args = [*THREE_EPOCHS, "--out", str(out)]
+    assert run_cli(*args, "--precision", "fp32", fault="row-written:2").returncode == -signal.SIGKILL
     (fp32,) = results.read_runs(out)
     note = f"note: ResNet-8 seed 0 stands partly trained here in fp32 ({fp32}); this sweep trains it in bf16"
-    dry = cli(*args, "--out", str(out), "--precision", "bf16", "--dry-run")
+    dry = cli(*args, "--precision", "bf16", "--dry-run")
     assert dry.code == 0 and note in " ".join(dry.err.split())
     assert "`--precision fp32` continues it instead" in " ".join(dry.err.split())
-    assert "note:" not in cli(*args, "--out", str(out), "--precision", "fp32", "--dry-run").err
-    other_recipe = cli(*args, "--out", str(out), "--precision", "bf16", "--epochs", "2", "--dry-run")
+    assert "note:" not in cli(*args, "--precision", "fp32", "--dry-run").err
+    other_recipe = cli(*args, "--precision", "bf16", "--epochs", "2", "--dry-run")
     assert other_recipe.code == 0 and "note:" not in other_recipe.err
-    trained = cli(*args, "--out", str(out), "--precision", "bf16")  # said, then done as asked
+    trained = cli(*args, "--precision", "bf16")  # said, then done as asked
     assert trained.code == 0 and note in " ".join(trained.err.split())
     runs = results.read_runs(out)
     assert {r["precision"]: r["status"] for r in runs.values()} == {
