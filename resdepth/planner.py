@@ -197,8 +197,6 @@ class Plan:
     repaired: list[str] = field(default_factory=list)  # runs whose stale status was repaired
     restored: dict[str, int] = field(default_factory=dict)  # rows restored from each run's checkpoint
     lock: FolderLock | None = None  # held from prepare to close (None on a dry run)
-    # pending run id -> the same run, partly trained in another precision (`Sweep.in_other_precision`)
-    other_precision: dict[str, RunConfig] = field(default_factory=dict)
 
     def close(self) -> None:
         """Stop the executor (a Ray instance, worker processes) and let go of the results folder."""
@@ -272,9 +270,8 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
             if restored or repaired:
                 planned = sweep.plan()
         planned = _restarted(sweep, planned, restart, dry_run)
-        other_precision = sweep.in_other_precision(planned)
         if dry_run:
-            return Plan(cfg, sweep, planned, device, engine, None, None, other_precision=other_precision)
+            return Plan(cfg, sweep, planned, device, engine, None, None)
         for p in [p for p in planned if p.damaged and not p.logged]:  # nothing logged: nothing to lose
             planned[planned.index(p)] = sweep.restart(p)
         damaged = [p for p in planned if p.damaged]
@@ -290,9 +287,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         cfg = _auto_pack(cfg, sweep, planned, device, engine)
         executor = make_executor(cfg, device, sweep.split)
         estimate = estimate_seconds(sweep, planned, device, engine) if cfg.executor == "local" else None
-        return Plan(
-            cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock, other_precision
-        )
+        return Plan(cfg, sweep, planned, device, engine, executor, estimate, repaired, restored, lock)
     except BaseException:
         _release(executor, lock)
         raise

@@ -100,8 +100,9 @@ def _print_start(plan: Plan) -> None:
 
 
 def _print_other_precision(plan: Plan) -> None:
+    others = plan.sweep.in_other_precision(plan.runs)  # before anything trains
     for p in plan.runs:
-        if other := plan.other_precision.get(p.cfg.run_id):
+        if other := others.get(p.cfg.run_id):
             err.print(
                 f"note: {p.cfg.name} seed {p.cfg.seed} stands partly trained here in {other.precision} "
                 f"({other.run_id}); this sweep trains it in {p.cfg.precision} ({p.cfg.run_id}) from scratch. "
