@@ -2,7 +2,9 @@
 
 Every option is a field of `SweepConfig` with its type, default, help text and role. Everything else is
 derived from those fields: the TOML keys and their type checks, the `resdepth sweep` command-line
-options, each run's `RunConfig` (`resdepth.runs`) and hence the `runs.csv` columns, and the run id.
+options, the `runs.csv` columns and the run id. `RunConfig` (`resdepth.runs`) declares its typed
+fields by hand, one per grid and recipe option, and a test holds the two together: a new option of
+either role needs a field there too (docs/contributing.md, "Adding something").
 Execution options (device, jobs, step engine, ...) never change the numbers and are never hashed.
 """
 

@@ -144,7 +144,7 @@ def update(
     a packed group (images (K, N, C, H, W)), one of each per run.
     """
     x = normalize(images)
-    if x.dim() == 4:  # a packed model lays out its own input
+    if x.dim() == 4:  # one run's batch; a packed group's (5-d) is laid out by its packed model
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(images.device, precision):
         logits = model(x)

@@ -61,9 +61,10 @@ class Writer:
         self.outcomes: list[Outcome] = []
 
     def start(self, task: Task) -> None:
-        """Also on a retry. The run's rows are made to match its checkpoint, read again here (a dead
-        worker may have saved more epochs than the plan saw): rows only the checkpoint holds are
-        restored, the row past it goes, and the new attempt writes it again."""
+        """Before a run trains, on its first attempt and on every retry, make its rows match its
+        checkpoint, read again here (a dead worker may have saved more epochs than the plan saw):
+        rows only the checkpoint holds are restored, the row past it goes, and the new attempt
+        writes it again."""
         cfg = task.cfg
         self._check()
         recover(Path(task.checkpoint))  # a group save its dead worker had committed

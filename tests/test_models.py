@@ -80,6 +80,7 @@ def test_imagenet_layouts_are_torchvisions() -> None:
     assert layout("imagenet", 34).blocks == (3, 4, 6, 3)
     assert layout("imagenet", 152).block == "bottleneck"
     assert layout("imagenet", 152).blocks == (3, 8, 36, 3)
+    assert layout("imagenet", 50).widths == (64, 128, 256, 512)  # the family's width, not CIFAR's 16
 
 
 def _structure(model: torch.nn.Module) -> list[tuple[str, str]]:
