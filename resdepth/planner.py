@@ -65,7 +65,8 @@ class Sweep:
     def __init__(self, cfg: SweepConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
         self.device = device  # where the runs train, when this machine trains them (memory check)
-        # Runs trained as one model, at most (`auto` is resolved by `prepare` once the plan is known).
+        # Runs trained as one model, at most; `--pack auto` is resolved later, by `prepare`'s
+        # `_auto_pack` once the plan is known, and `run` reads it.
         self.pack = min(int(cfg.pack), len(cfg.seeds)) if cfg.pack.isdigit() else 1
         self.out = Path(cfg.out)
         self.datasets: dict[str, Dataset] = {}
@@ -298,7 +299,8 @@ def _auto_pack(
 ) -> SweepConfig:
     """`--pack auto` resolved for the runs left to train: timed on the deepest of them where a
     group of two or more could pack (on one GPU, `benchmarks.bench.auto_pack`); else 1 (and always
-    under Ray, whose nodes may differ, and for the classic nets)."""
+    under Ray, whose nodes may differ, and for the classic nets). Sets `sweep.pack` too, which
+    `run` reads."""
     if cfg.pack != "auto":
         return cfg
     k, todo = 1, [p for p in planned if not p.finished]
