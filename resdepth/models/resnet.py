@@ -245,7 +245,7 @@ class ResNet(nn.Module):
         super().__init__()
         self.layout = lay
         self.residual = residual
-        self.act = act
+        self.activation = act  # its name, for the init gain (a block's `act` is the layer)
         self.shortcut_kind = shortcut
         self.norm_layer = norm_factory(norm)
         self.act_layer = activation_factory(act)
@@ -288,7 +288,7 @@ class ResNet(nn.Module):
         """He init (gain of the net's activation), BN at scale 1 and shift 0."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity=self.act)  # type: ignore[arg-type]  # one of ACTIVATIONS
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity=self.activation)  # type: ignore[arg-type]  # one of ACTIVATIONS
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
