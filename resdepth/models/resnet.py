@@ -190,8 +190,9 @@ class Layout:
 def layout(family: str, depth: int, width: int | None = None) -> Layout:
     """Map a depth (weighted layers: convs + the final linear) to stages, or explain why it can't.
     WIDTH, the first stage's, defaults to the family's (`DEFAULT_WIDTH`)."""
-    if family in DEFAULT_WIDTH and width is None:
-        width = DEFAULT_WIDTH[family]
+    if family not in FAMILIES:
+        raise InvalidNet(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    width = DEFAULT_WIDTH[family] if width is None else width
     if family == "cifar":
         if depth < 8 or depth % 2:
             raise InvalidNet(
@@ -201,17 +202,13 @@ def layout(family: str, depth: int, width: int | None = None) -> Layout:
         total = (depth - 2) // 2
         base, extra = divmod(total, 3)
         blocks = tuple(base + (1 if i < extra else 0) for i in range(3))
-        assert width is not None
         return Layout("basic", blocks, (width, 2 * width, 4 * width))
-    if family == "imagenet":
-        if depth not in IMAGENET_LAYOUTS:
-            valid = ", ".join(str(d) for d in IMAGENET_LAYOUTS)
-            raise InvalidNet(f"depth {depth} is not an imagenet-family depth; valid: {valid}")
-        block, blocks = IMAGENET_LAYOUTS[depth]
-        assert width is not None
-        scale = width / 64
-        return Layout(block, blocks, tuple(int(w * scale) for w in IMAGENET_WIDTHS))
-    raise InvalidNet(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    if depth not in IMAGENET_LAYOUTS:
+        valid = ", ".join(str(d) for d in IMAGENET_LAYOUTS)
+        raise InvalidNet(f"depth {depth} is not an imagenet-family depth; valid: {valid}")
+    block, blocks = IMAGENET_LAYOUTS[depth]
+    scale = width / 64
+    return Layout(block, blocks, tuple(int(w * scale) for w in IMAGENET_WIDTHS))
 
 
 def norm_factory(kind: str) -> NormLayer:
