@@ -4,8 +4,9 @@ The whole (sub)set lives on the device as uint8; each step augments its batch wi
 loss and error counts are summed on the device and read back every PROGRESS_EVERY steps (for the
 live display and the start-of-training diagnostics) and, during a warm-up, every step (its end
 depends on the error), so the host rarely waits on the device. How a step executes (eager,
-compiled, CUDA graph) is `resdepth.step`'s business. Data order and augmentation are drawn from a generator seeded by (seed, epoch),
-which is what makes a resumed run write exactly the rows an uninterrupted one would.
+compiled, CUDA graph) is `resdepth.step`'s business. Data order and augmentation are drawn from a
+generator seeded by (seed, epoch), which is what makes a resumed run write exactly the rows an
+uninterrupted one would.
 
 Each epoch's row is reported before its checkpoint is saved: a kill between the two leaves a row
 past the checkpoint, which the sweep drops on resume and the resumed run writes again, identically.
