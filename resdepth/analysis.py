@@ -28,6 +28,8 @@ from resdepth.runs import RUN_FIELDS, net_name
 # What makes two runs comparable: every hashed field but the seed, the row (arch, depth) and the
 # warm-up, which `--warmup auto` decides per depth within one sweep (a warmed-up row is labelled).
 RECIPE_FIELDS = tuple(f.name for f in RUN_FIELDS if f.name not in ("arch", "depth", "seed", "warmup"))
+# A group's settings: its recipe, and its warm-up where one of its nets ran both ways (`_by_warmup`).
+GROUP_FIELDS = (*RECIPE_FIELDS, "warmup")
 MODEL_FIELDS = ("family", "width", "shortcut", "norm", "activation")  # NOT_APPLICABLE for classic nets
 PARTIAL_MARK = " *"  # on a net whose mean includes runs that did not complete (--include-partial)
 
@@ -87,7 +89,7 @@ def load(path: str | Path, *, where: Iterable[str] = ()) -> Loaded:
 
 def _runs(runs_csv: Path, metrics: pd.DataFrame) -> pd.DataFrame:
     """runs.csv as text; a run that metrics.csv has and runs.csv lacks gets what metrics.csv says of
-    it (its net and data) and an unknown status."""
+    it (its net, data and seed: NET_COLUMNS), and an unknown recipe and status ("")."""
     known = (
         results.read_csv(runs_csv, results.RUNS_COLUMNS, text=True)
         if runs_csv.is_file()
@@ -96,7 +98,11 @@ def _runs(runs_csv: Path, metrics: pd.DataFrame) -> pd.DataFrame:
     first = metrics.drop_duplicates("run_id")
     missing = first[~first["run_id"].isin(known["run_id"])]
     from_metrics = pd.DataFrame(
-        {c: missing[c].map(_text) if c in missing else "" for c in results.RUNS_COLUMNS}, index=missing.index
+        {
+            c: missing[c].map(_text) if c in (*results.NET_COLUMNS, "run_id") else ""
+            for c in results.RUNS_COLUMNS
+        },
+        index=missing.index,
     )
     runs = pd.concat([known, from_metrics], ignore_index=True) if not from_metrics.empty else known
     runs = runs.astype(str).replace("nan", "")
@@ -142,9 +148,31 @@ def label_of(run: Any) -> str:
 
 
 def groups(loaded: Loaded, include_partial: bool = False) -> list[Group]:
-    """The folder's recipes, in the order their first run appears. Runs not `completed` (or of unknown
-    status, in a folder without runs.csv) are left out of the means unless `include_partial`."""
+    """The folder's recipes, in the order their first run appears. Only completed runs are in the
+    means unless `include_partial`: a run that runs.csv does not list has an unknown status (and an
+    unknown recipe, so it never joins a recipe that runs.csv records)."""
     runs = loaded.runs
+    keys = _by_warmup(_by_recipe(runs), runs)
+    differ = [
+        f for j, f in enumerate(GROUP_FIELDS) if len({k[j] for k in keys if k[j] != NOT_APPLICABLE}) > 1
+    ]
+    out = []
+    for key, rows in keys.items():
+        settings = dict(zip(GROUP_FIELDS, key, strict=True))
+        members = runs.loc[rows]
+        counted = (members["status"] == Status.COMPLETED) | include_partial
+        metrics = loaded.metrics[loaded.metrics["run_id"].isin(members.loc[counted, "run_id"])].copy()
+        metrics["label"] = _labels(metrics, members, counted)
+        heading = ", ".join(f"{f}={settings[f]}" for f in differ if settings[f] != NOT_APPLICABLE)
+        if differ and (members["status"] == "").all():  # only runs.csv's own rows have a status
+            heading = "recipe not recorded (runs missing from runs.csv)"
+        out.append(Group(settings, heading, metrics, members[~counted], members))
+    return [g for g in out if not g.metrics.empty or not g.left_out.empty]
+
+
+def _by_recipe(runs: pd.DataFrame) -> dict[tuple[str, ...], list[int]]:
+    """Row indexes of `runs` by their RECIPE_FIELDS values; a classic net joins every recipe it
+    shares the training settings with."""
     classic = runs["arch"].isin(CLASSIC_DEPTHS)
     training = [f for f in RECIPE_FIELDS if f not in MODEL_FIELDS]
     keys: dict[tuple[str, ...], list[int]] = {}
@@ -154,19 +182,22 @@ def groups(loaded: Loaded, include_partial: bool = False) -> list[Group]:
         joined = [k for k in keys if all(k[RECIPE_FIELDS.index(f)] == r[f] for f in training)]
         for k in joined or [tuple(r[f] for f in RECIPE_FIELDS)]:
             keys.setdefault(k, []).append(i)  # type: ignore[arg-type]
-    differ = [
-        f for j, f in enumerate(RECIPE_FIELDS) if len({k[j] for k in keys if k[j] != NOT_APPLICABLE}) > 1
-    ]
-    out = []
+    return keys
+
+
+def _by_warmup(
+    keys: dict[tuple[str, ...], list[int]], runs: pd.DataFrame
+) -> dict[tuple[str, ...], list[int]]:
+    """Each recipe keyed on its warm-up too: NOT_APPLICABLE where each net has one warm-up (`--warmup
+    auto` decides it per depth), or else split in two by warm-up, because a net that ran both with
+    and without it (sweeps of different --warmup in one folder) is two nets, never one mean."""
+    out: dict[tuple[str, ...], list[int]] = {}
     for key, rows in keys.items():
-        settings = dict(zip(RECIPE_FIELDS, key, strict=True))
         members = runs.loc[rows]
-        counted = members["status"].isin([Status.COMPLETED, ""]) | include_partial
-        metrics = loaded.metrics[loaded.metrics["run_id"].isin(members.loc[counted, "run_id"])].copy()
-        metrics["label"] = _labels(metrics, members, counted)
-        heading = ", ".join(f"{f}={settings[f]}" for f in differ if settings[f] != NOT_APPLICABLE)
-        out.append(Group(settings, heading, metrics, members[~counted], members))
-    return [g for g in out if not g.metrics.empty or not g.left_out.empty]
+        both = bool(members.groupby(["arch", "depth"])["warmup"].nunique().gt(1).any())
+        for i in rows:
+            out.setdefault((*key, str(runs.at[i, "warmup"]) if both else NOT_APPLICABLE), []).append(i)
+    return out
 
 
 def _labels(metrics: pd.DataFrame, members: pd.DataFrame, counted: pd.Series) -> pd.Series:
@@ -174,7 +205,7 @@ def _labels(metrics: pd.DataFrame, members: pd.DataFrame, counted: pd.Series) ->
     mean includes runs that did not complete."""
     warm = members.set_index("run_id")["warmup"]
     mixed = len(set(warm[~members.set_index("run_id")["arch"].isin(CLASSIC_DEPTHS)])) > 1
-    partial = set(members.loc[counted & ~members["status"].isin([Status.COMPLETED, ""]), "run_id"])
+    partial = set(members.loc[counted & (members["status"] != Status.COMPLETED), "run_id"])
     labels = metrics["label"].copy()
     if mixed:
         labels = labels.where(metrics["run_id"].map(warm) != "True", labels + " (warm-up)")
@@ -191,7 +222,24 @@ ACROSS = ("precision",)
 
 
 def differences(group: Group, other: Group) -> list[str]:
-    return [f for f in RECIPE_FIELDS if other.settings[f] != group.settings[f]]
+    """The settings in which `other`'s runs differ from `group`'s: its recipe's, and the warm-up
+    where a net of both was warmed up in one and not in the other."""
+    found = [f for f in RECIPE_FIELDS if other.settings[f] != group.settings[f]]
+    if _warmup_differs(group, other):
+        found.append("warmup")
+    return found
+
+
+def _warmup_differs(group: Group, other: Group) -> list[str]:
+    """The nets that both groups ran, warmed up in one and not in the other."""
+    theirs = {(r["arch"], r["depth"]): r["warmup"] for r in other.runs.to_dict("records")}
+    return sorted(
+        {
+            label_of(r)
+            for r in group.runs.to_dict("records")
+            if theirs.get((r["arch"], r["depth"]), r["warmup"]) != r["warmup"]
+        }
+    )
 
 
 def matching(group: Group, reference: Loaded) -> Group:
@@ -206,7 +254,9 @@ def matching(group: Group, reference: Loaded) -> Group:
             return candidate
     closest = min(found, key=lambda g: len([f for f in differences(group, g) if f not in ACROSS]))
     said = "; ".join(
-        f"{f} {group.settings[f] or '(not recorded)'} here, {closest.settings[f] or '(not recorded)'} there"
+        f"warm-up of {', '.join(_warmup_differs(group, closest))}"
+        if f == "warmup"
+        else f"{f} {group.settings[f] or '(not recorded)'} here, {closest.settings[f] or '(not recorded)'} there"
         for f in differences(group, closest)
         if f not in ACROSS
     )
@@ -216,8 +266,7 @@ def matching(group: Group, reference: Loaded) -> Group:
 def reference_note(group: Group, reference: Group) -> str:
     """How the reference's recipe differs from the runs' ("" when it is the same): "fp32 reference"."""
     return ", ".join(
-        f"{reference.settings[f] or '(precision not recorded)'} reference"
-        for f in differences(group, reference)
+        f"{reference.settings[f] or f'({f} not recorded)'} reference" for f in differences(group, reference)
     )
 
 

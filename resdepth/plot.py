@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 
 from resdepth import analysis, results
 from resdepth.analysis import (
+    PARTIAL_MARK,
     Group,
     Loaded,
     diverged_ids,
@@ -193,9 +194,19 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
             ax.legend(fontsize="small")
     axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(bottom=0)
-    epochs = int(nets["epochs"].max())
-    fig.suptitle(f"degradation: error after {epochs} epochs vs depth (mean ± std over seeds)", fontsize=10)
+    fig.suptitle(f"degradation: error {trained(group)} vs depth (mean ± std over seeds)", fontsize=10)
     return fig
+
+
+def trained(group: Group) -> str:
+    """How long the drawn runs trained, "after 164 epochs", and where runs that did not complete are
+    in the means (--include-partial), the range of their epochs and that they are there."""
+    last = final_rows(group.metrics)["epoch"]
+    lo, hi = int(last.min()), int(last.max())
+    text = f"after {hi} epochs" if lo == hi else f"after {lo} to {hi} epochs"
+    if group.metrics["label"].str.endswith(PARTIAL_MARK).any():
+        text += " (runs that did not complete included)"
+    return text
 
 
 def layers_figure(
@@ -250,8 +261,7 @@ def layers_figure(
             set(depths.astype(int)) | (set(PAPER_RESNET_TEST) if paper and metric == "test" else set())
         )
         _layers_panel(ax, name, ticks)
-    epochs = int(nets["epochs"].max())
-    _layers_frame(fig, metric, top, f"after {epochs} epochs against the number of layers")
+    _layers_frame(fig, metric, top, f"{trained(group)} against the number of layers")
     return fig
 
 
@@ -366,6 +376,11 @@ def write(
     if metric not in METRICS:
         raise UserError(f"--metric must be train or test, got {metric!r}")
     recipes = groups(loaded, include_partial)
+    if all(g.metrics.empty for g in recipes):
+        raise UserError(
+            f"nothing to draw: none of the {len(loaded.runs)} runs in {loaded.folder} is known to have "
+            "completed (resdepth report lists them); --include-partial draws them"
+        )
     written = []
     if compare_recipes:
         written.append(

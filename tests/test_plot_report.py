@@ -226,6 +226,12 @@ def test_partial_sweep_is_reported(tmp_path: Path) -> None:
     assert tables.left_out(group) == ["plain-56 seed 0 (plain56s0): interrupted, 1 of 2 epochs"]
     nets = tables.table(only(tmp_path, include_partial=True)).set_index("label")
     assert nets.loc["plain-56 *", "epochs"] == 1
+    assert plot.trained(group) == "after 2 epochs"
+    # A figure of means that hold a partial run says so in its title.
+    fig = plot.layers_figure(only(tmp_path, include_partial=True))
+    assert fig.get_suptitle() == (
+        "final training error after 1 to 2 epochs (runs that did not complete included) against the number of layers"
+    )
 
 
 def test_plot_rejects_an_unknown_format(tmp_path: Path) -> None:
@@ -324,6 +330,39 @@ def test_a_warmed_up_net_is_labelled_where_its_recipe_warms_up_only_some(tmp_pat
     write_results(tmp_path, {("resnet", 110): [7.0]}, recipe={"warmup": True})
     (group,) = analysis.groups(analysis.load(tmp_path))  # one recipe: warmup=auto decides per depth
     assert sorted(set(group.metrics["label"])) == ["ResNet-110 (warm-up)", "ResNet-56"]
+
+
+def test_a_net_run_with_and_without_warm_up_is_never_one_net(cli, tmp_path: Path) -> None:
+    # Two sweeps into one folder, --warmup always and --warmup none: two recipes, each net once in each.
+    write_results(tmp_path / "mine", THREE, recipe={"warmup": True})
+    write_results(tmp_path / "mine", {k: [v[0] + 5.0] for k, v in THREE.items()}, recipe={"warmup": False})
+    warm, cold = analysis.groups(analysis.load(tmp_path / "mine"))
+    assert (warm.heading, cold.heading) == ("warmup=True", "warmup=False")
+    assert tables.table(warm)["seeds"].tolist() == [3, 3, 3, 3]
+    assert tables.table(cold)["final_train_error_mean"].tolist() == [15.0, 25.0, 14.0, 13.0]
+    # A reference warmed up where these runs were not is another recipe: refused, naming the nets.
+    write_results(tmp_path / "ref", THREE, recipe={"warmup": True})
+    refused = cli("report", str(tmp_path / "mine"), "--reference", str(tmp_path / "ref"))
+    assert refused.code == 2
+    assert "warm-up of ResNet-20, ResNet-56, plain-20, plain-56" in refused.err
+
+
+def test_runs_missing_from_runs_csv_have_an_unknown_recipe_and_status(cli, tmp_path: Path) -> None:
+    write_results(tmp_path, KNOWN)
+    (tmp_path / results.RUNS).unlink()
+    group = only(tmp_path)  # one recipe, all settings but the net's and data's unknown
+    drawn = cli("plot", str(tmp_path / "metrics.csv"))
+    assert drawn.code == 2 and "--include-partial draws them" in drawn.err
+    assert group.settings["epochs"] == "" and group.settings["lr"] == ""
+    assert group.metrics.empty and len(tables.left_out(group)) == 8
+    assert tables.left_out(group)[0] == "plain-20 seed 0 (plain20s0): unknown status, 3 epochs"
+    nets = tables.table(only(tmp_path, include_partial=True)).set_index("label")
+    assert nets.loc["plain-56 *", "final_train_error_mean"] == pytest.approx(21.0)
+    # Beside recorded runs they are a recipe of their own, never in the recorded runs' means.
+    write_results(tmp_path, {("plain", 20): [30.0]}, recipe={"epochs": 3})
+    recorded, unknown = analysis.groups(analysis.load(tmp_path), include_partial=True)
+    assert unknown.heading == "recipe not recorded (runs missing from runs.csv)"
+    assert tables.table(recorded)["final_train_error_mean"].tolist() == [30.0]
 
 
 # --- the course's picture, and reference results -------------------------------------------------
