@@ -188,11 +188,14 @@ def _line(columns: Iterable[str], row: Mapping[str, Any]) -> str:
 
 
 def _header(path: Path) -> list[str] | None:
-    """The first line's column names (None for a missing or empty file)."""
+    """The first line's column names (None for a missing or empty file, or one whose first line is
+    torn: a kill during the first append, which wrote the header and the first row at once)."""
     if not path.is_file() or path.stat().st_size == 0:
         return None
     with path.open("rb") as f:
         first = f.readline()
+    if not first.endswith(b"\n"):
+        return None
     return next(csv.reader([first.decode(errors="replace")]), None) or None
 
 

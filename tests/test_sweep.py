@@ -504,6 +504,18 @@ def test_torn_last_line_is_dropped_and_healed(tmp_path: Path) -> None:
     assert results.read_metrics(tmp_path)["epoch"].tolist() == [1, 2]
 
 
+def test_a_kill_during_the_first_append_leaves_a_folder_a_sweep_still_takes(tmp_path: Path) -> None:
+    row = {**dict.fromkeys(results.METRICS_COLUMNS, 1), "run_id": "abc"}
+    torn = b"run_id,arch,depth,fam"  # the header and the first row are one write: cut in the header
+    (tmp_path / "metrics.csv").write_bytes(torn)
+    results.check_folder(tmp_path)  # not "other columns than resdepth writes"
+    assert results.read_metrics(tmp_path).empty
+    results.append_metrics(tmp_path, row)
+    assert results.read_metrics(tmp_path)["run_id"].tolist() == ["abc"]
+    (kept,) = (tmp_path / results.DISCARDED).glob("*-torn-line.csv")
+    assert kept.read_bytes() == torn
+
+
 @pytest.mark.slow
 def test_a_folder_written_before_norm_activation_and_threads_is_upgraded_and_kept(
     cli, tmp_path: Path
