@@ -23,14 +23,13 @@ from resdepth import results
 from resdepth.errors import UserError
 from resdepth.models import CLASSIC_DEPTHS, NOT_APPLICABLE
 from resdepth.results import Status
-from resdepth.runs import RUN_FIELDS, net_name
+from resdepth.runs import MODEL_FIELDS, RUN_FIELDS, net_name
 
 # What makes two runs comparable: every hashed field but the seed, the row (arch, depth) and the
 # warm-up, which `--warmup auto` decides per depth within one sweep (a warmed-up row is labelled).
 RECIPE_FIELDS = tuple(f.name for f in RUN_FIELDS if f.name not in ("arch", "depth", "seed", "warmup"))
 # A group's settings: its recipe, and its warm-up where one of its nets ran both ways (`_by_warmup`).
 GROUP_FIELDS = (*RECIPE_FIELDS, "warmup")
-MODEL_FIELDS = ("family", "width", "shortcut", "norm", "activation")  # NOT_APPLICABLE for classic nets
 PARTIAL_MARK = " *"  # on a net whose mean includes runs that did not complete (--include-partial)
 
 

@@ -131,6 +131,11 @@ class RunConfig:
         return whole.split(self.train_subset, self.val_split, self.seed, self.test_subset)
 
 
+# The residual nets' model options: a classic net (LeNet-5, VGG-16) has none of them, so its rows say
+# NOT_APPLICABLE (width 0) and it joins every recipe it shares the training settings with.
+MODEL_FIELDS = ("family", "width", "shortcut", "norm", "activation")
+
+
 def added_fields() -> dict[str, Any]:
     """Run fields added after results folders existed, with what an older row meant by each."""
     return {f.name: f.later for f in RUN_FIELDS if f.later is not UNSET}
@@ -153,11 +158,12 @@ def _text(row: Mapping[str, Any], field: str) -> str:
 
 
 def added_value(field: str, arch: str) -> str:
-    """What a runs.csv row written before `field` existed meant by it (as text)."""
+    """What a runs.csv row written before `field` existed meant by it (as text): its `later` value,
+    or for a classic net NOT_APPLICABLE where the field is a residual-net model option."""
     later = next(f.later for f in RUN_FIELDS if f.name == field)
     if later is UNSET:
         raise ValueError(f"runs.csv row lacks {field!r}, which every resdepth wrote")
-    return NOT_APPLICABLE if arch in CLASSIC_DEPTHS else str(later)
+    return NOT_APPLICABLE if arch in CLASSIC_DEPTHS and field in MODEL_FIELDS else str(later)
 
 
 def _parse(kind: str, text: str) -> Any:

@@ -14,7 +14,7 @@ import pytest
 from resdepth.config import OPTIONS, Role, SweepConfig, option_types
 from resdepth.errors import UserError
 from resdepth.models import NOT_APPLICABLE
-from resdepth.runs import RUN_FIELDS, RunConfig, expand, net_name
+from resdepth.runs import RUN_FIELDS, RunConfig, added_value, expand, net_name
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 # Fields `expand` resolves into another type than the option's: a list of seeds into one seed, the
@@ -82,3 +82,13 @@ def test_a_number_given_as_int_or_list_is_the_same_run(
     base = expand(SweepConfig(depth=[8], epochs=1), {"cifar10": 10})[0]
     assert base.replace(**given).run_id == base.replace(**same).run_id
     assert base.replace(**given) == base.replace(**same)
+
+
+def test_an_option_added_later_reads_in_older_rows_as_it_was_meant(monkeypatch: pytest.MonkeyPatch) -> None:
+    # norm and activation: the paper's values for residual nets, not applicable to a classic net.
+    assert (added_value("norm", "plain"), added_value("norm", "lenet5")) == ("bn", NOT_APPLICABLE)
+    # A recipe option added later (here, as if momentum had been) applies to classic nets as well:
+    # an older LeNet-5 row meant the old value, and must still parse as the run that wrote it.
+    added = tuple(dataclasses.replace(f, later=0.9) if f.name == "momentum" else f for f in RUN_FIELDS)
+    monkeypatch.setattr("resdepth.runs.RUN_FIELDS", added)
+    assert added_value("momentum", "lenet5") == "0.9"
