@@ -3,7 +3,7 @@
 A results folder may come from anyone (a download, a colleague's tarball), so no file or folder in it
 is trusted to be what its name says: a `metrics.csv` or `figures/` that is a symbolic link would
 make resdepth write wherever it points. Every write goes through `inside`, which refuses a link at
-any step below the results folder, and files are opened with ONOFOLLOW, so a link put there between
+any step below the results folder, and files are opened with O_NOFOLLOW, so a link put there between
 the check and the open is refused too.
 """
 
@@ -18,7 +18,7 @@ from typing import BinaryIO
 from resdepth.errors import UserError
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")  # what `atomic_write` leaves if killed mid-write
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # what `atomic_write` writes: .<name>.<pid>.tmp
 
 
 def inside(folder: Path, *parts: str, mkdir: bool = False) -> Path:
@@ -74,16 +74,30 @@ def atomic_write(
 
 
 def remove_temporaries(folder: Path) -> list[Path]:
-    """Delete what killed writes left in `folder` and the folders in it (call only under the folder's
-    lock: a live sweep's temporaries are its own). Links are never followed."""
+    """Delete what killed writes left in `folder` and the folders in it: temporaries whose writer (the
+    pid in the name) no longer runs on this machine. A sweep calls it under the folder's lock, but
+    `plot`, `diagnose` and `export` write figures without the lock, so a live writer's temporary is
+    left to it (one on another machine of a shared folder cannot be told from a killed one's). Links
+    are never followed."""
     removed = []
     for root, _, files in os.walk(folder):  # os.walk does not follow links
         for name in files:
-            if _TEMPORARY.match(name):
+            if (found := _TEMPORARY.match(name)) and not alive(int(found[1])):
                 path = Path(root, name)
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+def alive(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def sync_folder(folder: Path) -> None:

@@ -260,7 +260,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         restored: dict[str, int] = {}
         if lock:
             results.prepare_files(out)
-            remove_temporaries(out)  # left by killed writes; under the lock, none is a live one's
+            remove_temporaries(out)  # left by killed writes (a live plot's are left to it)
             sweep.recover()
         planned = sweep.plan()
         if lock:

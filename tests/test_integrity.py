@@ -27,6 +27,7 @@ from resdepth.checkpoints import save_checkpoint
 from resdepth.config import SweepConfig
 from resdepth.errors import InvalidNet, UserError
 from resdepth.executors import ray_pool
+from resdepth.files import alive
 from resdepth.lock import LOCK, OWNER, FolderLock
 from resdepth.models import NetSpec
 from resdepth.models.summary import MEMORY_LIMIT, check_memory
@@ -109,7 +110,7 @@ def test_a_kill_at_any_point_loses_and_forges_nothing(
     sweep(*args, env={"RESDEPTH_FAULT": f"{point}:2", "RESDEPTH_FAULT_ONCE": str(fired)})
     assert fired.exists(), f"the fault at {point} never fired"
     orphans = [p for p in Path(tempfile.gettempdir()).glob(f"{ray_pool.PRIVATE}*")
-               if not ray_pool._alive(int(p.name.split("-")[2]))]  # fmt: skip
+               if not alive(int(p.name.split("-")[2]))]  # fmt: skip
     again = cli("sweep", *args)  # in this process: only the killed sweep needs one of its own
     assert again.code == 0, again.err
     assert_whole(out, clean)
@@ -362,7 +363,9 @@ def test_a_sweep_whose_lock_is_deleted_stops_at_its_next_write(tmp_path: Path) -
     assert epochs == [str(e) for e in range(1, len(epochs) + 1)]  # each once, none after the stop
 
 
-def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep(cli, tmp_path: Path) -> None:
+def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep_and_live_ones_kept(
+    cli, tmp_path: Path
+) -> None:
     out = tmp_path / "r"
     left = [out / ".metrics.csv.999999.tmp", out / results.CHECKPOINTS / ".abc.pt.999999.tmp"]
     left[1].parent.mkdir(parents=True)
@@ -370,8 +373,10 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep(cli, tmp_pat
         p.write_text("half")
     keep = out / ".notes.tmp"  # not a name resdepth writes
     keep.write_text("mine")
+    live = out / f".layers.png.{os.getpid()}.tmp"  # a plot writing beside the sweep (no lock)
+    live.write_text("half drawn")
     assert cli("sweep", *ARGS, "--seeds", "0", "--epochs", "1", "--out", str(out)).code == 0
-    assert not any(p.exists() for p in left) and keep.exists()
+    assert not any(p.exists() for p in left) and keep.exists() and live.read_text() == "half drawn"
 
 
 # --- a mistake is one line, decided the same on every host ----------------------------------------

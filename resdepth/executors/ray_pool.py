@@ -15,6 +15,7 @@ from typing import Any
 from resdepth.device import available_cpus
 from resdepth.errors import UserError
 from resdepth.executors.base import Event, Job, Pool, WorkerCrashed, run_job
+from resdepth.files import alive
 
 
 def _ray_main(job: Job, queue: Any) -> None:
@@ -150,7 +151,7 @@ def remove_orphans() -> list[Path]:
     removed = []
     for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE}*"):
         pid = folder.name.removeprefix(PRIVATE).split("-")[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or alive(int(pid)):
             continue
         for proc in Path("/proc").glob("[0-9]*"):  # Linux; elsewhere only the folder goes
             try:
@@ -161,16 +162,6 @@ def remove_orphans() -> list[Path]:
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # PermissionError: alive, another user's
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:
