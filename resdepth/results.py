@@ -108,7 +108,8 @@ DIAGNOSTICS = "diagnostics"
 # What each column means, but the run fields (their option's help says it): the results-folder page
 # (docs/results-folder.md) is generated from these, and a test holds every column to a line here.
 COLUMN_HELP = {
-    "run_id": "12 hex digits: a hash of every field that changes the run's numbers",
+    "run_id": "12 hex digits: a hash of every field that changes the run's numbers (an option added "
+    "later only where it differs from what older rows meant, so their ids stay)",
     "epoch": "1-based epoch",
     "iteration": "iterations done at the epoch's end",
     "lr": "learning rate of the epoch's last step",
@@ -135,7 +136,7 @@ COLUMN_HELP = {
     "threads": "CPU threads it trained with (empty: not recorded)",
     "torch_version": "PyTorch version of the node that trained it",
     "resdepth_version": "resdepth version of the sweep that wrote the row",
-    "started_at": "when its first logged epoch started (UTC)",
+    "started_at": "when the sweep that logged its first epoch started it (UTC; data loading included)",
     "ended_at": "when it last ended (UTC)",
     "error": "why a failed or diverged run stopped",
     "host": "host name of the node that trained it",
@@ -157,7 +158,8 @@ NONCE = ".resdepth.nonce"  # a token of the sweep writing here: a worker that ca
 CHECKPOINTS = "checkpoints"
 FIGURES = "figures"
 TENSORBOARD = "tensorboard"  # event files of `sweep --tensorboard` and `export tensorboard`
-# Everything resdepth writes in a results folder: none of them may be a symbolic link.
+# What a sweep checks before it writes (`check_folder`): none of them may be a symbolic link. The
+# tensorboard folder is checked where it is written, as --out may put it elsewhere.
 MANAGED = (
     METRICS,
     RUNS,

@@ -1,8 +1,9 @@
 """One training run: `RunConfig`, the value of every grid and recipe option for one (arch, depth,
 seed), and `expand`, which turns a sweep's options into its runs.
 
-A run's `run_id` hashes every field (the things that change its numbers), so runs of different
-sweeps can share one results folder without mixing up. Its fields are also the runs.csv columns, in
+A run's `run_id` hashes every field (the things that change its numbers; an option added later only
+where it differs from what older rows meant), so runs of different sweeps can share one results folder
+without mixing up. Its fields are also the runs.csv columns, in
 this order, and `RunConfig.from_row` reads them back: every runs.csv row becomes a run the same way.
 runs.csv rounds numbers to 6 decimals, so a run read back from a row whose recipe needed more (an lr
 of 0.12345678) has another id: the row's own `run_id` column is the one that names it.

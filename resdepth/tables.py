@@ -4,7 +4,7 @@ noise.
 The verdict compares the shallowest and the deepest depth that plain nets and ResNets share. With two
 or more runs (seeds) per net, a change counts only beyond NOISE_FACTOR times the pooled seed-to-seed standard
 deviation of the final training error (pooled over those four nets, at least `MIN_RISE`); with one
-run per net it counts beyond `MIN_RISE` and the verdict says that it rests on one seed. A line per
+run of any of those nets it counts beyond `MIN_RISE` and the verdict says so. A line per
 seed follows, because a claim about every seed (the course config's) cannot be read off the means.
 """
 
@@ -129,8 +129,11 @@ def verdict(nets: pd.DataFrame) -> str:
         f"({shallow}: {p[shallow]:.1f}% -> {deep}: {p[deep]:.1f}%)"
     )
     res_txt = f"ResNet's {_trend(res_rise, limit)} ({shallow}: {r[shallow]:.1f}% -> {deep}: {r[deep]:.1f}%)"
-    if seeds < 2:
+    single = int((compared["seeds"] < 2).sum())
+    if single == len(compared):
         basis = "; the verdict rests on one seed per net"
+    elif single:
+        basis = f"; {single} of the {len(compared)} nets compared ran once, so the seed-to-seed noise is not measured"
     else:
         basis = f"; {seeds} or more seeds per net, so a change counts beyond {_times(NOISE_FACTOR)} their pooled std ({limit:.1f} points)"
     if plain_rise > limit and res_rise < plain_rise * MAX_RESNET_SHARE and p[deep] - r[deep] > limit:

@@ -1,6 +1,7 @@
 """The single writer of a results folder: every executor's events end here, in the driver. Training,
-wherever it runs, only reports epochs back; this turns them into rows (`results` says how a row is
-written durably) and keeps runs.csv and the live display current."""
+wherever it runs, only reports back (started, progress, each epoch's row, the end); this turns the
+reports into rows (`results` says how a row is written durably) and keeps runs.csv and the live
+display current."""
 
 from __future__ import annotations
 

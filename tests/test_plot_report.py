@@ -84,6 +84,11 @@ def test_verdict_when_the_deeper_resnet_lags_a_little(tmp_path: Path) -> None:
         "degradation reproduced: plain training error rises with depth (8: 31.7% -> 32: 52.7%), "
         "ResNet's rises far less, 1.3 points (8: 31.5% -> 32: 32.8%); the verdict rests on one seed per net"
     )
+    write_results(tmp_path / "b", {("plain", 8): [31.7, 31.9], ("plain", 32): [52.7, 52.9],
+                                   ("resnet", 8): [31.5], ("resnet", 32): [32.8]})  # fmt: skip
+    assert tables.verdict(tables.table(only(tmp_path / "b"))).endswith(
+        "; 2 of the 4 nets compared ran once, so the seed-to-seed noise is not measured"
+    )
 
 
 def test_verdict_says_not_reproduced_and_why(tmp_path: Path) -> None:
