@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,7 +80,7 @@ def load(path: str | Path, *, where: Iterable[str] = ()) -> Loaded:
     metrics = metrics[metrics["run_id"].isin(runs["run_id"])].copy()
     if metrics.empty:
         raise UserError(f"no run of {path} matches --where {' '.join(where)}")
-    labels = {r["run_id"]: label_of(r) for r in runs.to_dict("records")}
+    labels = {r["run_id"]: net_name(r) for r in runs.to_dict("records")}
     metrics["label"] = metrics["run_id"].map(labels)
     return Loaded(folder, metrics.reset_index(drop=True), runs.reset_index(drop=True))
 
@@ -139,11 +138,6 @@ def _matches(runs: pd.DataFrame, condition: str) -> pd.Series:
     except ValueError:
         return column == value
     return pd.to_numeric(column, errors="coerce").sub(number).abs().lt(1e-12) | (column == value)
-
-
-def label_of(run: Any) -> str:
-    """The net's label from its runs.csv row."""
-    return net_name(run)
 
 
 def groups(loaded: Loaded, include_partial: bool = False) -> list[Group]:
@@ -234,7 +228,7 @@ def _warmup_differs(group: Group, other: Group) -> list[str]:
     theirs = {(r["arch"], r["depth"]): r["warmup"] for r in other.runs.to_dict("records")}
     return sorted(
         {
-            label_of(r)
+            net_name(r)
             for r in group.runs.to_dict("records")
             if theirs.get((r["arch"], r["depth"]), r["warmup"]) != r["warmup"]
         }
@@ -269,11 +263,11 @@ def reference_note(group: Group, reference: Group) -> str:
     )
 
 
-def diverged_ids(loaded: Loaded | Group) -> set[str]:
-    """Runs whose status says so, or whose loss went non-finite (a lone metrics.csv has no status)."""
-    ids = set(loaded.runs.loc[loaded.runs["status"] == Status.DIVERGED, "run_id"])
-    loss = pd.to_numeric(loaded.metrics["train_loss"], errors="coerce")
-    ids |= set(loaded.metrics.loc[~np.isfinite(loss), "run_id"])
+def diverged_ids(group: Group) -> set[str]:
+    """Runs whose status says so, or whose loss went non-finite (a run missing from runs.csv has no status)."""
+    ids = set(group.runs.loc[group.runs["status"] == Status.DIVERGED, "run_id"])
+    loss = pd.to_numeric(group.metrics["train_loss"], errors="coerce")
+    ids |= set(group.metrics.loc[~np.isfinite(loss), "run_id"])
     return ids
 
 

@@ -421,7 +421,7 @@ def write_all(
     has run."""
     diagnostics = read(results_path) if results_path.is_dir() else {}
     written = []
-    if not diagnostics or not results_path.is_dir() or (results_path / results.METRICS).is_file():
+    if (results_path / results.METRICS).is_file() or not diagnostics:
         ref = analysis.load(reference) if reference is not None else None
         written += write(
             analysis.load(results_path, where=where),

@@ -142,7 +142,7 @@ def added_fields() -> dict[str, Any]:
     return {f.name: f.later for f in RUN_FIELDS if f.later is not UNSET}
 
 
-def net_name(row: Mapping[str, Any]) -> str:
+def net_name(row: Mapping[Any, Any]) -> str:
     """The net's label from a row that names it: a runs.csv row, or a metrics.csv row (whose run
     fields are only those that name the net and its data)."""
     fields = ("arch", "depth", "norm", "activation")
@@ -150,7 +150,7 @@ def net_name(row: Mapping[str, Any]) -> str:
     return NetSpec(arch, int(float(depth)), norm=norm, activation=activation).name
 
 
-def _text(row: Mapping[str, Any], field: str) -> str:
+def _text(row: Mapping[Any, Any], field: str) -> str:
     """A row's text for `field`; where an older resdepth wrote none, what its rows meant by it."""
     text = row.get(field)
     if text is None or (text == "" and field in added_fields()):

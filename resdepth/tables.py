@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from resdepth import analysis
-from resdepth.analysis import Group, final_rows, label_of, per_net
+from resdepth.analysis import Group, final_rows, per_net
 from resdepth.models import RESIDUAL_ARCHS
-from resdepth.runs import PAPER_EPOCHS
+from resdepth.runs import PAPER_EPOCHS, net_name
 
 # He et al. call it degradation when the deeper plain net trains worse. We ask for a plain rise
 # beyond the noise, a ResNet whose rise (if any) stays under a third of the plain net's, and a deep
@@ -244,7 +244,7 @@ def left_out(group: Group) -> list[str]:
             if r["epochs"]
             else f"{r['epochs_done'] or 0} epochs"
         )
-        lines.append(f"{label_of(r)} seed {r['seed']} ({r['run_id']}): {status}, {done}")
+        lines.append(f"{net_name(r)} seed {r['seed']} ({r['run_id']}): {status}, {done}")
     return lines
 
 
