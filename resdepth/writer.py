@@ -81,10 +81,12 @@ class Writer:
         before = results.read_runs(self.out).get(cfg.run_id, {})
         # A run resumed from its checkpoint, by this sweep or a later one, started when its first epoch
         # did, and was trained where its logged epochs were.
-        started = (done and before.get("started_at")) or _now()
-        earlier = {c: before[c] for c in results.MACHINE if done and before.get(c)}
+        resumed = done > 0
+        started = (resumed and before.get("started_at")) or _now()
+        earlier = {c: before[c] for c in results.MACHINE if resumed and before.get(c)}
         self.earlier[cfg.run_id] = earlier
         known: dict[str, object] = {"device": task.device, "threads": task.threads, **earlier}
+        # Under `auto`, the row keeps the precision its epochs were trained in until the node says.
         if cfg.precision == "auto" and before.get("precision", "auto") != "auto":
             known["precision"] = before["precision"]
         base = self.base[cfg.run_id] = {
@@ -106,9 +108,9 @@ class Writer:
 
     def event(self, task: Task, event: News) -> None:
         match event:
-            case Started(precision, node):  # `auto` resolved, and the machine, as the node sees them
+            case Started(precision, provenance):  # `auto` resolved, and the machine, as the node sees them
                 run = task.cfg.run_id
-                attempt = {"device": task.device, "threads": task.threads, **node}
+                attempt = {"device": task.device, "threads": task.threads, **provenance}
                 now: dict[str, object] = {"precision": precision}
                 if self.earlier[run]:  # named once it has trained an epoch
                     self.attempt[run] = attempt
