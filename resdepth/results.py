@@ -389,7 +389,11 @@ def read_metrics_file(path: Path) -> pd.DataFrame:
     numeric = [c for c in METRICS_COLUMNS if c not in TEXT_COLUMNS]
     for c in numeric:
         values = pd.to_numeric(frame[c], errors="coerce")
-        allowed = ["nan"] * (c in MEASURED) + [""] * (c in OPTIONAL)
+        allowed = []
+        if c in MEASURED:
+            allowed.append("nan")
+        if c in OPTIONAL:
+            allowed.append("")
         bad = values.isna() & ~frame[c].isin(allowed)
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
@@ -415,9 +419,10 @@ def _split_rows(out: Path, run_id: str, after: int) -> tuple[list[str], list[lis
         return [], [], []
     kept: list[list[str]] = []
     removed: list[list[str]] = []
-    at = table.header.index("epoch")
+    run, at = table.header.index("run_id"), table.header.index("epoch")
     for r in table.rows:
-        past = r[0] == run_id and not (r[at].isdigit() and int(r[at]) <= after)
+        # The run's rows past `after` go, and so does one of its rows whose epoch is not a number.
+        past = r[run] == run_id and not (r[at].isdigit() and int(r[at]) <= after)
         (removed if past else kept).append(r)
     return table.header, kept, removed
 
@@ -442,10 +447,10 @@ def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
 def restore_rows(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add rows a checkpoint holds and metrics.csv lost (a driver killed between receiving a row and
     writing it, a truncated file): one atomic rewrite."""
-    header, kept, _ = _split_rows(out, "", 0)
-    if header and tuple(header) != METRICS_COLUMNS:
+    table = read_table(inside(out, METRICS))
+    if table.header and tuple(table.header) != METRICS_COLUMNS:
         raise UserError(f"{out / METRICS} has other columns than resdepth writes; nothing was restored")
-    text = _csv_text([list(METRICS_COLUMNS), *kept]) + "".join(_line(METRICS_COLUMNS, r) for r in rows)
+    text = _csv_text([list(METRICS_COLUMNS), *table.rows]) + "".join(_line(METRICS_COLUMNS, r) for r in rows)
     _atomic_write(inside(out, METRICS), text)
 
 
