@@ -2,9 +2,11 @@
 
 A folder can hold many sweeps. Runs are only ever averaged with runs of the same *recipe*: every
 setting that changes a run's numbers (everything its run id hashes) except the seed, and except what
-names the row of a table (arch and depth) or is decided per net (the warm-up under `--warmup auto`).
-`groups` splits a folder into its recipes; a classic net (LeNet-5, VGG-16), whose residual-net model
-options do not apply, joins every recipe it shares the data and the training recipe with.
+names the row of a table (arch and depth) or is decided per net (the warm-up under `--warmup auto`;
+a recipe in which one net ran both with and without warm-up splits in two by it). `groups` splits a
+folder into its recipes; a classic net (LeNet-5, VGG-16), whose residual-net model options do not
+apply, joins every recipe it shares the data and the training recipe with. A run that runs.csv does
+not list has an unknown recipe and status: it is in no recorded recipe's means.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ class Group:
     """The runs of one recipe: the only runs a table, a figure or a verdict may average."""
 
     settings: dict[str, str]  # the recipe's values ("" where the folder does not say)
-    heading: str  # the settings in which it differs from the folder's other recipes ("" if alone)
+    heading: str  # the settings in which it differs from the folder's other recipes ("" if alone),
+    # and "recipe not recorded" for runs that runs.csv does not list
     metrics: pd.DataFrame  # rows of the runs its means include
-    left_out: pd.DataFrame  # runs that did not complete and are not in the means: their runs rows
+    left_out: pd.DataFrame  # runs not known to have completed, not in the means: their runs rows
     runs: pd.DataFrame  # every run of the recipe, in the means or not
 
     @property
@@ -156,9 +159,15 @@ def groups(loaded: Loaded, include_partial: bool = False) -> list[Group]:
         counted = (members["status"] == Status.COMPLETED) | include_partial
         metrics = loaded.metrics[loaded.metrics["run_id"].isin(members.loc[counted, "run_id"])].copy()
         metrics["label"] = _labels(metrics, members, counted)
-        heading = ", ".join(f"{f}={settings[f]}" for f in differ if settings[f] != NOT_APPLICABLE)
-        if differ and (members["status"] == "").all():  # only runs.csv's own rows have a status
-            heading = "recipe not recorded (runs missing from runs.csv)"
+        unrecorded = (members["status"] == "").all()  # only runs.csv's own rows have a status
+        said = [
+            f"{f}={settings[f]}"
+            for f in differ
+            if settings[f] != NOT_APPLICABLE and (settings[f] or not unrecorded)
+        ]
+        if differ and unrecorded:
+            said.append("recipe not recorded (runs missing from runs.csv)")
+        heading = ", ".join(said)
         out.append(Group(settings, heading, metrics, members[~counted], members))
     return [g for g in out if not g.metrics.empty or not g.left_out.empty]
 
@@ -187,9 +196,16 @@ def _by_warmup(
     out: dict[tuple[str, ...], list[int]] = {}
     for key, rows in keys.items():
         members = runs.loc[rows]
-        both = bool(members.groupby(["arch", "depth"])["warmup"].nunique().gt(1).any())
+        split = bool(members.groupby(["arch", "depth"])["warmup"].nunique().gt(1).any())
         for i in rows:
-            out.setdefault((*key, str(runs.at[i, "warmup"]) if both else NOT_APPLICABLE), []).append(i)
+            if not split:
+                halves = [NOT_APPLICABLE]
+            elif runs.at[i, "arch"] in CLASSIC_DEPTHS:  # never warmed up: it joins both halves
+                halves = ["True", "False"]
+            else:
+                halves = [str(runs.at[i, "warmup"])]
+            for half in halves:
+                out.setdefault((*key, half), []).append(i)
     return out
 
 

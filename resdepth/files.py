@@ -90,10 +90,13 @@ def remove_temporaries(folder: Path) -> list[Path]:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process `pid` runs on this machine (another user's counts)."""
+    """Whether a process `pid` runs on this machine (another user's counts); a number no process can
+    have (0, or past the system's range, as a file name from anywhere may say) is not one."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         pass

@@ -376,11 +376,6 @@ def write(
     if metric not in METRICS:
         raise UserError(f"--metric must be train or test, got {metric!r}")
     recipes = groups(loaded, include_partial)
-    if all(g.metrics.empty for g in recipes):
-        raise UserError(
-            f"nothing to draw: none of the {len(loaded.runs)} runs in {loaded.folder} is known to have "
-            "completed (resdepth report lists them); --include-partial draws them"
-        )
     written = []
     if compare_recipes:
         written.append(
@@ -423,8 +418,9 @@ def write_all(
     written = []
     if (results_path / results.METRICS).is_file() or not diagnostics:
         ref = analysis.load(reference) if reference is not None else None
+        loaded = analysis.load(results_path, where=where)
         written += write(
-            analysis.load(results_path, where=where),
+            loaded,
             out,
             x,
             paper,
@@ -433,4 +429,9 @@ def write_all(
             ref,
             compare_recipes=compare_recipes,
         )
+        if not written and not diagnostics:
+            raise UserError(
+                f"nothing to draw: none of the {len(loaded.runs)} runs in {loaded.folder} is known to have "
+                "completed (resdepth report lists them); --include-partial draws them"
+            )
     return written + write_figures(results_path, diagnostics, out)

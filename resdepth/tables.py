@@ -35,12 +35,12 @@ class Recipe:
     """One recipe of a results folder, as `resdepth report` shows it."""
 
     group: Group  # its runs and rows (`group.heading`: how it differs from the folder's others)
-    nets: pd.DataFrame | None  # one row per net (None: no completed run yet)
+    nets: pd.DataFrame | None  # one row per net (None: no run known to have completed)
     reference: str = ""  # how the reference's runs differ from these ("": the same recipe, or none)
 
     @property
     def verdict(self) -> str:
-        return verdict(self.nets) if self.nets is not None else "no completed run yet"
+        return verdict(self.nets) if self.nets is not None else "no run known to have completed"
 
 
 def report(

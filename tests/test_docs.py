@@ -45,3 +45,14 @@ def test_every_local_link_resolves(page: str) -> None:
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", path.read_text()):
         if not target.startswith(("http://", "https://")):
             assert (path.parent / target).exists(), f"{page} links {target}, which is not shipped"
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    # docs/guarantees.md says which test holds each promise: a renamed test must not leave it unheld.
+    defined = {
+        m for p in (ROOT / "tests").glob("test_*.py") for m in re.findall(r"def (test_\w+)", p.read_text())
+    }
+    for page in (ROOT / "docs").glob("*.md"):
+        columns = {*results.METRICS_COLUMNS, *results.RUNS_COLUMNS}  # test_error and the like
+        named = set(re.findall(r"`(test_\w+)`", page.read_text())) - columns
+        assert named <= defined, f"docs/{page.name} names {sorted(named - defined)}, which no test defines"

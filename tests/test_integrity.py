@@ -367,7 +367,11 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep_and_live_one
     cli, tmp_path: Path
 ) -> None:
     out = tmp_path / "r"
-    left = [out / ".metrics.csv.999999.tmp", out / results.CHECKPOINTS / ".abc.pt.999999.tmp"]
+    # pids no process has: past any pid_max (2**22), and past what a pid can be
+    left = [
+        out / ".metrics.csv.2147483647.tmp",
+        out / results.CHECKPOINTS / ".abc.pt.99999999999999999999.tmp",
+    ]
     left[1].parent.mkdir(parents=True)
     for p in left:
         p.write_text("half")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 import warnings
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from resdepth import analysis, plot, results, tables
 from resdepth.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # (arch, depth, final train error per seed): plain degrades with depth, ResNet improves.
 KNOWN = {("plain", 20): [10.0, 12.0], ("plain", 56): [20.0, 22.0], ("resnet", 20): [9.0, 11.0],
@@ -270,7 +273,7 @@ def test_a_mixed_folder_gives_one_table_per_recipe_and_an_unflipped_verdict(cli,
     r = cli("report", str(tmp_path))
     assert r.code == 0, r.err
     assert "final errors (mean ± std over seeds): dataset=cifar10" in r.out
-    assert "dataset=cifar100: no completed run yet" in r.out
+    assert "dataset=cifar100: no run known to have completed" in r.out
     assert "9.00 ± 1.00" in r.out  # three seeds show their spread
     assert "left out: ResNet-56 seed 0 (resnet56s0datasetcifar100): interrupted, 1 of 3 epochs" in r.out
     assert "42.5" not in r.out
@@ -341,10 +344,11 @@ def test_a_net_run_with_and_without_warm_up_is_never_one_net(cli, tmp_path: Path
     # Two sweeps into one folder, --warmup always and --warmup none: two recipes, each net once in each.
     write_results(tmp_path / "mine", THREE, recipe={"warmup": True})
     write_results(tmp_path / "mine", {k: [v[0] + 5.0] for k, v in THREE.items()}, recipe={"warmup": False})
+    write_results(tmp_path / "mine", {("vgg16", 16): [30.0]}, recipe={"warmup": False})  # never warmed up
     warm, cold = analysis.groups(analysis.load(tmp_path / "mine"))
     assert (warm.heading, cold.heading) == ("warmup=True", "warmup=False")
-    assert tables.table(warm)["seeds"].tolist() == [3, 3, 3, 3]
-    assert tables.table(cold)["final_train_error_mean"].tolist() == [15.0, 25.0, 14.0, 13.0]
+    assert tables.table(warm)["seeds"].tolist() == [3, 3, 3, 3, 1]  # the classic net joins both
+    assert tables.table(cold)["final_train_error_mean"].tolist() == [15.0, 25.0, 14.0, 13.0, 30.0]
     # A reference warmed up where these runs were not is another recipe: refused, naming the nets.
     write_results(tmp_path / "ref", THREE, recipe={"warmup": True})
     refused = cli("report", str(tmp_path / "mine"), "--reference", str(tmp_path / "ref"))
@@ -364,10 +368,26 @@ def test_runs_missing_from_runs_csv_have_an_unknown_recipe_and_status(cli, tmp_p
     nets = tables.table(only(tmp_path, include_partial=True)).set_index("label")
     assert nets.loc["plain-56 *", "final_train_error_mean"] == pytest.approx(21.0)
     # Beside recorded runs they are a recipe of their own, never in the recorded runs' means.
-    write_results(tmp_path, {("plain", 20): [30.0]}, recipe={"epochs": 3})
+    net = {"family": "cifar", "width": 16, "shortcut": "A", "norm": "bn", "activation": "relu"}
+    write_results(tmp_path, {("plain", 20): [30.0]}, recipe={**net, "dataset": "cifar10", "epochs": 3})
     recorded, unknown = analysis.groups(analysis.load(tmp_path), include_partial=True)
     assert unknown.heading == "recipe not recorded (runs missing from runs.csv)"
     assert tables.table(recorded)["final_train_error_mean"].tolist() == [30.0]
+    # Unrecorded runs of two datasets: two recipes, told apart by what metrics.csv says.
+    write_results(tmp_path / "two", KNOWN)
+    write_results(tmp_path / "two", {("plain", 20): [50.0]}, recipe={"dataset": "cifar100"})
+    (tmp_path / "two" / results.RUNS).unlink()
+    headings = [g.heading for g in analysis.groups(analysis.load(tmp_path / "two"), include_partial=True)]
+    assert headings == [
+        f"dataset={d}, recipe not recorded (runs missing from runs.csv)" for d in ("cifar10", "cifar100")
+    ]
+    # A folder whose runs are left out still draws its diagnostics, and says nothing is left to draw.
+    (tmp_path / "two" / "diagnostics").mkdir()
+    shutil.copy(
+        ROOT / "results" / "reference" / "start" / "diagnostics" / "start.csv",
+        tmp_path / "two" / "diagnostics",
+    )
+    assert [p.name for p in plot.write_all(tmp_path / "two", tmp_path / "figs")] == ["start.png"]
 
 
 # --- the course's picture, and reference results -------------------------------------------------
