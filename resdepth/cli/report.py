@@ -121,7 +121,9 @@ def _print_recipe(recipe: Recipe) -> None:
     g, nets, note = recipe.group, recipe.nets, recipe.reference
     title = "final errors (mean ± std over seeds)" + (f": {g.heading}" if g.heading else "")
     if nets is None:
-        console.print(f"{title}: no run known to have completed (--include-partial shows the others)", highlight=False)
+        console.print(
+            f"{title}: no run known to have completed (--include-partial shows the others)", highlight=False
+        )
     else:
         header, body = reporting.rows(nets)
         table = Table(title=title, title_justify="left")
