@@ -276,7 +276,13 @@ def kill_when(args: list[str], out: Path, ready: Callable[[], bool], timeout: fl
 
 
 def rows_at_least(out: Path, n: int) -> Callable[[], bool]:
-    return lambda: (out / "metrics.csv").is_file() and len(results.read_metrics(out)) >= n
+    """True once metrics.csv has `n` rows and some run has a checkpoint to resume from: a run sends
+    its epoch's row before it saves that epoch's checkpoint, so under --jobs 2 the first two rows
+    can be both runs' epoch 1 with nothing yet to resume (a kill then leaves no partial run)."""
+    has_checkpoint = checkpoint_at(out, 1)
+    return lambda: (
+        (out / "metrics.csv").is_file() and len(results.read_metrics(out)) >= n and has_checkpoint()
+    )
 
 
 def checkpoint_at(out: Path, epoch: int) -> Callable[[], bool]:
