@@ -394,9 +394,19 @@ def test_a_resumed_vgg16_drops_the_units_an_uninterrupted_one_drops(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_finished_epochs_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "jobs", "code"),
+    [
+        # Ctrl-C, the run trained in the sweep's process; a batch system's time limit, in a worker
+        (signal.SIGINT, [], 130),
+        (signal.SIGTERM, ["--jobs", "2", "--threads", "1"], 143),
+    ],
+)
+def test_ctrl_c_or_sigterm_keeps_finished_epochs_and_marks_the_run_interrupted(
+    tmp_path: Path, stop: signal.Signals, jobs: list[str], code: int
+) -> None:
     out = tmp_path / "r"
-    args = [*TINY, "--arch", "resnet", "--epochs", "30", "--out", str(out)]
+    args = [*TINY, "--arch", "resnet", "--epochs", "30", *jobs, "--out", str(out)]
     # A shell's background job starts with SIGINT ignored, and so would the sweep: give it the default.
     proc = subprocess.Popen(
         [sys.executable, "-m", "resdepth", "sweep", *args],
@@ -407,9 +417,9 @@ def test_ctrl_c_keeps_finished_epochs_and_exits_130(tmp_path: Path) -> None:
     while time.time() < deadline and not (out / "checkpoints").is_dir():
         time.sleep(0.05)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert "run the same command again to resume" in err
     assert "Traceback" not in err
     runs = pd.read_csv(out / "runs.csv")

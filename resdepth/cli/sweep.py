@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,6 +18,16 @@ if TYPE_CHECKING:
     from resdepth.planner import Plan
 
 LONG = 3600  # seconds: a sweep estimated longer than this gets a hint how to shorten it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, `kill`, a service stopping), taken as Ctrl-C is: the
+    runs in training are marked interrupted and the exit code is 143. Without it the process died
+    on the spot and runs.csv said `running` until the next sweep repaired it."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 @app.command(
@@ -55,14 +67,17 @@ def sweep(
             return
         _print_other_precision(plan)
         _print_start(plan)
+        before = signal.signal(signal.SIGTERM, _terminate)
         try:
             outcomes = planner.run_shown(plan, console)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             err.print(
                 "interrupted: finished epochs are saved; run the same command again to resume",
                 highlight=False,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
+        finally:
+            signal.signal(signal.SIGTERM, before)
     for o in outcomes:
         if o.status in (Status.FAILED, Status.DIVERGED):
             err.print(
