@@ -1,12 +1,12 @@
-"""The one exception type the CLI turns into a single line and an exit code.
+"""The exception types the CLI turns into a single line and an exit code.
 
-Anything raised as `UserError` is a mistake the user can fix (bad option, missing file); every other
-exception is a bug in resdepth and keeps its traceback.
+Anything raised as `UserError` or `InvalidNet` is a mistake the user can fix (bad option, missing file,
+a net that cannot be built); every other exception is a bug in resdepth and keeps its traceback.
 """
 
 
 class InvalidNet(ValueError):
-    """A net that cannot be built (an unknown arch, a depth that is not 6n+2, more memory than allowed).
+    """A net that cannot be built (an unknown arch, a depth its family cannot build, more memory than allowed).
     The models raise it as a plain ValueError, needing nothing of the CLI; the CLI reports it as one
     line, like a UserError."""
 

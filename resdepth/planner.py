@@ -1,6 +1,7 @@
 """A sweep's plan: expand the grid, find what is done, estimate the rest, and hand it to an executor.
 
-`prepare` plans (nothing trains, nothing is written on a dry run); `run` trains what the plan left to
+`prepare` plans (nothing trains; a dry run writes nothing in the results folder, though it fetches
+the data as a sweep would unless `--offline`); `run` trains what the plan left to
 do, its events written by `writer.Writer`, the single writer of a results folder.
 """
 

@@ -1,4 +1,5 @@
-"""`resdepth sweep`: its options are `SweepConfig`'s fields; the work is `resdepth.sweep`."""
+"""`resdepth sweep`: its options are `SweepConfig`'s fields; the work is `planner.prepare` (the plan) and
+`planner.run_shown` (training it, shown as it goes)."""
 
 from __future__ import annotations
 
