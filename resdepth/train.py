@@ -213,12 +213,16 @@ def train_group(
     diverged: dict[str, str] = {}
     for together in groups.values():
         while together:
-            left = _train_together(together, device, engine)  # empty once every run is done
+            # Empty: every run reached its last epoch, and all end. Else only the runs that diverged
+            # end, and the others go on from the next epoch.
+            diverged_now = _train_together(together, device, engine)
             for r in together:
-                if r.member.on_end is not None and (not left or r.member.cfg.run_id in left):
-                    r.member.on_end(left.get(r.member.cfg.run_id, ""))
-            diverged |= left
-            together = [r for r in together if r.member.cfg.run_id not in left] if left else []
+                if r.member.on_end is not None and (not diverged_now or r.member.cfg.run_id in diverged_now):
+                    r.member.on_end(diverged_now.get(r.member.cfg.run_id, ""))
+            diverged |= diverged_now
+            together = (
+                [r for r in together if r.member.cfg.run_id not in diverged_now] if diverged_now else []
+            )
     return diverged
 
 
