@@ -24,13 +24,14 @@ if TYPE_CHECKING:
 
 START = "start"  # trains fresh nets; every other measurement only looks at a net
 START_ITERATIONS = 300  # `--what start`: how far each fresh net trains, by default
-# Every row starts with the net it measured; `state` is `init` or `epoch N`.
-NET_COLUMNS = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
+# Every row starts with the net it measured and its state (`init` or `epoch N`); not metrics.csv's
+# results.NET_COLUMNS, which name a run's net and data.
+NET_STATE_COLUMNS = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
 
 
 @dataclass(frozen=True)
 class Measurement:
-    columns: tuple[str, ...]  # of its CSV, after NET_COLUMNS
+    columns: tuple[str, ...]  # of its CSV, after NET_STATE_COLUMNS
     measure: Callable[[Net, Inputs], Rows] | None  # on one net (None: the start, which trains)
     summary: Callable[[pd.DataFrame], pd.DataFrame]  # one line per net and state
     figure: Callable[[pd.DataFrame], Figure]
@@ -85,7 +86,7 @@ LOOKS = tuple(name for name, m in REGISTRY.items() if m.measure is not None)  # 
 
 
 def columns(name: str) -> tuple[str, ...]:
-    return (*NET_COLUMNS, *REGISTRY[name].columns)
+    return (*NET_STATE_COLUMNS, *REGISTRY[name].columns)
 
 
 def measured(name: str) -> Callable[[Net, Inputs], Rows]:
