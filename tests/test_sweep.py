@@ -413,10 +413,9 @@ def test_ctrl_c_or_sigterm_keeps_finished_epochs_and_marks_the_run_interrupted(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "checkpoints").is_dir():
+    deadline, saved = time.time() + 120, checkpoint_at(out, 1)
+    while time.time() < deadline and not saved():
         time.sleep(0.05)
-    time.sleep(1.0)
     proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code
