@@ -20,6 +20,7 @@ import pandas as pd
 from resdepth import analysis
 from resdepth.analysis import Group, final_rows, per_net
 from resdepth.models import RESIDUAL_ARCHS
+from resdepth.progress import duration
 from resdepth.runs import PAPER_EPOCHS, net_name
 
 # He et al. call it degradation when the deeper plain net trains worse. We ask for a plain rise
@@ -217,8 +218,8 @@ def rows(nets: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             for c in ("final_test_error", "best_test_error", "final_train_error")
         ]
         params = f"{int(float(n['params'])):,}" if str(n["params"]).strip() not in ("", "nan") else ""
-        wall = f"{n['wall_seconds_mean']:.0f} s"
-        row = [str(n["label"]), str(seeds), str(int(n["epochs"])), *errors, params, wall]
+        row = [str(n["label"]), str(seeds), str(int(n["epochs"])), *errors, params]
+        row.append(duration(n["wall_seconds_mean"]))
         if compared:
             row += _vs_reference(n)
         body.append(row)

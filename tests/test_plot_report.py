@@ -111,6 +111,8 @@ def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Group) -> None
     lines = text.splitlines()
     assert lines[0].startswith("| net | seeds |") and lines[1].startswith("|---|")
     assert "| plain-56 | 2 | 3 | 26.00 ± 1.41 |" in text
+    nets = tables.table(known).assign(wall_seconds_mean=57_400.0)  # a paper-recipe net on a CPU
+    assert {row[-1] for row in tables.rows(nets)[1]} == {"15 h 56 min"}
     assert lines[-3].startswith("degradation reproduced")
     assert lines[-1] == "per seed (0, 1), 20 -> 56 layers: plain +10.0, +10.0; ResNet -3.0, -3.0 points"
 
