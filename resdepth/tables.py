@@ -218,8 +218,8 @@ def rows(nets: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             for c in ("final_test_error", "best_test_error", "final_train_error")
         ]
         params = f"{int(float(n['params'])):,}" if str(n["params"]).strip() not in ("", "nan") else ""
-        row = [str(n["label"]), str(seeds), str(int(n["epochs"])), *errors, params]
-        row.append(duration(n["wall_seconds_mean"]))
+        wall = duration(n["wall_seconds_mean"])
+        row = [str(n["label"]), str(seeds), str(int(n["epochs"])), *errors, params, wall]
         if compared:
             row += _vs_reference(n)
         body.append(row)
