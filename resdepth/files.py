@@ -90,8 +90,9 @@ def remove_temporaries(folder: Path) -> list[Path]:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process `pid` runs on this machine (another user's counts); a number no process can
-    have (0, or past the system's range, as a file name from anywhere may say) is not one."""
+    """Whether a process `pid` runs on this machine (another user's counts) and can still write; a
+    number no process can have (0, or past the system's range, as a file name from anywhere may say)
+    is not one, and neither is a process that a SIGKILL ended (`_ending`)."""
     if pid <= 0:
         return False
     try:
@@ -100,7 +101,29 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         pass
-    return True
+    return not _ending(pid)
+
+
+_PF_EXITING = 0x4  # the kernel's flag on a process that is tearing itself down
+_SIGKILL_BIT = 1 << (9 - 1)  # SIGKILL in /proc's pending-signal masks
+
+
+def _ending(pid: int) -> bool:
+    """Linux: whether `pid` runs no more code of its own: a zombie, a process exiting, or one with a
+    SIGKILL pending (a --jobs worker whose driver was killed gets one, and may sit in an fsync until
+    it acts). A zombie can stay for seconds where init reaps late, as in containers, and kill(pid, 0)
+    succeeds on it: without this, a rerun right after a kill kept the dead worker's temporary file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # not Linux, or it ended meanwhile (then kill(pid, 0) answers next time)
+        return False
+    fields = stat.rsplit(")", 1)[1].split()  # after the name, which may hold spaces and ")"
+    state, flags = fields[0], int(fields[6])
+    pending = [
+        int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))
+    ]
+    return state in ("Z", "X") or bool(flags & _PF_EXITING) or any(m & _SIGKILL_BIT for m in pending)
 
 
 def sync_folder(folder: Path) -> None:

@@ -367,10 +367,13 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep_and_live_one
     cli, tmp_path: Path
 ) -> None:
     out = tmp_path / "r"
-    # pids no process has: past any pid_max (2**22), and past what a pid can be
-    left = [
+    zombie = subprocess.Popen(["true"])  # ended but not reaped: kill(pid, 0) still finds it
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    left = [  # pids no process has (past any pid_max, 2**22, and past what a pid can be), and a zombie's
         out / ".metrics.csv.2147483647.tmp",
         out / results.CHECKPOINTS / ".abc.pt.99999999999999999999.tmp",
+        out / results.CHECKPOINTS / f".def.pt.{zombie.pid}.tmp",  # a killed --jobs worker's, seconds after
     ]
     left[1].parent.mkdir(parents=True)
     for p in left:
@@ -381,6 +384,7 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep_and_live_one
     live.write_text("half drawn")
     assert cli("sweep", *ARGS, "--seeds", "0", "--epochs", "1", "--out", str(out)).code == 0
     assert not any(p.exists() for p in left) and keep.exists() and live.read_text() == "half drawn"
+    zombie.wait()
 
 
 # --- a mistake is one line, decided the same on every host ----------------------------------------
