@@ -116,10 +116,11 @@ def verdict(nets: pd.DataFrame) -> str:
         for arch in RESIDUAL_ARCHS
     }
     if any(s.empty for s in series.values()):
-        return "not reproduced: the sweep needs both plain and resnet runs"
+        return "no verdict: the sweep needs both plain and resnet runs"
     depths = shared_depths(nets)
-    if len(depths) < 2:
-        return "not reproduced: plain and resnet share fewer than two depths"
+    if len(depths) < 2:  # a question the sweep did not ask, not a failure to reproduce
+        shared = f" ({depths[0]})" if depths else ""
+        return f"no verdict: degradation is a change with depth, and plain and resnet share fewer than two depths{shared}"
     shallow, deep = depths[0], depths[-1]
     compared = pd.concat([series[a].loc[[shallow, deep]] for a in RESIDUAL_ARCHS])
     limit, seeds = threshold(compared)

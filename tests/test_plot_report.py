@@ -94,7 +94,7 @@ def test_verdict_when_the_deeper_resnet_lags_a_little(tmp_path: Path) -> None:
     )
 
 
-def test_verdict_says_not_reproduced_and_why(tmp_path: Path) -> None:
+def test_verdict_says_not_reproduced_and_why_or_that_it_cannot_tell(tmp_path: Path) -> None:
     write_results(tmp_path, {("plain", 20): [10.0], ("plain", 56): [10.5], ("resnet", 20): [9.0],
                              ("resnet", 56): [8.0]})  # fmt: skip
     text = tables.verdict(tables.table(only(tmp_path)))
@@ -103,7 +103,16 @@ def test_verdict_says_not_reproduced_and_why(tmp_path: Path) -> None:
     single = tmp_path / "single"
     single.mkdir()
     write_results(single, {("plain", 20): [10.0], ("resnet", 20): [9.0]})
-    assert "fewer than two depths" in tables.verdict(tables.table(only(single)))
+    assert tables.verdict(tables.table(only(single))) == (
+        "no verdict: degradation is a change with depth, and plain and resnet share fewer than two depths (20)"
+    )
+    resnet_only = tmp_path / "resnet-only"
+    resnet_only.mkdir()
+    write_results(resnet_only, {("resnet", 20): [9.0], ("resnet", 56): [8.0]})
+    assert (
+        tables.verdict(tables.table(only(resnet_only)))
+        == "no verdict: the sweep needs both plain and resnet runs"
+    )
 
 
 def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Group) -> None:
