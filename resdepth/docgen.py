@@ -81,8 +81,13 @@ to or atomically replaces:
   configuration and how it ended. Their columns, in order, are below. A classic net's residual-net
   options read `-` (width 0). Folders written by an earlier resdepth are upgraded in place, a column
   it did not write taking what its rows meant.
-- `{results.CHECKPOINTS}/<run_id>.pt`, after every epoch: model, optimizer, epoch, iteration, warm-up
-  state, precision and every row the run reported (`torch.load(..., weights_only=True)`).
+- `{results.CHECKPOINTS}/<run_id>.pt`, an unfinished run's, after every epoch: model, optimizer, epoch,
+  iteration, warm-up state, precision and every row the run reported (`torch.load(...,
+  weights_only=True)`). It is all a run needs to go on, on any machine: commit it beside the CSVs and
+  the same sweep command resumes the run from a fresh clone.
+- `{results.WEIGHTS}/<run_id>.pt`, a completed run's: its final weights (`model`, a state dict in
+  fp32, with `run_id`, `epoch` and `iteration`), what `resdepth diagnose` reloads. The run's
+  checkpoint goes when they are written: its optimizer state would only train on.
 - `{results.SWEEP_TOML}`, the last sweep's resolved configuration; `{results.SWEEPS}/<UTC time>.toml`, every
   sweep's.
 - `{results.DISCARDED}/`: what `--restart` replaced, and the bytes of a torn last line.

@@ -7,6 +7,7 @@ do, its events written by `writer.Writer`, the single writer of a results folder
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from rich.console import Console
 from resdepth import results
 from resdepth.benchmarks.bench import auto_pack
 from resdepth.benchmarks.estimate import estimate_seconds
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, recover
+from resdepth.checkpoints import DamagedCheckpoint, keep_final_weights, load_checkpoint, recover
 from resdepth.config import SweepConfig
 from resdepth.data.store import Dataset, load, resolve_root
 from resdepth.device import pick_device, resolve_precision
@@ -30,7 +31,7 @@ from resdepth.executors import (
     Task,
     make_executor,
 )
-from resdepth.files import inside, remove_temporaries
+from resdepth.files import remove_temporaries
 from resdepth.lock import FolderLock
 from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model
 from resdepth.models.summary import check_memory, count_params
@@ -95,7 +96,24 @@ class Sweep:
         return self._splits[key]
 
     def checkpoint(self, cfg: RunConfig) -> Path:
-        return inside(self.out, results.CHECKPOINTS, f"{cfg.run_id}.pt")
+        return results.run_file(self.out, results.CHECKPOINTS, cfg.run_id)
+
+    def weights(self, cfg: RunConfig) -> Path:
+        return results.run_file(self.out, results.WEIGHTS, cfg.run_id)
+
+    def keep_final_weights(self) -> list[str]:
+        """Completed runs whose checkpoint a killed sweep left behind (or a sweep from before final
+        weights were kept): their weights kept, their checkpoints gone. Only under the folder's lock.
+        Returns their run ids; a damaged checkpoint is left where it is, for diagnose to name."""
+        rows = results.read_runs(self.out)
+        kept = []
+        for cfg in self.runs:
+            if rows.get(cfg.run_id, {}).get("status") != Status.COMPLETED:
+                continue
+            with contextlib.suppress(DamagedCheckpoint):
+                if keep_final_weights(self.checkpoint(cfg), self.weights(cfg), cfg.run_id):
+                    kept.append(cfg.run_id)
+        return kept
 
     def recover(self) -> None:
         """Finish (or undo) the group saves of packed runs that a kill cut short: only under the
@@ -166,8 +184,10 @@ class Sweep:
     def restart(self, p: PlannedRun) -> PlannedRun:
         """Train `p` again from scratch: its rows and checkpoint move to discarded/, and runs.csv
         stops calling it done."""
-        if p.logged or self.checkpoint(p.cfg).is_file():
-            results.discard_run(self.out, p.cfg.run_id, self.checkpoint(p.cfg))
+        if p.logged or any(
+            f.exists() or f.is_symlink() for f in (self.checkpoint(p.cfg), self.weights(p.cfg))
+        ):
+            results.discard_run(self.out, p.cfg.run_id, (self.checkpoint(p.cfg), self.weights(p.cfg)))
         row = results.read_runs(self.out).get(p.cfg.run_id)
         if row is not None:
             results.write_run(
@@ -269,6 +289,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
                 results.restore_rows(out, lost)
                 restored = {p.cfg.run_id: len(p.lost) for p in planned if p.lost}
             repaired = results.repair_stale(out)
+            sweep.keep_final_weights()
             if restored or repaired:
                 planned = sweep.plan()
         planned = _restarted(sweep, planned, restart, dry_run)

@@ -155,7 +155,8 @@ DISCARDED = "discarded"  # rows (and checkpoints) of runs restarted from scratch
 SWEEPS = "sweeps"  # the resolved configuration of every sweep that wrote here, by start time (UTC)
 SWEEP_TOML = "sweep.toml"  # the last sweep's configuration
 NONCE = ".resdepth.nonce"  # a token of the sweep writing here: a worker that cannot read it cannot see --out
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = "checkpoints"  # what an unfinished run needs to go on: weights, optimizer, schedule, rows
+WEIGHTS = "weights"  # a completed run's final weights alone (its checkpoint goes: it would only train on)
 FIGURES = "figures"
 TENSORBOARD = "tensorboard"  # event files of `sweep --tensorboard` and `export tensorboard`
 # What a sweep checks before it writes (`check_folder`): none of them may be a symbolic link. The
@@ -166,6 +167,7 @@ MANAGED = (
     SWEEP_TOML,
     SWEEPS,
     CHECKPOINTS,
+    WEIGHTS,
     DISCARDED,
     FIGURES,
     DIAGNOSTICS,
@@ -461,16 +463,24 @@ def _keep(out: Path, name: str, rows: list[list[str]]) -> Path:
     return path
 
 
-def discard_run(out: Path, run_id: str, checkpoint: Path) -> None:
-    """Move every row of `run_id` (and its checkpoint, if any) into `discarded/`, so that it trains
-    again from scratch while nothing it logged is lost. The copy is written before the rows leave
-    metrics.csv: a kill in between leaves them in both places, never in neither."""
+def discard_run(out: Path, run_id: str, files: Iterable[Path]) -> None:
+    """Move every row of `run_id` (and whatever stands at its checkpoint's and weights' paths: a
+    file, or a folder someone put there) into `discarded/`, so that it trains again from scratch
+    while nothing it logged is lost. The copy is written before the rows leave metrics.csv: a kill
+    in between leaves them in both places, never in neither."""
     header, kept, removed = _split_rows(out, run_id, 0)
     if removed:
         _keep(out, f"{run_id}.csv", [header, *removed])
         _atomic_write(inside(out, METRICS), _csv_text([header, *kept]))
-    if checkpoint.is_file():
-        os.replace(checkpoint, inside(out, DISCARDED, f"{_stamp()}-{run_id}{checkpoint.suffix}", mkdir=True))
+    for path in files:
+        if path.exists() or path.is_symlink():
+            kind = ".weights" if path.parent.name == WEIGHTS else ""  # both are RUN.pt in their folders
+            os.replace(path, inside(out, DISCARDED, f"{_stamp()}-{run_id}{kind}.pt", mkdir=True))
+
+
+def run_file(out: Path, folder: str, run_id: str) -> Path:
+    """Run `run_id`'s file in `folder` (`CHECKPOINTS` or `WEIGHTS`), refused where a link stands."""
+    return inside(out, folder, f"{run_id}.pt")
 
 
 def save_config(out: Path, toml: str) -> Path:

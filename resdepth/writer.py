@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import resdepth
 from resdepth import faults, results
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, recover
+from resdepth.checkpoints import DamagedCheckpoint, keep_final_weights, load_checkpoint, recover
 from resdepth.errors import UserError
 from resdepth.events import LiveBoard
 from resdepth.executors import MAX_ATTEMPTS, EpochDone, News, Outcome, Progress, Started, Task
@@ -140,6 +140,10 @@ class Writer:
             self.out,
             {**self.base[cfg.run_id], **summary, "status": status, "ended_at": _now(), "error": error},
         )
+        if status == Status.COMPLETED:  # recorded first: a kill before this is caught up by the next sweep
+            self._check()
+            weights = results.run_file(self.out, results.WEIGHTS, cfg.run_id)
+            keep_final_weights(Path(task.checkpoint), weights, cfg.run_id)
         self.display.end_run(cfg, status)
         self.outcomes.append(Outcome(cfg, status, error))
 

@@ -243,7 +243,7 @@ def test_diagnose_refuses_folders_without_runs_or_checkpoints(cli, tmp_path: Pat
     assert r.code == 2 and "has no runs.csv" in r.err
     results.write_run(tmp_path, {"run_id": "abc", "arch": "resnet", "depth": 8, "dataset": "synthetic"})
     r = cli("diagnose", str(tmp_path))
-    assert r.code == 2 and "has no checkpoint of a plain or resnet run" in r.err
+    assert r.code == 2 and "has no weights or checkpoint of a plain or resnet run" in r.err
     r = cli("diagnose", str(tmp_path), "--arch", "plain")
     assert r.code == 2 and "not both" in r.err
 

@@ -263,5 +263,5 @@ def test_ray_resolves_precision_auto_on_the_node_and_records_it(tmp_path: Path) 
     (row,) = results.read_runs(out).values()
     assert row["precision"] == resolve_precision("auto", torch.device("cpu"))  # what the node ran
     assert row["host"] == socket.gethostname() and row["torch_version"] == torch.__version__  # its word
-    (ckpt,) = (out / "checkpoints").glob("*.pt")
-    assert torch.load(ckpt, weights_only=True)["precision"] == row["precision"]
+    (weights,) = (out / "weights").glob("*.pt")
+    assert torch.load(weights, weights_only=True)["precision"] == row["precision"]

@@ -16,6 +16,7 @@ from torch import nn
 
 import resdepth
 import resdepth.train
+import resdepth.writer
 from resdepth import planner, results
 from resdepth.config import SweepConfig
 from resdepth.data.augment import Normalizer
@@ -116,6 +117,8 @@ def test_a_packed_sweep_writes_the_rows_ids_and_checkpoints_of_an_unpacked_one(
     # A warm-up that ends on synthetic data, at another iteration for each seed (16, 18 and 21, in
     # the 48): the runs of a group then step at different learning rates.
     monkeypatch.setattr(resdepth.train, "WARMUP_ERROR", 86.0)
+    # Their last checkpoints are compared below: kept, not turned into final weights.
+    monkeypatch.setattr(resdepth.writer, "keep_final_weights", lambda *_: False)
     apart, together = tmp_path / "apart", tmp_path / "together"
     assert {o.status for o in resdepth.sweep(None, out=str(apart), **TINY)} == {Status.COMPLETED}
     outcomes = resdepth.sweep(None, out=str(together), pack="3", **TINY)
@@ -269,7 +272,8 @@ def test_a_group_killed_between_renaming_its_checkpoints_resumes_to_its_uninterr
     epochs = sorted(torch.load(p, weights_only=True)["epoch"] for p in (killed / "checkpoints").glob("*.pt"))
     assert epochs == [1, 1, 2]
     assert sweep(killed).returncode == 0
-    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == sorted(
-        p.name for p in (clean / "checkpoints").iterdir()
-    )  # no marker and no waiting checkpoint left
+    for folder in ("checkpoints", "weights"):  # no marker and no waiting checkpoint left
+        assert sorted(p.name for p in (killed / folder).iterdir()) == sorted(
+            p.name for p in (clean / folder).iterdir()
+        )
     pd.testing.assert_frame_equal(rows(clean)[NUMBERS], rows(killed)[NUMBERS], check_exact=True)

@@ -161,10 +161,13 @@ def test_sweep_writes_documented_csvs_and_skips_done_runs(cli, tmp_path: Path) -
     assert list(runs.columns) == list(results.RUNS_COLUMNS)
     assert set(runs["status"]) == {"completed"} and set(runs["epochs_done"]) == {2}
     assert (out / "sweep.toml").is_file()
-    assert len(list((out / "checkpoints").glob("*.pt"))) == 4
-    for ckpt in (out / "checkpoints").glob("*.pt"):
-        state = torch.load(ckpt, weights_only=True)
-        assert state["epoch"] == 2 and {"model", "optimizer", "iteration"} <= set(state)
+    # A completed run keeps its final weights alone; its checkpoint (optimizer state) is gone.
+    assert not list((out / "checkpoints").glob("*.pt"))
+    assert {p.stem for p in (out / "weights").glob("*.pt")} == set(runs["run_id"])
+    for path in (out / "weights").glob("*.pt"):
+        state = torch.load(path, weights_only=True)
+        assert set(state) == {"run_id", "epoch", "iteration", "model", "precision"}
+        assert (state["run_id"], state["epoch"], state["iteration"]) == (path.stem, 2, 40)
     again = cli("sweep", *TINY, "--depth", "8,14", "--epochs", "2", "--seeds", "0", "--out", str(out))
     assert again.code == 0 and "0 to train, 4 done" in again.out
     assert len(results.read_metrics(out)) == 8

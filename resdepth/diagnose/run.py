@@ -16,7 +16,7 @@ import torch
 
 from resdepth import results
 from resdepth.analysis import recipe_headings
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, load_weights
 from resdepth.config import SweepConfig
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
@@ -54,10 +54,12 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
     for run_id, row in runs.items():
         if row["arch"] not in RESIDUAL_ARCHS:
             continue
-        try:
-            state = load_checkpoint(folder / results.CHECKPOINTS / f"{run_id}.pt", run_id)
+        try:  # a completed run's final weights; else an unfinished run's checkpoint, as far as it got
+            state = load_weights(folder / results.WEIGHTS / f"{run_id}.pt", run_id) or load_checkpoint(
+                folder / results.CHECKPOINTS / f"{run_id}.pt", run_id
+            )
         except DamagedCheckpoint as exc:
-            warnings.warn(f"skipping run {run_id}: checkpoint {exc}", stacklevel=2)
+            warnings.warn(f"skipping run {run_id}: {exc}", stacklevel=2)
             continue
         if state is None:
             continue
@@ -71,7 +73,7 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
         found = True
         yield init, trained, row
     if not found:
-        raise UserError(f"{folder} has no checkpoint of a plain or resnet run to diagnose")
+        raise UserError(f"{folder} has no weights or checkpoint of a plain or resnet run to diagnose")
 
 
 def measure(net: Net, data: Inputs, what: list[str]) -> Tables:
