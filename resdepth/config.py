@@ -325,10 +325,18 @@ def parse_list(text: str, kind: type, option: str) -> list[Any]:
     return out
 
 
+# Options that take a count or `auto`: text, which a whole number given as a number is too.
+COUNT_OR_AUTO = ("jobs", "pack")
+
+
 def coerce(key: str, value: Any, origin: str) -> Any:
     """Check one option's type (from TOML or the command line) and normalise lists."""
     kind, is_list = option_types()[key]
     option_name = f"{origin}{key.replace('_', '-') if origin == '--' else key}"
+    if key in COUNT_OR_AUTO:  # `jobs = 2` in TOML or `sweep(pack=2)` means what `--pack 2` does
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise UserError(f"{option_name} takes a positive number or auto, got {value!r}")
+        value = str(value)
     if is_list:
         if isinstance(value, str):
             return parse_list(value, kind, option_name)

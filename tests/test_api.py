@@ -49,3 +49,15 @@ def test_a_notebook_gets_the_commands_one_line_errors(tmp_path: Path) -> None:
         resdepth.sweep(None, out=str(tmp_path), depht=[20])
     with pytest.raises(UserError, match="--depth must be a whole number, got 'x'"):
         resdepth.sweep(SweepConfig(depth=["x"]), out=str(tmp_path))  # type: ignore[list-item]
+
+
+def test_a_notebook_gives_counts_as_numbers_as_the_command_line_does(tmp_path: Path) -> None:
+    from resdepth.config import resolve
+
+    cfg = resolve(None, {"jobs": 2, "pack": 2, "seeds": [0, 1], "out": str(tmp_path)})
+    assert (cfg.jobs, cfg.pack) == ("2", "2")
+    assert resolve(None, {"jobs": "auto", "pack": "auto"}).jobs == "auto"
+    with pytest.raises(UserError, match="--pack takes a positive number or auto, got '0'"):
+        resolve(None, {"pack": 0})
+    with pytest.raises(UserError, match="--jobs takes a positive number or auto, got True"):
+        resolve(None, {"jobs": True})
