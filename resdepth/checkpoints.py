@@ -11,6 +11,7 @@ and discards one cut short before it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -43,7 +44,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     checkpoint or the new one, whole."""
     path.parent.parent.mkdir(parents=True, exist_ok=True)
     inside(path.parent.parent, path.parent.name, path.name, mkdir=True)  # checkpoints/ is no link
-    atomic_write(path, lambda f: torch.save(state, f), before_rename=lambda: faults.point("mid-checkpoint"))
+    # Serialised in memory, then written: torch.save straight into a file turns a full disk into a
+    # RuntimeError ("unexpected pos"); a plain write raises the OSError that names it.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(
+        path, lambda f: f.write(buffer.getbuffer()), before_rename=lambda: faults.point("mid-checkpoint")
+    )
 
 
 NEXT = ".next"  # a group's new checkpoint, written whole, waiting for its commit

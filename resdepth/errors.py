@@ -17,3 +17,12 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Halted(UserError):
+    """A failure of the machine or the results folder, not of a run (a full disk, a folder a node
+    cannot see, its token gone): the sweep stops at once rather than failing every run in turn, its
+    runs are left interrupted, and the same command resumes them once the cause is fixed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=1)

@@ -1,12 +1,13 @@
 """Named points where the fault-injection tests kill a process, to prove what survives a kill there.
 
 `RESDEPTH_FAULT=POINT:N` kills the process (SIGKILL, as `kill -9` does) the Nth time it reaches
-POINT. With `RESDEPTH_FAULT_ONCE=PATH` it fires only in the first process to get there (it creates
+POINT; `RESDEPTH_FAULT=POINT:N:full` raises there what a write into a full disk raises instead. With `RESDEPTH_FAULT_ONCE=PATH` it fires only in the first process to get there (it creates
 PATH), so a worker started again after the kill runs on. Unset, `point` costs one dictionary look-up.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from collections.abc import Callable
@@ -29,9 +30,10 @@ def point(name: str, before: Callable[[], object] | None = None) -> None:
     spec = os.environ.get("RESDEPTH_FAULT")
     if not spec:
         return
-    wanted, _, nth = spec.partition(":")
+    wanted, _, rest = spec.partition(":")
     if wanted != name:
         return
+    nth, _, action = rest.partition(":")
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] != int(nth or 1):
         return
@@ -43,4 +45,6 @@ def point(name: str, before: Callable[[], object] | None = None) -> None:
             return
     if before is not None:
         before()
+    if action == "full":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     os.kill(os.getpid(), signal.SIGKILL)

@@ -67,6 +67,9 @@ def atomic_write(
         if before_rename is not None:
             before_rename()
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk: name the file being replaced, not its temporary
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

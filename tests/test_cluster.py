@@ -17,7 +17,7 @@ import torch
 
 from resdepth import results
 from resdepth.config import SweepConfig
-from resdepth.executors.base import Job, Report, RunEnded, Task, run_job
+from resdepth.executors.base import Job, Report, RunEnded, Task, halted, run_job
 from resdepth.results import Status
 from resdepth.runs import expand
 
@@ -101,7 +101,7 @@ def test_a_sweep_across_three_nodes_survives_a_lost_node_and_a_killed_driver(
     assert len({r["node"] for r in runs.values()}) >= 2  # trained on more than one node
 
 
-def test_a_worker_that_cannot_see_the_results_folder_fails_its_run_in_one_line(tmp_path: Path) -> None:
+def test_a_worker_that_cannot_see_the_results_folder_halts_the_sweep_in_one_line(tmp_path: Path) -> None:
     (cfg,) = expand(
         SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic", epochs=1), {"synthetic": 2000}
     )
@@ -113,10 +113,16 @@ def test_a_worker_that_cannot_see_the_results_folder_fails_its_run_in_one_line(t
     run_job(Job((task,)), None, reports.append, node="abc123")
     assert [type(r.event) for r in reports] == [RunEnded]  # it trained nothing
     ended = reports[0].event
-    assert isinstance(ended, RunEnded) and ended.status == "failed"
+    # Not the run's failure: the sweep stops (the driver raises it, `halted`), the run resumes later.
+    assert isinstance(ended, RunEnded) and ended.status == "interrupted" and ended.halt
     assert ended.error.startswith("node ") and "(abc123) cannot see the results folder" in ended.error
     assert str(elsewhere) in ended.error and "\n" not in ended.error
+    # The driver, which sees its token in the shared folder, gives the node's line as it is.
+    assert str(halted(replace(task, out=str(shared)), ended.error)) == ended.error
     reports.clear()
     run_job(Job((replace(task, out=str(shared), checkpoint=str(shared / "c.pt")),)), None, reports.append)
     assert reports[-1].event == RunEnded(Status.COMPLETED, "") and (shared / "c.pt").is_file()
     assert torch.load(shared / "c.pt", weights_only=True)["epoch"] == 1
+    (shared / results.NONCE).unlink()  # the driver's own token gone: said so, not blamed on a node
+    lost = replace(task, out=str(shared))
+    assert str(halted(lost, ended.error)).startswith(f"{shared / results.NONCE} was deleted or replaced")

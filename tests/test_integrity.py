@@ -210,6 +210,53 @@ def test_a_full_disk_is_one_line_and_its_torn_row_is_never_trusted(
     assert torn.read_bytes() == appends[1][: len(appends[1]) // 2]  # kept, not deleted
 
 
+@pytest.mark.parametrize("executor", ["jobs 1", "jobs 2"])
+def test_a_full_disk_at_a_checkpoint_stops_the_sweep_in_one_line_and_resumes(
+    clean: pd.DataFrame, tmp_path: Path, executor: str
+) -> None:
+    out = tmp_path / "r"
+    # Each process's second checkpoint (epoch 2 of a run) meets a full disk.
+    full = sweep(
+        *ARGS, *EXECUTORS[executor], "--out", str(out), env={"RESDEPTH_FAULT": "mid-checkpoint:2:full"}
+    )
+    assert full.returncode == 1
+    line = one_line(full.stderr)
+    assert line.startswith(f"error: No space left on device: {out / results.CHECKPOINTS}/")
+    assert line.endswith(".pt (nothing already written was lost)")
+    runs = results.read_runs(out)
+    assert "completed" not in {r["status"] for r in runs.values()}  # the other run did not fail in turn
+    assert "failed" not in {r["status"] for r in runs.values()} and "interrupted" in {
+        r["status"] for r in runs.values()
+    }
+    assert not list(out.rglob(".*.tmp"))
+    again = sweep(*ARGS, *EXECUTORS[executor], "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert_whole(out, clean)
+
+
+def test_a_token_deleted_during_a_sweep_is_said_by_the_driver_and_the_runs_resume(
+    clean: pd.DataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resdepth", "sweep", *ARGS, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / results.CHECKPOINTS).glob("*.pt")):
+        time.sleep(0.02)
+    (out / results.NONCE).unlink()  # while the first run trains; the second cannot start
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert one_line(err) == (
+        f"error: {out / results.NONCE} was deleted or replaced while the sweep ran, so no node can tell "
+        "that it shares the results folder; the same command resumes the interrupted runs"
+    )
+    again = sweep(*ARGS, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert_whole(out, clean)
+
+
 def test_a_damaged_row_is_an_error_naming_its_line(cli, tmp_path: Path) -> None:
     out = tmp_path / "r"
     assert cli("sweep", *ARGS, "--seeds", "0", "--out", str(out)).code == 0

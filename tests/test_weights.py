@@ -3,8 +3,10 @@ anywhere, and a completed run leaves its final weights alone (no optimizer state
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pytest
@@ -12,8 +14,8 @@ import torch
 from test_sweep import TINY, checkpoint_at, kill_when, numbers, run_cli
 
 import resdepth.writer
-from resdepth import results
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, load_weights
+from resdepth import files, results
+from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, load_weights, save_checkpoint
 
 ARGS = [*TINY, "--arch", "plain,resnet", "--epochs", "3", "--train-subset", "300", "--test-subset", "100"]
 # What a commit of a results folder holds: no lock, owner or nonce file (they are ignored).
@@ -116,3 +118,21 @@ def test_a_folder_standing_where_a_checkpoint_goes_is_damaged_and_restart_clears
     assert (kept / "note.txt").read_text() == "mine"  # moved aside, not deleted
     assert results.read_metrics(out)["epoch"].tolist() == [1, 2, 3]
     assert pd.read_csv(out / "runs.csv")["status"].tolist() == ["completed"]
+
+
+def test_a_full_disk_while_a_checkpoint_is_written_is_the_error_that_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = files.open_exclusive
+
+    def full(path: Path) -> BinaryIO:
+        """The temporary is created, and its writes go to /dev/full: the kernel's ENOSPC."""
+        real(path).close()
+        return open("/dev/full", "wb")  # noqa: SIM115 - closed by atomic_write
+
+    monkeypatch.setattr(files, "open_exclusive", full)
+    path = tmp_path / "checkpoints" / "abc.pt"
+    with pytest.raises(OSError) as caught:
+        save_checkpoint(path, {"run_id": "abc", "model": {"w": torch.zeros(10_000)}})
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(path))
+    assert not path.exists() and not list(path.parent.iterdir())  # no temporary left either

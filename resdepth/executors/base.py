@@ -14,6 +14,7 @@ changes the last digits (about 1e-4 of a loss after two epochs).
 
 from __future__ import annotations
 
+import errno
 import socket
 from abc import ABC, abstractmethod
 from collections import deque
@@ -26,6 +27,7 @@ import torch
 
 from resdepth.data.store import Dataset, load
 from resdepth.device import provenance
+from resdepth.errors import Halted
 from resdepth.results import NONCE, EpochRecord, Status, Window
 from resdepth.runs import RunConfig
 from resdepth.step import DEFAULT_ENGINE, Engine
@@ -97,6 +99,7 @@ class Progress:
 class RunEnded:
     status: Status
     error: str
+    halt: bool = False  # the machine or the folder failed, not the run: the sweep stops (`Halted`)
 
 
 News = Started | EpochDone | Progress  # what a worker reports while its run trains
@@ -153,9 +156,9 @@ def run_job(job: Job, data: Sequence[Dataset] | None, emit: Callable[[Report], N
     first = job.tasks[0]
     ended: set[int] = set()
 
-    def end(i: int, status: Status, error: str) -> None:
+    def end(i: int, status: Status, error: str, halt: bool = False) -> None:
         ended.add(i)
-        emit(Report(i, RunEnded(status, error)))
+        emit(Report(i, RunEnded(status, error, halt)))
 
     if first.nonce and not sees(Path(first.out), first.nonce):
         why = (
@@ -163,7 +166,7 @@ def run_job(job: Job, data: Sequence[Dataset] | None, emit: Callable[[Report], N
             f"{first.out}: every node must share it at that path (docs/cluster.md)"
         )
         for i in range(len(job.tasks)):
-            end(i, Status.FAILED, why)
+            end(i, Status.INTERRUPTED, why, halt=True)
         return
     torch.set_num_threads(first.threads)
     device = torch.device(first.device)
@@ -173,9 +176,31 @@ def run_job(job: Job, data: Sequence[Dataset] | None, emit: Callable[[Report], N
         ]
         train_group(members, device, first.engine)
     except Exception as exc:
+        halt = isinstance(exc, OSError) and exc.errno in HALTING
+        why = _full_disk(exc) if isinstance(exc, OSError) and halt else f"{exc.__class__.__name__}: {exc}"
         for i in range(len(job.tasks)):
             if i not in ended:
-                end(i, Status.FAILED, f"{exc.__class__.__name__}: {exc}")
+                end(i, Status.INTERRUPTED if halt else Status.FAILED, why, halt)
+
+
+# A write the machine refuses, whichever run makes it: every other run would fail the same way.
+HALTING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _full_disk(exc: OSError) -> str:
+    """The line the command line gives any full disk (`cli.main`), for one a worker met."""
+    return f"{exc.strerror}{f': {exc.filename}' if exc.filename else ''} (nothing already written was lost)"
+
+
+def halted(task: Task, error: str) -> Halted:
+    """The one line a sweep stops with when a worker reports a halt: the worker's, unless the driver
+    cannot see its own token either, which was then deleted or replaced meanwhile."""
+    if task.nonce and not sees(Path(task.out), task.nonce):
+        error = (
+            f"{Path(task.out) / NONCE} was deleted or replaced while the sweep ran, so no node can tell "
+            "that it shares the results folder; the same command resumes the interrupted runs"
+        )
+    return Halted(error)
 
 
 def _member(
@@ -246,13 +271,18 @@ class Inline(Executor):
             for task in job.tasks:
                 sink.start(task)
             ended: dict[int, Status] = {}
+            halts: list[Halted] = []
 
-            def emit(report: Report, job: Job = job, ended: dict[int, Status] = ended) -> None:
+            def emit(
+                report: Report, job: Job = job, ended: dict[int, Status] = ended, halts: list[Halted] = halts
+            ) -> None:
                 task = job.tasks[report.run]
                 try:
                     if isinstance(report.event, RunEnded):
                         sink.end(task, report.event.status, report.event.error)
                         ended[report.run] = report.event.status
+                        if report.event.halt:
+                            halts.append(halted(task, report.event.error))
                     else:
                         sink.event(task, report.event)
                 except Exception as exc:  # the driver's failure (a full disk), not the run's
@@ -267,6 +297,8 @@ class Inline(Executor):
                 raise
             except _WriterFailed as failed:  # stop the sweep as a pool's driver would; the run resumes
                 raise failed.error from None
+            if halts:  # its runs all ended, interrupted
+                raise halts[0]
             if fail_fast and Status.FAILED in ended.values():
                 return
 
@@ -324,9 +356,11 @@ class Pool(Executor):
                         continue
                     a = active[handle]
                     match event:
-                        case Report(i, RunEnded(status, error)):
+                        case Report(i, RunEnded(status, error, halt)):
                             a.ended.add(i)
                             sink.end(a.job.tasks[i], status, error)
+                            if halt:
+                                raise halted(a.job.tasks[i], error)
                             if fail_fast and status is Status.FAILED:
                                 pending.clear()
                         case Report(i, news):
@@ -338,7 +372,7 @@ class Pool(Executor):
                     if len(a.ended) == len(a.job.tasks):
                         del active[handle]
                         free.append(a.slot)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Halted):  # every run still training stops, interrupted
             self.cancel(list(active))
             for a in active.values():
                 for i, task in enumerate(a.job.tasks):
