@@ -76,20 +76,42 @@ def atomic_write(
     sync_folder(path.parent)
 
 
-def remove_temporaries(folder: Path) -> list[Path]:
-    """Delete what killed writes left in `folder` and the folders in it: temporaries whose writer (the
-    pid in the name) no longer runs on this machine. A sweep calls it under the folder's lock, but
-    `plot`, `diagnose` and `export` write figures without the lock, so a live writer's temporary is
-    left to it (one on another machine of a shared folder cannot be told from a killed one's). Links
-    are never followed."""
+def remove_temporaries(folder: Path, subfolders: tuple[str, ...]) -> list[Path]:
+    """Delete what killed writes left: `atomic_write`'s temporaries (`.NAME.PID.tmp`) in `folder` and
+    the `subfolders` resdepth writes in it, none deeper (a folder of the user's is theirs), whose
+    writer is shown to be gone: its pid runs no more on this machine, and no process holds the file
+    open (a user's program may write a file named like one). A sweep calls it under the folder's
+    lock; `plot`, `diagnose` and `export` write figures without it, so a live writer's temporary is
+    left to it (one on another machine of a shared folder cannot be told from a killed one's).
+    Links are never followed."""
     removed = []
-    for root, _, files in os.walk(folder):  # os.walk does not follow links
-        for name in files:
-            if (found := _TEMPORARY.match(name)) and not alive(int(found[1])):
-                path = Path(root, name)
+    for where in [folder, *(folder / name for name in subfolders)]:
+        if where.is_symlink() or not where.is_dir():
+            continue
+        for path in where.iterdir():
+            if _left_by_a_killed_write(path):
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+def _left_by_a_killed_write(path: Path) -> bool:
+    found = _TEMPORARY.match(path.name)
+    if not found or path.is_symlink() or not path.is_file():
+        return False
+    return not alive(int(found[1])) and not held_open(path)
+
+
+def held_open(path: Path) -> bool:
+    """Linux: whether any process this one may look at holds `path` open (elsewhere: False)."""
+    target = str(path.resolve())
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == target:
+                return True
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return False
 
 
 def alive(pid: int) -> bool:

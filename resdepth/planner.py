@@ -281,7 +281,7 @@ def prepare(cfg: SweepConfig, *, dry_run: bool = False, restart: Sequence[str] =
         restored: dict[str, int] = {}
         if lock:
             results.prepare_files(out)
-            remove_temporaries(out)  # left by killed writes (a live plot's are left to it)
+            remove_temporaries(out, results.FOLDERS)  # left by killed writes (a live plot's are left to it)
             sweep.recover()
         planned = sweep.plan()
         if lock:

@@ -159,6 +159,8 @@ CHECKPOINTS = "checkpoints"  # what an unfinished run needs to go on: weights, o
 WEIGHTS = "weights"  # a completed run's final weights alone (its checkpoint goes: it would only train on)
 FIGURES = "figures"
 TENSORBOARD = "tensorboard"  # event files of `sweep --tensorboard` and `export tensorboard`
+# The folders resdepth writes in a results folder (the tensorboard folder's are TensorBoard's).
+FOLDERS = (SWEEPS, CHECKPOINTS, WEIGHTS, DISCARDED, FIGURES, DIAGNOSTICS)
 # What a sweep checks before it writes (`check_folder`): none of them may be a symbolic link. The
 # tensorboard folder is checked where it is written, as --out may put it elsewhere.
 MANAGED = (

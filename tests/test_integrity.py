@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -117,6 +118,57 @@ def test_a_kill_at_any_point_loses_and_forges_nothing(
     if executor == "ray":  # the killed driver's private instance: its folder and processes are gone
         assert orphans and not any(p.exists() for p in orphans)
         assert not [c for c in command_lines() for p in orphans if str(p).encode() in c]
+
+
+def test_ray_cleanup_removes_only_what_a_dead_driver_recorded_making(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # $TMPDIR for this test
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*command: str) -> int:
+        started.append(subprocess.Popen(command))
+        return started[-1].pid
+
+    def instance(folder: Path, driver: tuple[int, int], procs: list[int]) -> Path:
+        folder.mkdir()
+        ids = [(pid, ray_pool._start_time(pid)) for pid in procs]
+        (folder / ray_pool.RECORD).write_text(json.dumps({"driver": driver, "processes": ids}))
+        return folder
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a driver that ran and was killed: its pid runs no more
+    private = f"{tmp_path}/{ray_pool.PRIVATE}"
+    try:
+        raylet = start("sh", "-c", "sleep 600 & wait")  # recorded; its child is a worker started later
+        reused = start("sleep", "600")  # its pid is recorded, but for a process that started earlier
+        orphan = Path(f"{private}{gone.pid}-a")
+        orphan.mkdir()
+        ids = [[raylet, ray_pool._start_time(raylet)], [reused, ray_pool._start_time(reused) - 1]]
+        (orphan / ray_pool.RECORD).write_text(json.dumps({"driver": [gone.pid, 1], "processes": ids}))
+        live_ray = start("sleep", "600")  # a live sweep's instance (this process is its driver)
+        live = instance(
+            Path(f"{private}{os.getpid()}-b"), (os.getpid(), ray_pool._start_time(os.getpid())), [live_ray]
+        )
+        users = Path(f"{private}{gone.pid}")  # named like one, no record: a user's, and read
+        users.mkdir()
+        (users / "notes.txt").write_text("mine")
+        reader = start("tail", "-f", str(users / "notes.txt"))
+        elsewhere = instance(tmp_path / "elsewhere", (gone.pid, 1), [])  # a link named like one, to it
+        Path(f"{private}{gone.pid}-c").symlink_to(elsewhere)
+        deadline = time.time() + 10
+        while not ray_pool._descendants([raylet]) and time.time() < deadline:
+            time.sleep(0.01)
+        (worker,) = ray_pool._descendants([raylet])
+        assert ray_pool.remove_orphans() == [orphan]
+        assert not orphan.exists() and not alive(raylet) and not alive(worker)
+        assert all(alive(pid) for pid in (reused, live_ray, reader))
+        assert (live / ray_pool.RECORD).is_file() and (users / "notes.txt").read_text() == "mine"
+        assert (elsewhere / ray_pool.RECORD).is_file() and Path(f"{private}{gone.pid}-c").is_symlink()
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
 
 
 def test_a_row_handed_to_a_driver_that_died_is_restored_from_the_checkpoint(cli, tmp_path: Path) -> None:
@@ -410,7 +462,7 @@ def test_a_sweep_whose_lock_is_deleted_stops_at_its_next_write(tmp_path: Path) -
     assert epochs == [str(e) for e in range(1, len(epochs) + 1)]  # each once, none after the stop
 
 
-def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep_and_live_ones_kept(
+def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep_and_no_others(
     cli, tmp_path: Path
 ) -> None:
     out = tmp_path / "r"
@@ -429,8 +481,23 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_sweep_and_live_one
     keep.write_text("mine")
     live = out / f".layers.png.{os.getpid()}.tmp"  # a plot writing beside the sweep (no lock)
     live.write_text("half drawn")
-    assert cli("sweep", *ARGS, "--seeds", "0", "--epochs", "1", "--out", str(out)).code == 0
-    assert not any(p.exists() for p in left) and keep.exists() and live.read_text() == "half drawn"
+    # Named like a killed write's (no process has pid 2147483647), but a live program's: one in a
+    # folder of the user's, one held open in a folder resdepth writes.
+    drafts = [out / "mine" / ".draft.2147483647.tmp", out / results.CHECKPOINTS / ".notes.pt.2147483647.tmp"]
+    drafts[0].parent.mkdir()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; fs = [open(p, 'w') for p in sys.argv[1:]]; time.sleep(600)",
+         *map(str, drafts)],
+    )  # fmt: skip
+    try:
+        while not all(d.exists() for d in drafts):
+            time.sleep(0.01)
+        assert cli("sweep", *ARGS, "--seeds", "0", "--epochs", "1", "--out", str(out)).code == 0
+        assert not any(p.exists() for p in left) and keep.exists() and live.read_text() == "half drawn"
+        assert all(d.exists() for d in drafts)
+    finally:
+        writer.kill()
+        writer.wait()
     zombie.wait()
 
 

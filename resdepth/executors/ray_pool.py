@@ -3,11 +3,14 @@ local instance)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import secrets
 import shutil
 import signal
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from resdepth.device import available_cpus
 from resdepth.errors import UserError
 from resdepth.executors.base import Event, Job, Pool, WorkerCrashed, run_job
-from resdepth.files import alive
+from resdepth.files import atomic_write
 
 
 def _ray_main(job: Job, queue: Any) -> None:
@@ -54,7 +57,11 @@ class RayPool(Pool):
             self.tmp = tempfile.mkdtemp(prefix=f"{PRIVATE}{os.getpid()}-")
             options |= _private_instance(self.tmp)
         try:
+            if self.tmp is not None:
+                record(Path(self.tmp), started=False)
             ray.init(address=address, **options)
+            if self.tmp is not None:
+                record(Path(self.tmp), started=True)
             nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
             gpus_per_run, fits = _placement(nodes, device, cpus_per_run, gpus_per_run)
         except BaseException:
@@ -142,26 +149,94 @@ def _placement(
 
 
 PRIVATE = "resdepth-ray-"  # + the driver's pid: the temporary folder of a private local instance
+RECORD = "resdepth-instance.json"  # in that folder: the driver and the processes it started, as made
+
+
+def record(folder: Path, started: bool) -> None:
+    """Write down what this driver's private instance is: the driver, and once Ray has started, the
+    processes it started (every descendant of the driver then), each as (pid, start time), so that a
+    later sweep can tell them from anyone else's, a pid used again included."""
+    me = os.getpid()
+    procs = [(pid, _start_time(pid)) for pid in _descendants([me])] if started else []
+    text = json.dumps({"driver": [me, _start_time(me)], "processes": procs})
+    atomic_write(folder / RECORD, lambda f: f.write(text.encode()))
 
 
 def remove_orphans() -> list[Path]:
-    """What a private instance whose driver was killed (kill -9) left: its temporary folder, and the
-    processes started for it (Ray's services and workers name that folder on their command lines).
-    Only folders whose driver is gone are touched; returns them."""
+    """What a private instance whose driver was killed (kill -9) left: its temporary folder and the
+    processes started for it, and only what can be shown to be that: a real folder of this user's,
+    named for its driver, holding the record (`record`) that its driver wrote, whose driver is gone,
+    and of the recorded processes those that still are (same pid, same start time, this user's),
+    with the processes they started since (Ray's workers). Nothing is matched by name or command
+    line, and no link is followed. Returns the folders removed."""
     removed = []
     for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE}*"):
-        pid = folder.name.removeprefix(PRIVATE).split("-")[0]
-        if not pid.isdigit() or alive(int(pid)):
+        found = _orphan(folder)
+        if found is None:
             continue
-        for proc in Path("/proc").glob("[0-9]*"):  # Linux; elsewhere only the folder goes
-            try:
-                if str(folder).encode() in (proc / "cmdline").read_bytes():
-                    os.kill(int(proc.name), signal.SIGKILL)
-            except (OSError, ProcessLookupError):
-                continue
-        shutil.rmtree(folder, ignore_errors=True)
+        mine = [pid for pid, start in found if _start_time(pid) == start and _owner(pid) == os.getuid()]
+        for pid in [*_descendants(mine), *mine]:  # the tree first: a killed parent's children move
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)  # never through a link: it refuses one at the top
         removed.append(folder)
     return removed
+
+
+def _orphan(folder: Path) -> list[tuple[int, int]] | None:
+    """The processes recorded in `folder` if it is a killed driver's private instance, else None."""
+    try:
+        info = folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            return None
+        path = folder / RECORD
+        if not stat.S_ISREG(path.lstat().st_mode) or path.lstat().st_uid != os.getuid():
+            return None
+        data = json.loads(path.read_text())
+        (driver, start), procs = data["driver"], data["processes"]
+        if folder.name.removeprefix(PRIVATE).split("-")[0] != str(driver) or _start_time(driver) == start:
+            return None  # not named for its driver, or the driver still runs
+        return [(int(pid), int(began)) for pid, began in procs]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Linux: /proc/PID/stat after the process's name (which may hold spaces and ')'); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _start_time(pid: int) -> int:
+    """When `pid` started, in clock ticks since boot (-1 where it is gone): with the pid, a process's
+    identity, since a pid is given again once its process ends."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else -1
+
+
+def _owner(pid: int) -> int:
+    try:
+        return Path(f"/proc/{pid}").stat().st_uid
+    except OSError:
+        return -1
+
+
+def _descendants(roots: list[int]) -> list[int]:
+    """Every process below `roots`, by parent pid (Linux), children after their parents."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat_fields(int(entry.name))
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [], list(roots)
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            if child not in found:
+                found.append(child)
+                queue.append(child)
+    return found
 
 
 def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:
