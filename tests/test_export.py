@@ -99,3 +99,59 @@ def test_without_the_extra_export_is_one_line(cli, tmp_path: Path, monkeypatch: 
         r.err.strip()
         == "error: TensorBoard files need the tensorboard package: pip install 'resdepth[tensorboard]'"
     )
+
+
+def plant_links(board: Path, target: Path, pid: int) -> list[Path]:
+    """Links at every event-file name TensorBoard's writer could pick in the next minute (time, host,
+    pid, counter), all pointing at `target`."""
+    import socket
+    import time
+
+    board.mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    links = [
+        board / f"{events.EVENTS}{now + t}.{socket.gethostname()}.{pid}.{n}"
+        for t in range(60)
+        for n in range(50)
+    ]
+    for link in links:
+        link.unlink(missing_ok=True)  # an event file the board holds already
+        link.symlink_to(target)
+    return links
+
+
+@needs_tensorboard
+def test_a_link_at_an_event_file_name_is_never_written_through(cli, tmp_path: Path) -> None:
+    course = ROOT / "results" / "reference" / "course"
+    target = tmp_path / "precious.txt"
+    target.write_text("mine")
+    folder = tmp_path / "course"
+    folder.mkdir()
+    for name in (results.METRICS, results.RUNS):
+        (folder / name).write_bytes((course / name).read_bytes())
+    boards = [b.name for b in events.export(folder)]  # the names an export gives, known in advance
+    links = plant_links(folder / events.FOLDER / boards[0], target, os.getpid())
+    r = cli("export", "tensorboard", str(folder))
+    assert r.code == 0, r.err
+    assert target.read_text() == "mine" and not any(link.is_symlink() for link in links)
+    assert_board_is_metrics(folder / events.FOLDER, results.read_metrics(folder))
+    # --out inside the results folder, other than its tensorboard folder, is refused.
+    refused = cli("export", "tensorboard", str(folder), "--out", str(folder / results.CHECKPOINTS))
+    assert refused.code == 2 and "is inside the results folder" in refused.err
+
+
+@needs_tensorboard
+def test_sweep_tensorboard_never_writes_through_a_link(cli, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    target = tmp_path / "precious.txt"
+    target.write_text("mine")
+    args = ["sweep", "--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--epochs", "1",
+            "--train-subset", "200", "--test-subset", "100", "--batch-size", "100", "--tensorboard"]  # fmt: skip
+    assert cli(*args, "--out", str(out)).code == 0
+    (board,) = (out / events.FOLDER).iterdir()
+    links = plant_links(board, target, os.getpid())
+    run_id = board.name.rsplit("-", 1)[1]
+    again = cli(*args, "--restart", run_id, "--out", str(out))  # the run trains again: its board is remade
+    assert again.code == 0, again.err
+    assert target.read_text() == "mine" and not any(link.is_symlink() for link in links)
+    assert_board_is_metrics(out / events.FOLDER, results.read_metrics(out))
