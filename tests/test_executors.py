@@ -22,6 +22,7 @@ from resdepth.data.download import MIRROR_ENV
 from resdepth.device import resolve_precision
 from resdepth.errors import UserError
 from resdepth.executors import MAX_ATTEMPTS, Outcome, Task
+from resdepth.executors.base import Pool
 from resdepth.planner import prepare, run
 from resdepth.results import EpochRecord, Window
 from resdepth.runs import RunConfig, expand
@@ -265,3 +266,55 @@ def test_ray_resolves_precision_auto_on_the_node_and_records_it(tmp_path: Path) 
     assert row["host"] == socket.gethostname() and row["torch_version"] == torch.__version__  # its word
     (weights,) = (out / "weights").glob("*.pt")
     assert torch.load(weights, weights_only=True)["precision"] == row["precision"]
+
+
+class ScriptedPool(Pool):
+    """A pool whose workers do what a script says, at once: the loop that hands out jobs, alone."""
+
+    def __init__(self, script: dict[str, list[executors.Event]]) -> None:
+        super().__init__(["cpu", "cpu"], 1)
+        self.script = script
+        self.submitted: list[tuple[str, int]] = []
+
+    def submit(self, job: executors.Job, slot: int) -> object:
+        self.submitted.append(job.key)
+        return job.key
+
+    def wait(self, handles: list[object]) -> list[tuple[object, executors.Event]]:
+        return [(h, e) for h in handles for e in self.script[h[0]].pop(0)]  # type: ignore[index]
+
+    def cancel(self, handles: list[object]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ends: dict[str, str] = {}
+        self.started: list[str] = []
+
+    def start(self, task: Task) -> None:
+        self.started.append(task.cfg.run_id)
+
+    def event(self, task: Task, event: object) -> None:
+        pass
+
+    def end(self, task: Task, status: str, error: str) -> None:
+        self.ends[task.cfg.run_id] = status
+
+    def retry(self, task: Task, reason: str) -> None:
+        pass
+
+
+def test_fail_fast_ends_the_runs_waiting_for_a_retry_interrupted() -> None:
+    a, b, c = expand(SweepConfig(arch=["resnet"], depth=[8], seeds=[0, 1, 2], dataset="synthetic", epochs=1), {"synthetic": 200})  # fmt: skip
+    jobs = [executors.Job((Task(cfg, None, "", "cpu", 1),)) for cfg in (a, b, c)]
+    failed = executors.Report(0, executors.RunEnded(results.Status.FAILED, "ValueError: bad"))
+    # a's worker dies (a waits for its second attempt) as b fails: c never starts, a ends interrupted.
+    pool = ScriptedPool({a.run_id: [[executors.WorkerCrashed("killed")]], b.run_id: [[failed]]})
+    sink = Recorder()
+    pool.run(jobs, sink, fail_fast=True)  # type: ignore[arg-type]
+    assert sink.ends == {a.run_id: "interrupted", b.run_id: "failed"}
+    assert c.run_id not in sink.started and (a.run_id, 2) not in pool.submitted

@@ -315,6 +315,16 @@ class _Active:
     ended: set[int] = field(default_factory=set)
 
 
+def _drop(pending: deque[Job], sink: Sink) -> None:
+    """`--fail-fast`: the jobs not yet started are not started. Those waiting for another attempt
+    after their worker died had started: their runs end interrupted, to resume next time."""
+    for job in pending:
+        if job.attempt > 1:
+            for task in job.tasks:
+                sink.end(task, Status.INTERRUPTED, "")
+    pending.clear()
+
+
 class Pool(Executor):
     """Jobs in workers, one per slot; each slot names the device its job trains on."""
 
@@ -362,12 +372,12 @@ class Pool(Executor):
                             if halt:
                                 raise halted(a.job.tasks[i], error)
                             if fail_fast and status is Status.FAILED:
-                                pending.clear()
+                                _drop(pending, sink)
                         case Report(i, news):
                             sink.event(a.job.tasks[i], news)  # type: ignore[arg-type]
                         case WorkerCrashed(reason):
                             if not self._retried(a, reason, sink, pending) and fail_fast:
-                                pending.clear()
+                                _drop(pending, sink)
                             a.ended = set(range(len(a.job.tasks)))
                     if len(a.ended) == len(a.job.tasks):
                         del active[handle]
