@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from resdepth.executors import Outcome
     from resdepth.tables import Recipe
 
-__version__ = "0.1.0"
+from resdepth.version import __version__
+
+__all__ = ["__version__", "report", "sweep"]
 
 
 def sweep(config: str | Path | SweepConfig | None = None, **options: Any) -> list[Outcome]:

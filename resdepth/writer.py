@@ -9,9 +9,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import resdepth
 from resdepth import faults, results
 from resdepth.checkpoints import DamagedCheckpoint, keep_final_weights, load_checkpoint, recover
 from resdepth.errors import UserError
@@ -20,17 +18,9 @@ from resdepth.executors import MAX_ATTEMPTS, EpochDone, News, Outcome, Progress,
 from resdepth.lock import FolderLock
 from resdepth.progress import Display
 from resdepth.results import Status
-from resdepth.runs import RunConfig, milestones_text
-
-if TYPE_CHECKING:
-    from resdepth.planner import PlannedRun
-
-
-def missing_rows(cfg: RunConfig, state: dict[str, Any], logged: set[int]) -> list[dict[str, object]]:
-    """The rows a run's checkpoint holds and metrics.csv lacks, as the driver would have written them."""
-    fields = cfg.fields()
-    net = {"run_id": cfg.run_id, **{c: fields[c] for c in results.NET_COLUMNS}}
-    return [{**r, **net} for r in state.get("records", []) if r["epoch"] not in logged]
+from resdepth.runs import milestones_text
+from resdepth.state import PlannedRun, missing_rows
+from resdepth.version import __version__
 
 
 def _now() -> str:
@@ -94,7 +84,7 @@ class Writer:
             "run_id": cfg.run_id,
             "milestones": milestones_text(cfg.milestones),
             "params": self.params[cfg.run_id],
-            "resdepth_version": resdepth.__version__,
+            "resdepth_version": __version__,
             "started_at": started,
             **known,
         }

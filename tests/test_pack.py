@@ -24,9 +24,10 @@ from resdepth.data.store import load
 from resdepth.device import on_device
 from resdepth.models import NetSpec, build_model
 from resdepth.pack import Pack
-from resdepth.planner import PlannedRun, packs
+from resdepth.planner import packs
 from resdepth.results import Status
 from resdepth.runs import expand
+from resdepth.state import PlannedRun
 from resdepth.step import make_optimizer, update
 from resdepth.train import Diverged, Member, train_group, train_run
 

@@ -17,7 +17,7 @@ from resdepth.step import Engine, Stepper, make_optimizer
 from resdepth.train import AUGMENTED, build
 
 if TYPE_CHECKING:
-    from resdepth.planner import PlannedRun, Sweep
+    from resdepth.state import PlannedRun, Sweep
 
 
 def estimate_seconds(sweep: Sweep, planned: list[PlannedRun], device: torch.device, engine: Engine) -> float:
