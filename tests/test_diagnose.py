@@ -165,6 +165,51 @@ def test_the_residual_stream_and_the_logits_grow_with_depth_at_initialisation(sy
 
 
 @pytest.mark.slow
+def test_correlations_of_gradients_tell_smooth_from_white_noise() -> None:
+    from resdepth.diagnose.measures import LINE_POINTS, correlations
+
+    t = torch.linspace(0, 1, LINE_POINTS).reshape(-1, 1)
+    noise = torch.randn(LINE_POINTS, 1, generator=torch.Generator().manual_seed(0))
+    r_smooth, r_white, r_brown = (dict(correlations(g)) for g in (torch.sin(6 * t), noise, noise.cumsum(0)))
+    assert r_smooth[1] > 0.99 and abs(r_white[1]) < 0.15 and r_brown[1] > 0.9
+    # Vectors (an image's gradients): the same vector everywhere is r = 1; independent ones, about 0.
+    same = torch.randn(1, 3072).expand(LINE_POINTS, -1)
+    assert dict(correlations(same))[1] == pytest.approx(1.0)
+    assert abs(dict(correlations(torch.randn(LINE_POINTS, 3072)))[1]) < 0.01
+
+
+def test_shattered_gradients_reproduce_balduzzi_et_al_toy() -> None:
+    """Their Fig. 1 and 2: a rectifier net's input gradients decorrelate with depth about like 2^-L,
+    white noise by 24 layers; a ResNet's with BN stay correlated (brown noise), falling slowly."""
+    from resdepth.diagnose.measures import toy_shatter
+
+    def r(depth: int, residual: bool) -> float:
+        return sum(dict(toy_shatter(depth, residual, seed=s))[1] for s in range(3)) / 3
+
+    plain = {d: r(d, False) for d in (1, 4, 8, 24)}
+    resnet = {d: r(d, True) for d in (1, 4, 8, 24, 50)}
+    assert plain[1] > 0.9 and plain[4] < 0.9 and plain[8] < 0.6 and abs(plain[24]) < 0.2
+    assert resnet[24] > 0.45 and resnet[50] > 0.35 and resnet[50] < resnet[8] < resnet[1]
+    assert all(resnet[d] > plain[d] for d in (4, 8, 24))
+
+
+def test_a_plain_net_shatters_its_gradients_on_images_and_a_resnet_does_not(synthetic: dg.Inputs) -> None:
+    """At initialisation, on a line between two images: ResNet-20's gradients stay alike from point
+    to point, plain-20's much less, and each decorrelates with distance along the line."""
+    from resdepth.diagnose.measures import shatter
+
+    rows = {
+        arch: {
+            int(r["lag"]): float(r["correlation"])
+            for r in shatter(dg.fresh(NetSpec(arch, 20), 0), synthetic.test_x)
+        }  # type: ignore[arg-type]
+        for arch in ("plain", "resnet")
+    }
+    assert rows["resnet"][1] > 0.8 and rows["plain"][1] < rows["resnet"][1] - 0.2
+    for r in rows.values():
+        assert r[1] > r[8] > r[64]
+
+
 def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:
     resnet, plain = trained("resnet"), trained("plain")
     rows = pd.DataFrame(dg.lesions(resnet, synthetic.test_x, synthetic.test_y))
@@ -199,12 +244,12 @@ def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_pat
     r = cli("diagnose", str(out), "--test-subset", "200")
     assert r.code == 0, r.err
     tables = read(out)
-    assert set(tables) == {"grads", "responses", "lesion", "identity", "scale"}
-    assert set(tables["grads"]["state"]) == {"init", "epoch 1"}  # gradients at init and trained
-    assert set(tables["scale"]["state"]) == {"init", "epoch 1"}
+    assert set(tables) == {"grads", "responses", "lesion", "identity", "scale", "shatter"}
+    for name in ("grads", "scale", "shatter"):  # at init and trained
+        assert set(tables[name]["state"]) == {"init", "epoch 1"}
     assert set(tables["identity"]["state"]) == {"epoch 1"}
     assert set(tables["grads"]["net"]) == {"plain-8", "ResNet-8"}
-    for name in ("grads", "responses", "lesion", "identity", "scale"):
+    for name in ("grads", "responses", "lesion", "identity", "scale", "shatter"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
     again = cli("plot", str(out))
     assert again.code == 0 and "curves.png" in again.out and "lesion.png" in again.out
@@ -224,7 +269,7 @@ def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
     [
         (
             ["--what", "grads,saliency"],
-            "--what takes grads, responses, lesion, identity, scale, start; got 'saliency'",
+            "--what takes grads, responses, lesion, identity, scale, shatter, start; got 'saliency'",
         ),
         (["--arch", "vgg16"], "diagnose measures plain and resnet nets, not 'vgg16'"),
         (["--depth", "9"], "depth 9 cannot be built"),

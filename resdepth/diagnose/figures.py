@@ -1,5 +1,6 @@
 """Figures of `resdepth diagnose`: gradients per layer, layer responses (He et al. Fig. 7), lesions
-(Veit et al. 2016 Fig. 3 and 5) and the identity check; each averaged over seeds.
+(Veit et al. 2016 Fig. 3 and 5), the identity check, signal scale and shattered gradients (Balduzzi
+et al. 2017); each averaged over seeds.
 
 Colour is depth, as in the error curves; plain nets are dashed, ResNets solid.
 """
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from resdepth.config import SweepConfig
-from resdepth.diagnose.measures import BATCH, GRAD_BATCHES, GROWN_LAYERS
+from resdepth.diagnose.measures import BATCH, GRAD_BATCHES, GROWN_LAYERS, LINE_POINTS
 from resdepth.models import RESNET
 from resdepth.style import PALETTE, new_figure
 from resdepth.train import PROGRESS_EVERY
@@ -255,6 +256,50 @@ def start_figure(start: pd.DataFrame) -> Figure:
     ax.legend(fontsize="small")
     fig.suptitle(
         f"the start of training at lr {SweepConfig().lr:g} (He et al. §4.2): band from the best to the worst seed",
+        fontsize=10,
+    )
+    return fig
+
+
+def shatter_figure(shatter: pd.DataFrame) -> Figure:
+    """Balduzzi et al.'s shattered gradients: the correlation of input gradients one point apart on a
+    line through image space against depth, plain against ResNet (left), and against the distance
+    along the line for each net of one variant, the paper's where measured (right); one row per
+    state, mean over seeds."""
+    states = sorted(shatter["state"].unique(), key=lambda s: (s != "init", s))
+    fig = new_figure(figsize=(11.0, 4.2 * len(states)), layout="constrained")
+    axes = fig.subplots(len(states), 2, squeeze=False)
+    style = _style(shatter)
+    for (by_depth, by_lag), state in zip(axes, states, strict=True):
+        sub = shatter[shatter["state"] == state].assign(
+            variant=lambda f: [_variant(n, a) for n, a in zip(f["norm"], f["activation"], strict=True)]
+        )
+        first = sub[sub["lag"] == sub["lag"].min()]
+        for (arch, variant), rows in first.groupby(["arch", "variant"], sort=False):
+            r = rows.groupby("depth")["correlation"].mean()
+            line = "-" if arch == RESNET else "--"
+            label = f"{'ResNet' if arch == RESNET else 'plain'} ({variant})"
+            by_depth.plot(r.index, r.to_numpy(), linestyle=line, marker="o", label=label)
+        by_depth.set_xlabel("layers")
+        by_depth.set_ylabel(f"r of gradients {int(first['lag'].min())} point apart")
+        shown = "BN, relu" if "BN, relu" in set(sub["variant"]) else str(sub["variant"].iloc[0])
+        for net, rows in sub[sub["variant"] == shown].groupby("net", sort=False):
+            r = rows.groupby("lag")["correlation"].mean()
+            colour, line = style[str(net)]
+            by_lag.plot(
+                r.index, r.to_numpy(), color=colour, linestyle=line, marker="o", markersize=3, label=str(net)
+            )
+        by_lag.set_xscale("log", base=2)
+        by_lag.set_xlabel(f"distance along the line (points of {LINE_POINTS})")
+        by_lag.set_ylabel(f"r of the gradients ({shown})")
+        for ax in (by_depth, by_lag):
+            ax.axhline(0, color="grey", linewidth=0.8)
+            ax.set_ylim(-0.2, 1.05)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="x-small")
+            ax.set_title("at initialisation" if state == "init" else f"trained ({state})", fontsize=9)
+    fig.suptitle(
+        "shattered gradients: 1 is a smooth gradient (brown noise), 0 white noise (Balduzzi et al. 2017)",
         fontsize=10,
     )
     return fig

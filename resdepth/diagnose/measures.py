@@ -1,5 +1,6 @@
 """Why ResNets work, measured on one net: gradients per layer, layer responses (He et al. Fig. 7),
-lesions (Veit et al. 2016), the identity argument, and the scale of the residual stream and logits.
+lesions (Veit et al. 2016), the identity argument, the scale of the residual stream and logits, and
+shattered gradients (Balduzzi et al. 2017).
 
 Every measurement runs in fp32 on batches that are not augmented. Gradients are taken in train mode,
 as training sees them (BatchNorm on batch statistics); everything else in eval mode, as a test sees
@@ -348,6 +349,85 @@ def scale(net: Net, x: torch.Tensor, y: torch.Tensor) -> Rows:
         }
         for j, (name, _) in enumerate(points)
     ]
+
+
+# --- 6. shattered gradients (Balduzzi et al. 2017) ----------------------------------------------
+
+LINE_POINTS = 256  # inputs evenly spaced on a line, as Balduzzi et al.'s 1-D inputs
+LAGS = (1, 2, 4, 8, 16, 32, 64, 128)  # distances along the line, in points, whose gradients are compared
+
+
+def correlations(grads: torch.Tensor) -> list[tuple[int, float]]:
+    """The correlation of the gradients at points `lag` apart along the line, averaged over the line,
+    for each of `LAGS`: 1 for a gradient that changes smoothly (brown noise), 0 for white noise.
+    `grads` is (points, features); a 1-D input's gradients are (points, 1), and are correlated as a
+    sequence (Pearson's r of the sequence with itself shifted), an image's as vectors (Pearson's r of
+    each pair of neighbouring gradients, over pixels)."""
+    g = grads.double()
+    out = []
+    for lag in LAGS:
+        a, b = g[:-lag], g[lag:]
+        if g.shape[1] == 1:
+            a, b = a - a.mean(), b - b.mean()
+            r = (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-300)
+        else:
+            a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+            r = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-300)).mean()
+        out.append((lag, float(r)))
+    return out
+
+
+def line_gradients(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The gradient of each point's output (its first output, a logit) with respect to that point,
+    in train mode: BatchNorm normalises over the line of points, as in Balduzzi et al. (who train
+    with it), so each point's output depends on the others too, and the gradient counts that."""
+    model = copy.deepcopy(model).train()  # train-mode BN would move the net's running stats
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x)[:, 0].sum(), x)
+    return grad.reshape(len(x), -1)
+
+
+def shatter(net: Net, x: torch.Tensor) -> Rows:
+    """Shattered gradients on a line through image space: `LINE_POINTS` evenly spaced from one test
+    image to another, and the correlation of their input gradients `LAGS` points apart."""
+    t = torch.linspace(0, 1, LINE_POINTS).reshape(-1, 1, 1, 1)
+    line = x[0] + t * (x[1] - x[0])
+    return [
+        {**net.key, "lag": lag, "correlation": r} for lag, r in correlations(line_gradients(net.model, line))
+    ]
+
+
+def toy_net(depth: int, residual: bool, norm: bool, width: int = 200) -> nn.Sequential:
+    """Balduzzi et al.'s toy: a rectifier net from one input to one output, `width` units a layer,
+    He init, zero biases; `depth` layers, each `relu(BN(W h))`, or as residual blocks
+    `h + W relu(BN(h))`. Without BN and with zero biases such a net is linear on each side of 0, so
+    the toy keeps BN (the shattering needs a bias or a normalisation to break that)."""
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(width, width)
+            self.norm = nn.BatchNorm1d(width) if norm else nn.Identity()
+            nn.init.kaiming_normal_(self.linear.weight, nonlinearity="relu")
+            nn.init.zeros_(self.linear.bias)
+
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            if residual:
+                return h + self.linear(F.relu(self.norm(h)))
+            return F.relu(self.norm(self.linear(h)))
+
+    first, last = nn.Linear(1, width), nn.Linear(width, 1)
+    for layer in (first, last):
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        nn.init.zeros_(layer.bias)
+    return nn.Sequential(first, *(Block() for _ in range(depth)), last)
+
+
+def toy_shatter(depth: int, residual: bool, norm: bool = True, seed: int = 0) -> list[tuple[int, float]]:
+    """The toy's gradients along `LINE_POINTS` inputs evenly spaced on [-2, 2], as `correlations`."""
+    torch.manual_seed(seed)
+    x = torch.linspace(-2, 2, LINE_POINTS).reshape(-1, 1)
+    return correlations(line_gradients(toy_net(depth, residual, norm), x))
 
 
 # --- the measurements by name -------------------------------------------------------------------

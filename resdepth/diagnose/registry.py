@@ -74,6 +74,13 @@ REGISTRY: dict[str, Measurement] = {
         figures.scale_figure,
         "std of the residual stream and the logits",
     ),
+    "shatter": Measurement(
+        ("lag", "correlation"),
+        lambda net, d: measures.shatter(net, d.test_x),
+        summaries.shatter,
+        figures.shatter_figure,
+        "shattered gradients: how alike the input gradients are along a line between two test images (Balduzzi et al.)",
+    ),
     START: Measurement(
         tuple(f.name for f in fields(Window)),
         None,

@@ -31,6 +31,8 @@ from resdepth.runs import RunConfig, expand
 from resdepth.train import train_run
 
 Tables = dict[str, Rows]
+# Measured on a run's initial weights too (rebuilt from its seed), to set the trained net beside them.
+AT_INIT = ("grads", "scale", "shatter")
 
 
 def fresh(spec: NetSpec, seed: int) -> Net:
@@ -87,7 +89,7 @@ def diagnose_results(
     test_subset: int | None,
     progress: Callable[[str], None],
 ) -> Tables:
-    """Gradients and signal scale at init and at the checkpoint; the rest on the trained nets only."""
+    """`AT_INIT` at init and trained; the rest on the trained nets only."""
     tables: Tables = {w: [] for w in what}
     datasets: dict[str, Dataset] = {}
     for init, trained, row in from_results(folder):
@@ -98,7 +100,7 @@ def diagnose_results(
         split = run.replace(test_subset=test_subset or run.test_subset).split(datasets[name])
         data = inputs(split)
         progress(f"{trained.label} seed {trained.seed} ({trained.run_id}, {trained.state})")
-        for key in ("grads", "scale"):
+        for key in AT_INIT:
             if key in what:
                 tables[key] += measured(key)(init, data)
         for key, rows in measure(trained, data, what).items():

@@ -73,3 +73,8 @@ def identity(f: pd.DataFrame) -> pd.DataFrame:
             "grown error": by["grown_error"].mean(),
         }
     )
+
+
+def shatter(f: pd.DataFrame) -> pd.DataFrame:
+    corr = f.groupby([*KEYS, "lag"], sort=False)["correlation"].mean().unstack("lag")
+    return pd.DataFrame({f"r at lag {lag}": corr[lag] for lag in (1, 8, 64) if lag in corr.columns})
