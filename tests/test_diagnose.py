@@ -210,6 +210,32 @@ def test_a_plain_net_shatters_its_gradients_on_images_and_a_resnet_does_not(synt
         assert r[1] > r[8] > r[64]
 
 
+def test_paths_of_each_length_are_counted_binomially_and_followed_one_at_a_time(synthetic: dg.Inputs) -> None:
+    """Veit et al.'s path lengths: C(n, k) paths of length k, 2^n in all; gating the backward pass
+    to one path leaves the forward pass unchanged; with every residual branch zeroed, only the path
+    through no branch (k = 0) carries a gradient to the input."""
+    from resdepth.diagnose.measures import PATH_SAMPLES, one_path, paths
+
+    net = dg.fresh(NetSpec("resnet", 14), 0)  # 6 blocks, 2 of them option-A downsampling
+    x, y = synthetic.train_x, synthetic.train_y
+    model = copy.deepcopy(net.model).train()
+    with torch.no_grad():
+        whole = model(x[:32])
+        with one_path(model, {0, 3}):
+            gated = model(x[:32])
+    assert torch.equal(whole, gated)
+    rows = pd.DataFrame(paths(net, x, y))
+    counts = rows.groupby("k")["paths"].first()
+    assert list(counts.index) == list(range(7)) and list(counts) == [1, 6, 15, 20, 15, 6, 1]
+    assert counts.sum() == 2**6 and (rows.groupby("k").size() == PATH_SAMPLES).all()
+    for block in net.model.modules():
+        if hasattr(block, "zero_residual_"):
+            block.zero_residual_()
+    zeroed = pd.DataFrame(paths(net, x, y)).groupby("k")["grad_norm"].max()
+    assert zeroed[0] > 0 and (zeroed[1:] == 0).all()
+    assert paths(dg.fresh(NetSpec("plain", 14), 0), x, y) == []  # one path: nothing to compare
+
+
 def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:
     resnet, plain = trained("resnet"), trained("plain")
     rows = pd.DataFrame(dg.lesions(resnet, synthetic.test_x, synthetic.test_y))
@@ -244,12 +270,12 @@ def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_pat
     r = cli("diagnose", str(out), "--test-subset", "200")
     assert r.code == 0, r.err
     tables = read(out)
-    assert set(tables) == {"grads", "responses", "lesion", "identity", "scale", "shatter"}
+    assert set(tables) == {"grads", "responses", "lesion", "identity", "scale", "shatter", "paths"}
     for name in ("grads", "scale", "shatter"):  # at init and trained
         assert set(tables[name]["state"]) == {"init", "epoch 1"}
     assert set(tables["identity"]["state"]) == {"epoch 1"}
     assert set(tables["grads"]["net"]) == {"plain-8", "ResNet-8"}
-    for name in ("grads", "responses", "lesion", "identity", "scale", "shatter"):
+    for name in ("grads", "responses", "lesion", "identity", "scale", "shatter", "paths"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
     again = cli("plot", str(out))
     assert again.code == 0 and "curves.png" in again.out and "lesion.png" in again.out
@@ -269,7 +295,7 @@ def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
     [
         (
             ["--what", "grads,saliency"],
-            "--what takes grads, responses, lesion, identity, scale, shatter, start; got 'saliency'",
+            "--what takes grads, responses, lesion, identity, scale, shatter, paths, start; got 'saliency'",
         ),
         (["--arch", "vgg16"], "diagnose measures plain and resnet nets, not 'vgg16'"),
         (["--depth", "9"], "depth 9 cannot be built"),

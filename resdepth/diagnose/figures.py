@@ -1,6 +1,6 @@
 """Figures of `resdepth diagnose`: gradients per layer, layer responses (He et al. Fig. 7), lesions
-(Veit et al. 2016 Fig. 3 and 5), the identity check, signal scale and shattered gradients (Balduzzi
-et al. 2017); each averaged over seeds.
+(Veit et al. 2016 Fig. 3 and 5), the identity check, signal scale, shattered gradients (Balduzzi
+et al. 2017) and the gradient by path length (Veit et al. Fig. 6); each averaged over seeds.
 
 Colour is depth, as in the error curves; plain nets are dashed, ResNets solid.
 """
@@ -14,6 +14,7 @@ import pandas as pd
 
 from resdepth.config import SweepConfig
 from resdepth.diagnose.measures import BATCH, GRAD_BATCHES, GROWN_LAYERS, LINE_POINTS
+from resdepth.diagnose.summaries import path_gradients
 from resdepth.models import RESNET
 from resdepth.style import PALETTE, new_figure
 from resdepth.train import PROGRESS_EVERY
@@ -301,5 +302,38 @@ def shatter_figure(shatter: pd.DataFrame) -> Figure:
     fig.suptitle(
         "shattered gradients: 1 is a smooth gradient (brown noise), 0 white noise (Balduzzi et al. 2017)",
         fontsize=10,
+    )
+    return fig
+
+
+def paths_figure(paths: pd.DataFrame) -> Figure:
+    """Veit et al. 2016 Fig. 6: how many paths have each length k (a), the gradient one path of
+    length k carries to the input (b), and their product, the share of the whole gradient carried
+    by paths of length k (c); one line per net and state, mean over seeds and samples."""
+    g = path_gradients(paths).reset_index()
+    fig = new_figure(figsize=(14.0, 4.2), layout="constrained")
+    count, each, total = fig.subplots(1, 3)
+    style = _style(paths)
+    for (net, state), rows in g.groupby(["net", "state"], sort=False):
+        colour, line = style[str(net)]
+        label = f"{net}" + ("" if state == "init" else f" ({state})")
+        share = rows["paths"].astype(float) / rows["paths"].astype(float).sum()
+        count.plot(rows["k"], share, color=colour, linestyle=line, label=label)
+        each.plot(
+            rows["k"], rows["grad"], color=colour, linestyle=line, marker="o", markersize=2, label=label
+        )
+        total.plot(rows["k"], rows["share"], color=colour, linestyle=line, label=label)
+    each.set_yscale("log")
+    for ax, title in (
+        (count, "(a) share of the paths that have length k"),
+        (each, "(b) gradient norm at the input, one path of length k"),
+        (total, "(c) share of the whole gradient, all paths of length k"),
+    ):
+        ax.set_xlabel("path length k (residual branches on the path)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(
+        "the gradient by path length through a ResNet's blocks (Veit et al. 2016, Fig. 6)", fontsize=10
     )
     return fig

@@ -1,6 +1,7 @@
 """Why ResNets work, measured on one net: gradients per layer, layer responses (He et al. Fig. 7),
 lesions (Veit et al. 2016), the identity argument, the scale of the residual stream and logits, and
-shattered gradients (Balduzzi et al. 2017).
+shattered gradients (Balduzzi et al. 2017) and the gradient carried by paths of each length (Veit
+et al. 2016).
 
 Every measurement runs in fp32 on batches that are not augmented. Gradients are taken in train mode,
 as training sees them (BatchNorm on batch statistics); everything else in eval mode, as a test sees
@@ -10,6 +11,7 @@ the net. Each returns rows of its diagnostics CSV (`registry.REGISTRY` names its
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -428,6 +430,103 @@ def toy_shatter(depth: int, residual: bool, norm: bool = True, seed: int = 0) ->
     torch.manual_seed(seed)
     x = torch.linspace(-2, 2, LINE_POINTS).reshape(-1, 1)
     return correlations(line_gradients(toy_net(depth, residual, norm), x))
+
+
+# --- 7. short paths (Veit et al. 2016) -----------------------------------------------------------
+
+PATH_SAMPLES = 8  # random sets of k blocks per path length k
+PATH_BATCH = 32  # training images a sample's gradient is measured on (each sample its own batch)
+
+
+class _Attached(nn.Module):
+    """A shortcut fed the block's own input, whatever the block passes it: the branch can then be
+    given a detached copy while the gradient still flows through the shortcut."""
+
+    def __init__(self, shortcut: nn.Module, x: torch.Tensor) -> None:
+        super().__init__()
+        self.shortcut, self.x = shortcut, x
+
+    def forward(self, _: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.shortcut(self.x)
+        return out
+
+
+class _Detached(nn.Module):
+    def __init__(self, shortcut: nn.Module) -> None:
+        super().__init__()
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.shortcut(x.detach())
+        return out
+
+
+class _OnePath(nn.Module):
+    """A residual block whose forward is unchanged and whose backward goes through its residual
+    branch only (`branch`) or through its shortcut only: Veit et al.'s way to follow one path."""
+
+    def __init__(self, block: Block, branch: bool) -> None:
+        super().__init__()
+        self.block, self.branch = block, branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.block.shortcut
+        assert shortcut is not None
+        self.block.shortcut = _Detached(shortcut) if self.branch else _Attached(shortcut, x)
+        try:
+            out: torch.Tensor = self.block(x if self.branch else x.detach())
+        finally:
+            self.block.shortcut = shortcut
+        return out
+
+
+@contextmanager
+def one_path(model: ResNet, through: set[int]) -> Iterator[None]:
+    """Every block gated to one path: through its branch for the blocks numbered in `through`
+    (0-based, input to output), its shortcut for the others."""
+    refs = blocks(model)
+    saved = [(ref.stage, ref.position, ref.stage[ref.position]) for ref in refs]
+    for n, (stage, i, block) in enumerate(saved):
+        assert isinstance(block, Block)
+        stage[i] = _OnePath(block, n in through)
+    try:
+        yield
+    finally:
+        for stage, i, original in saved:
+            stage[i] = original
+
+
+def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
+    """The gradient that reaches the input through paths of each length k (Veit et al. 2016 Fig. 6):
+    forward as usual, backward through the residual branches of k random blocks and the shortcuts of
+    the others, `PATH_SAMPLES` draws of k blocks for each k, each on its own `PATH_BATCH` training
+    images, in train mode as `grads`. The norm of the loss's gradient at the input, per image, and
+    the number of paths of that length, C(n, k). Option-A downsampling blocks count as blocks: their
+    shortcut path is the subsampling and zero-padding, which passes the gradient of the first
+    channels only. A plain net has one path (all branches) and no rows."""
+    if not net.model.residual:
+        return []
+    model = copy.deepcopy(net.model).train()  # train-mode BN would move the net's running stats
+    n, rng, rows = len(blocks(model)), random.Random(seed), []
+    for k in range(n + 1):
+        for sample in range(PATH_SAMPLES):
+            at = (k * PATH_SAMPLES + sample) * PATH_BATCH % max(1, len(y) - PATH_BATCH + 1)
+            images = x[at : at + PATH_BATCH].detach().clone().requires_grad_(True)
+            with one_path(model, set(rng.sample(range(n), k))):
+                loss = F.cross_entropy(model(images), y[at : at + PATH_BATCH], reduction="sum")
+            (grad,) = torch.autograd.grad(loss, images)
+            norm = float(grad.flatten(1).norm(dim=1).mean())
+            rows.append(
+                {
+                    **net.key,
+                    "blocks": n,
+                    "k": k,
+                    "paths": math.comb(n, k),
+                    "sample": sample,
+                    "grad_norm": norm,
+                }
+            )
+    return rows
 
 
 # --- the measurements by name -------------------------------------------------------------------

@@ -81,6 +81,13 @@ REGISTRY: dict[str, Measurement] = {
         figures.shatter_figure,
         "shattered gradients: how alike the input gradients are along a line between two test images (Balduzzi et al.)",
     ),
+    "paths": Measurement(
+        ("blocks", "k", "paths", "sample", "grad_norm"),
+        lambda net, d: measures.paths(net, d.train_x, d.train_y),
+        summaries.paths,
+        figures.paths_figure,
+        "the gradient carried by paths of each length k through a ResNet's blocks (Veit et al.)",
+    ),
     START: Measurement(
         tuple(f.name for f in fields(Window)),
         None,

@@ -78,3 +78,27 @@ def identity(f: pd.DataFrame) -> pd.DataFrame:
 def shatter(f: pd.DataFrame) -> pd.DataFrame:
     corr = f.groupby([*KEYS, "lag"], sort=False)["correlation"].mean().unstack("lag")
     return pd.DataFrame({f"r at lag {lag}": corr[lag] for lag in (1, 8, 64) if lag in corr.columns})
+
+
+def path_gradients(f: pd.DataFrame) -> pd.DataFrame:
+    """Per net, state and path length k: the gradient norm one path carries (mean of the samples),
+    the number of such paths, and the share of the whole gradient all of them carry."""
+    by = f.groupby([*KEYS, "k"], sort=False).agg(
+        blocks=("blocks", "first"), paths=("paths", "first"), grad=("grad_norm", "mean")
+    )
+    total = by["grad"] * by["paths"].astype(float)
+    return by.assign(share=total / total.groupby(level=KEYS, sort=False).transform("sum"))
+
+
+def paths(f: pd.DataFrame) -> pd.DataFrame:
+    g = path_gradients(f).reset_index()
+    out = {}
+    for key, rows in g.groupby(KEYS, sort=False):
+        k, share = rows["k"].to_numpy(), rows["share"].to_numpy()
+        out[key] = {
+            "blocks": int(rows["blocks"].iloc[0]),
+            "k carrying most": int(k[share.argmax()]),
+            "mean k of the gradient": float((k * share).sum()),
+            "k holding 90%": int(k[(share.cumsum() >= 0.9).argmax()]),
+        }
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis(KEYS)
