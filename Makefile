@@ -39,7 +39,7 @@ test: lint pytest smoke
 test-fast: $(INSTALLED)
 	$(VENV)/bin/pytest -q -m "not slow"
 
-# Rewrite the generated pages (docs/options.md, docs/results-folder.md); a test fails when they are stale.
+# Rewrite the generated pages (docs/options.md, docs/results-folder.md, docs/cli.md); a test fails when they are stale.
 docs: $(INSTALLED)
 	$(PY) -m resdepth.docgen
 

@@ -372,6 +372,17 @@ def shipped(name: str) -> Path:
     return Path(str(resources.files("resdepth.experiments") / f"{name}.toml"))
 
 
+def shipped_names() -> list[str]:
+    """The shipped configs by name, shortest recipe first as a reader meets them."""
+    order = ["quick", "course", "longer", "paper20", "paper"]
+    names = [
+        Path(str(f)).stem
+        for f in resources.files("resdepth.experiments").iterdir()
+        if str(f).endswith(".toml")
+    ]
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
 def config_path(given: Path) -> Path:
     """`--config`: a TOML file, or the name of a shipped one (`quick`, `course`, `paper`, ...)."""
     if given.suffix or given.exists() or not shipped(str(given)).is_file():

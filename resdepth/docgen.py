@@ -1,15 +1,17 @@
-"""The two documentation pages the code itself defines: docs/options.md (from `SweepConfig`) and
-docs/results-folder.md (from the CSV column constants). `python -m resdepth.docgen` rewrites them;
-a test fails when either differs from what the code would write, so neither drifts."""
+"""The documentation pages the code itself defines: docs/options.md (from `SweepConfig`),
+docs/results-folder.md (from the CSV column constants) and docs/cli.md (from the registered
+commands). `python -m resdepth.docgen` rewrites them; a test fails when one differs from what the
+code would write, so none drifts."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from resdepth import results
-from resdepth.config import OPTIONS, Role, SweepConfig
+from resdepth.config import OPTIONS, Role, SweepConfig, shipped_names
 from resdepth.diagnose.registry import REGISTRY, columns
 from resdepth.runs import RUN_FIELDS
 
@@ -20,11 +22,11 @@ ROLES = {
     Role.RECIPE: "The recipe, He et al. 2016 §4.2 by default (hashed into the run id)",
     Role.EXECUTION: "Execution: where and how the runs train (never changes a number, never hashed)",
 }
-OPTIONS_INTRO = """\
+OPTIONS_INTRO = f"""\
 # The sweep's options
 
 `resdepth sweep` takes each option on the command line (`--batch-size 64`) or as a key of a TOML
-file (`--config FILE`, or a shipped config by name: `quick`, `course`, `longer`, `paper`; dashes or
+file (`--config FILE`, or a shipped config by name: {", ".join(f"`{n}`" for n in shipped_names())}; dashes or
 underscores). The command line overrides the file, which overrides the defaults below. The resolved
 configuration is saved as `sweep.toml` in the results folder, and every sweep's in `sweeps/`.
 Lists are comma-separated on the command line (`--depth 20,32,44`) and TOML arrays in a file.
@@ -109,7 +111,70 @@ def columns_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-PAGES: dict[str, Callable[[], str]] = {"options.md": options_page, "results-folder.md": columns_page}
+CLI_INTRO = """\
+# Every command
+
+What `resdepth COMMAND --help` says, every command with every argument and option, its default and
+its examples. The sweep's options are also keys of a TOML config; [options.md](options.md) groups
+them by what they change.
+"""
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "/")
+
+
+# The commands come from typer, which carries its own copy of click: read by their attributes.
+def _param_default(param: Any) -> str:
+    shown = getattr(param, "show_default", None)
+    if isinstance(shown, str):
+        return shown
+    if param.default is None or not shown or param.required:
+        return ""
+    if isinstance(param.default, bool) and param.secondary_opts:
+        return str((param.opts if param.default else param.secondary_opts)[0])
+    return str(param.default).lower() if isinstance(param.default, bool) else str(param.default)
+
+
+def _command_lines(name: str, command: Any) -> list[str]:
+    """One command's section: what it does, its usage, a row per argument and option, its examples."""
+    if hasattr(command, "commands"):  # a group: its commands in turn
+        lines = [f"## `{name}`", "", _cell(command.help or ""), ""]
+        for sub, child in command.commands.items():
+            lines += _command_lines(f"{name} {sub}", child)
+        return lines
+    arguments = [p for p in command.params if p.param_type_name == "argument"]
+    usage = " ".join([name, "[OPTIONS]", *(str(p.metavar or p.name).upper() for p in arguments)])
+    lines = [f"## `{name}`", "", _cell(command.help or ""), "", f"`{usage}`", ""]
+    lines += ["| argument or option | default | meaning |", "|---|---|---|"]
+    for param in command.params:
+        if param.param_type_name == "argument":
+            flag = str(param.metavar or param.name).upper()
+        else:
+            flag = " / ".join([*param.opts, *param.secondary_opts])
+        lines.append(f"| `{flag}` | {_param_default(param)} | {_cell(getattr(param, 'help', '') or '')} |")
+    examples = [e.strip() for e in (command.epilog or "").split("\n") if e.strip().startswith("resdepth")]
+    if examples:
+        lines += ["", "Examples:", "", "```sh", *examples, "```"]
+    return [*lines, ""]
+
+
+def cli_page() -> str:
+    import typer
+
+    from resdepth.cli import app
+
+    lines = [GENERATED, "", CLI_INTRO]
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        lines += _command_lines(f"resdepth {name}", command)
+    return "\n".join(lines)
+
+
+PAGES: dict[str, Callable[[], str]] = {
+    "options.md": options_page,
+    "results-folder.md": columns_page,
+    "cli.md": cli_page,
+}
 
 
 def main() -> None:

@@ -143,9 +143,12 @@ def display(console: Console, runs: int) -> Display:
 
 
 def duration(seconds: float) -> str:
-    """`42 s`, `3 min 05 s`, `2 h 07 min`: how long something takes, as a person reads it."""
+    """`42 s`, `3 min 05 s`, `2 h 07 min`: how long something takes, as a person reads it, rounded
+    to its last unit (57,400 s is 15 h 57 min, not 15 h 56)."""
     seconds = max(0, int(round(seconds)))
     if seconds < 60:
         return f"{seconds} s"
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    hours, minutes = divmod(int(round(seconds / 60)), 60)
+    return f"{hours} h {minutes:02d} min"

@@ -1,6 +1,7 @@
-"""The documentation the code defines stays the code's: the options and results-folder pages are what
-`python -m resdepth.docgen` writes today, every CSV column has its meaning, and the README stays a
-front door (10 KB or less, the course's figure first, every page it links shipped)."""
+"""The documentation the code defines stays the code's: the options, results-folder and command
+pages are what `python -m resdepth.docgen` writes today, every CSV column has its meaning, the README
+stays a front door (10 KB or less, the course's figure first, every page it links shipped), and no
+link or "see ... below" points at nothing."""
 
 from __future__ import annotations
 
@@ -56,3 +57,40 @@ def test_every_test_the_docs_name_exists() -> None:
         columns = {*results.METRICS_COLUMNS, *results.RUNS_COLUMNS}  # test_error and the like
         named = set(re.findall(r"`(test_\w+)`", page.read_text())) - columns
         assert named <= defined, f"docs/{page.name} names {sorted(named - defined)}, which no test defines"
+
+
+PAGES = ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as
+    hyphens, a repeated one numbered."""
+    seen: dict[str, int] = {}
+    out = set()
+    for heading in re.findall(r"^#+ (.+)$", page.read_text(), flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        out.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+        seen[slug] = seen.get(slug, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_anchor_a_link_names_exists(page: str) -> None:
+    path = ROOT / page
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", path.read_text()):
+        linked = path.parent / target if target else path
+        if not target.startswith(("http://", "https://")):
+            assert anchor in anchors(linked), f"{page} links {target}#{anchor}, which has no such heading"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_section_named_below_or_above_is_on_that_page_there(page: str) -> None:
+    """`see "On a GPU" below` must name a heading of this page that comes after the sentence (before
+    it, for above): one on another page is a link, not a direction."""
+    text = (ROOT / page).read_text()
+    headings = [(m.start(), m.group(1).strip()) for m in re.finditer(r"^#+ (.+)$", text, flags=re.MULTILINE)]
+    for m in re.finditer(r"[\"'“]([^\"'”\n]{3,60})[\"'”] (below|above)", text):
+        name, where = m.group(1), m.group(2)
+        at = [pos for pos, heading in headings if heading.startswith(name)]
+        assert at, f"{page}: '{name}' {where} names no heading of this page"
+        assert any((pos > m.start()) == (where == "below") for pos in at), f"{page}: '{name}' is not {where}"

@@ -121,7 +121,7 @@ def test_markdown_report_is_a_table_and_a_verdict(known: analysis.Group) -> None
     assert lines[0].startswith("| net | seeds |") and lines[1].startswith("|---|")
     assert "| plain-56 | 2 | 3 | 26.00 ± 1.41 |" in text
     nets = tables.table(known).assign(wall_seconds_mean=57_400.0)  # a paper-recipe net on a CPU
-    assert {row[-1] for row in tables.rows(nets)[1]} == {"15 h 56 min"}
+    assert {row[-1] for row in tables.rows(nets)[1]} == {"15 h 57 min"}  # 15.94 h, rounded not cut
     assert lines[-3].startswith("degradation reproduced")
     assert lines[-1] == "per seed (0, 1), 20 -> 56 layers: plain +10.0, +10.0; ResNet -3.0, -3.0 points"
 
@@ -478,3 +478,11 @@ def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli,
             "holds no run of this recipe" in refused.err
             and "dataset cifar10 here, cifar100 there" in refused.err
         )
+
+
+def test_durations_are_rounded_to_their_last_unit() -> None:
+    from resdepth.progress import duration
+
+    assert [duration(s) for s in (41.6, 185, 3599.4, 3599.6, 7_620, 57_400, 57_330)] == [
+        "42 s", "3 min 05 s", "59 min 59 s", "1 h 00 min", "2 h 07 min", "15 h 57 min", "15 h 56 min",
+    ]  # fmt: skip

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from resdepth.cli.app import _fmt_int, app, console, err, sweep_options
-from resdepth.config import parse_list
+from resdepth.config import parse_list, shipped_names
 from resdepth.models import NOT_APPLICABLE
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ def sweep(
     config: Annotated[
         Path | None,
         typer.Option(
-            help="TOML file with the same keys as these options, or a shipped one by name: quick, course, longer, paper."
+            help="TOML file with the same keys as these options, or a shipped one by name: "
+            + ", ".join(shipped_names())
+            + "."
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and exit.")] = False,
