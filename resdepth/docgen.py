@@ -1,7 +1,8 @@
 """The documentation pages the code itself defines: docs/options.md (from `SweepConfig`),
 docs/results-folder.md (from the CSV column constants) and docs/cli.md (from the registered
-commands). `python -m resdepth.docgen` rewrites them; a test fails when one differs from what the
-code would write, so none drifts."""
+commands). `python -m resdepth.docgen` rewrites them, and the blocks of README.md and docs/ that
+come from the shipped results (`docblocks`); a test fails when one differs from what the code would
+write, so none drifts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resdepth import results
+from resdepth import docblocks, results
 from resdepth.config import OPTIONS, Role, SweepConfig, shipped_names
 from resdepth.diagnose.registry import REGISTRY, columns
 from resdepth.runs import RUN_FIELDS
@@ -183,6 +184,11 @@ def main() -> None:
     for name, page in PAGES.items():
         (DOCS / name).write_text(page())
         print(f"wrote {DOCS / name}")
+    for path in docblocks.pages(DOCS.parent):  # the results' tables and lines in the others
+        text = path.read_text()
+        if (new := docblocks.render(text, DOCS.parent)) != text:
+            path.write_text(new)
+            print(f"rewrote the results blocks of {path}")
 
 
 if __name__ == "__main__":

@@ -201,7 +201,7 @@ def _trend(rise: float, limit: float) -> str:
     return "falls" if rise < -limit else "stays level"
 
 
-def _pm(mean: float, std: float, seeds: int) -> str:
+def plus_minus(mean: float, std: float, seeds: int) -> str:
     return f"{mean:.2f}" if seeds < 2 else f"{mean:.2f} ± {std:.2f}"
 
 
@@ -215,7 +215,7 @@ def rows(nets: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     for n in nets.to_dict("records"):
         seeds = int(n["seeds"])
         errors = [
-            _pm(n[f"{c}_mean"], n[f"{c}_std"], seeds)
+            plus_minus(n[f"{c}_mean"], n[f"{c}_std"], seeds)
             for c in ("final_test_error", "best_test_error", "final_train_error")
         ]
         params = f"{int(float(n['params'])):,}" if str(n["params"]).strip() not in ("", "nan") else ""
@@ -231,7 +231,7 @@ def _vs_reference(n: dict[Any, Any]) -> list[str]:
     if math.isnan(n["ref_mean"]):
         return ["(no such net)", ""]
     runs = int(n["ref_runs"])
-    ref = _pm(n["ref_mean"], n["ref_std"], runs) + f" ({runs} run{'s' if runs > 1 else ''})"
+    ref = plus_minus(n["ref_mean"], n["ref_std"], runs) + f" ({runs} run{'s' if runs > 1 else ''})"
     z = "no spread to compare" if math.isnan(n["ref_z"]) else f"{n['ref_z']:+.1f} std"
     return [ref, z]
 

@@ -6,11 +6,13 @@ link or "see ... below" points at nothing."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from resdepth import docgen, results
+from resdepth import docblocks, docgen, results
 from resdepth.runs import RUN_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,3 +96,28 @@ def test_a_section_named_below_or_above_is_on_that_page_there(page: str) -> None
         at = [pos for pos, heading in headings if heading.startswith(name)]
         assert at, f"{page}: '{name}' {where} names no heading of this page"
         assert any((pos > m.start()) == (where == "below") for pos in at), f"{page}: '{name}' is not {where}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_number_from_the_results_is_what_the_results_give_today(page: str) -> None:
+    text = (ROOT / page).read_text()
+    assert docblocks.render(text, ROOT) == text, f"{page}'s results blocks are stale: run `make docs`"
+
+
+def test_a_changed_result_makes_the_page_stale_until_make_docs(tmp_path: Path) -> None:
+    """On a copy: one final training error changed in the course's metrics.csv, and the README's
+    table of means no longer matches until it is rendered again."""
+    for name in ("course", "paper"):  # the folders the README's blocks come from
+        shutil.copytree(ROOT / docblocks.REFERENCE / name, tmp_path / docblocks.REFERENCE / name)
+    course = tmp_path / docblocks.REFERENCE / "course"
+    readme = (ROOT / "README.md").read_text()
+    assert docblocks.render(readme, tmp_path) == readme
+    metrics = pd.read_csv(course / results.METRICS)
+    last = metrics[(metrics["arch"] == "plain") & (metrics["depth"] == 26)]["epoch"].idxmax()
+    metrics.loc[last, "train_error"] += 3.0
+    metrics.to_csv(course / results.METRICS, index=False)
+    rendered = docblocks.render(readme, tmp_path)
+    assert rendered != readme
+    changed = [line for line in rendered.splitlines() if line not in readme.splitlines()]
+    assert len(changed) == 1 and changed[0].startswith("| 26 | 46.22 ± ")  # the plain mean, +1.00
+    assert docblocks.render(rendered, tmp_path) == rendered  # and once rendered, current again
