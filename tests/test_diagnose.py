@@ -236,6 +236,64 @@ def test_paths_of_each_length_are_counted_binomially_and_followed_one_at_a_time(
     assert paths(dg.fresh(NetSpec("plain", 14), 0), x, y) == []  # one path: nothing to compare
 
 
+def test_a_landscape_direction_is_filter_normalised_and_zero_for_biases_and_bn() -> None:
+    from resdepth.diagnose.measures import direction
+
+    model = dg.fresh(NetSpec("resnet", 20), 0).model
+    d = direction(model, torch.Generator().manual_seed(0))
+    for name, p in model.named_parameters():
+        if p.dim() == 1:  # BN scales and shifts, the classifier's bias
+            assert not d[name].any(), name
+        else:  # each conv filter and each classifier row: its weights' norm, another direction
+            assert torch.allclose(
+                d[name].flatten(1).norm(dim=1), p.detach().flatten(1).norm(dim=1), rtol=1e-5
+            )
+            assert not torch.allclose(d[name], p.detach())
+
+
+def test_a_landscape_of_a_linear_model_has_its_known_shape() -> None:
+    """One input, two classes, weights (1, -1): each row of a filter-normalised direction is +1 or
+    -1, so along it the logit margin is 2 + (d0 - d1) a, and the loss log(1 + exp(-margin))."""
+    from resdepth.diagnose.measures import direction, loss_and_error, moved
+
+    model = nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+    x, y = torch.ones(1, 1), torch.zeros(1, dtype=torch.long)
+    d = direction(model, torch.Generator().manual_seed(3))
+    signs = d["weight"].flatten()
+    assert set(signs.abs().tolist()) == {1.0}
+    for a in (-1.0, -0.5, 0.0, 0.5, 1.0):
+        with moved(model, [(a, d)]):
+            loss, _ = loss_and_error(model, x, y)
+        margin = 2 + float(signs[0] - signs[1]) * a
+        assert loss == pytest.approx(float(F.softplus(torch.tensor(-margin))), rel=1e-6)
+    assert torch.equal(model.weight, torch.tensor([[1.0], [-1.0]]))  # put back exactly
+
+
+def test_a_landscape_changes_nothing_of_the_net_and_walks_from_init_to_trained(
+    synthetic: dg.Inputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resdepth.diagnose import measures
+
+    monkeypatch.setattr(measures, "LANDSCAPE_POINTS", 5)
+    monkeypatch.setattr(measures, "LANDSCAPE_GRID", 3)
+    net = trained("resnet", depth=8, epochs=1)
+    net.start = dg.fresh(NetSpec("resnet", 8), 0).model
+    before = {k: v.clone() for k, v in net.model.state_dict().items()}
+    rows = pd.DataFrame(measures.landscape(net, synthetic.train_x, synthetic.train_y))
+    after = net.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN statistics alike
+    assert rows.groupby("kind").size().to_dict() == {"1d": 5, "2d": 9, "path": 5}
+    assert set(rows["direction_seed"]) == {0} and set(rows["images"]) == {min(500, len(synthetic.train_y))}
+    one = rows[rows["kind"] == "1d"].set_index("alpha")["loss"]
+    path = rows[rows["kind"] == "path"].set_index("alpha")["loss"]
+    assert one[0.0] == pytest.approx(path[1.0], rel=1e-5)  # both the trained net
+    assert one[0.0] < min(one[-1.0], one[1.0])  # a trained net sits in a valley
+    init_loss, _ = measures.loss_and_error(net.start, synthetic.train_x[:500], synthetic.train_y[:500])
+    assert path[0.0] == pytest.approx(init_loss, rel=1e-5)
+
+
 def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:
     resnet, plain = trained("resnet"), trained("plain")
     rows = pd.DataFrame(dg.lesions(resnet, synthetic.test_x, synthetic.test_y))
@@ -295,7 +353,7 @@ def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
     [
         (
             ["--what", "grads,saliency"],
-            "--what takes grads, responses, lesion, identity, scale, shatter, paths, start; got 'saliency'",
+            "--what takes grads, responses, lesion, identity, scale, shatter, paths, landscape, start; got 'saliency'",
         ),
         (["--arch", "vgg16"], "diagnose measures plain and resnet nets, not 'vgg16'"),
         (["--depth", "9"], "depth 9 cannot be built"),

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from resdepth.cli.app import DataDir, Offline, app, console, err
 from resdepth.config import parse_list
-from resdepth.diagnose.registry import LOOKS, REGISTRY, START, START_ITERATIONS
+from resdepth.diagnose.registry import LOOKS, REGISTRY, START_ITERATIONS
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec
 
@@ -42,7 +42,7 @@ What = Annotated[
     typer.Option(
         help="Measurements, comma-separated: "
         + "; ".join(f"{name}: {m.help}" for name, m in REGISTRY.items())
-        + f". Default: all but {START} (which trains, minutes a net)."
+        + f". Default: {', '.join(LOOKS)} (the others take minutes a net)."
     ),
 ]
 Iterations = Annotated[int, typer.Option(help="--what start: iterations to train each net.")]
@@ -57,7 +57,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print every row as JSON.")
     epilog="Examples:\n\n  resdepth diagnose results/quick\n\n"
     "  resdepth diagnose --arch plain,resnet --depth 20,56 --norm bn,none --activation relu,sigmoid --what grads\n\n"
     "  resdepth diagnose results/quick --what lesion,identity --json\n\n"
-    "  resdepth diagnose --arch plain,resnet --depth 56 --seeds 0,1,2,3,4 --what start --iterations 300"
+    "  resdepth diagnose --arch plain,resnet --depth 56 --seeds 0,1,2,3,4 --what start --iterations 300\n\n"
+    "  resdepth diagnose results/reference/longer --what landscape,shatter,paths"
 )
 def diagnose(
     results_path: Results = None,

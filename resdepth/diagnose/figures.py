@@ -337,3 +337,58 @@ def paths_figure(paths: pd.DataFrame) -> Figure:
         "the gradient by path length through a ResNet's blocks (Veit et al. 2016, Fig. 6)", fontsize=10
     )
     return fig
+
+
+def landscape_figure(landscape: pd.DataFrame) -> Figure:
+    """Li et al. 2018: the training loss along one filter-normalised direction and along the path
+    from init (top left), and a contour plot of the plane of two directions for each net (Fig. 5),
+    their levels shared so that nets compare; mean over seeds."""
+    nets = list(dict.fromkeys(landscape["net"].astype(str)))
+    states = list(dict.fromkeys(landscape["state"].astype(str)))
+    panels = [
+        (n, s)
+        for n in nets
+        for s in states
+        if not landscape[
+            (landscape["net"] == n) & (landscape["state"] == s) & (landscape["kind"] == "2d")
+        ].empty
+    ]
+    columns = min(3, len(panels) + 1)
+    fig = new_figure(figsize=(4.6 * columns, 4.0 * -(-(len(panels) + 1) // columns)), layout="constrained")
+    axes = fig.subplots(-(-(len(panels) + 1) // columns), columns, squeeze=False).flatten()
+    style = _style(landscape)
+    lines = axes[0]
+    for (net, state, kind), rows in landscape[landscape["kind"] != "2d"].groupby(
+        ["net", "state", "kind"], sort=False
+    ):
+        r = rows.groupby("alpha")["loss"].mean()
+        colour, line = style[str(net)]
+        label = f"{net} ({state})" + (", init -> trained (t)" if kind == "path" else "")
+        lines.plot(
+            r.index, r.to_numpy(), color=colour, linestyle=":" if kind == "path" else line, label=label
+        )
+    lines.set_yscale("log")
+    lines.set_xlabel("α (filter-normalised direction), or t on the path from init")
+    lines.set_ylabel(f"training loss ({int(landscape['images'].iloc[0])} images, eval mode)")
+    lines.grid(alpha=0.3)
+    lines.legend(fontsize="x-small")
+    planes = landscape[landscape["kind"] == "2d"]
+    levels = (
+        np.geomspace(max(planes["loss"].min(), 1e-3), planes["loss"].max(), 12) if not planes.empty else None
+    )
+    for ax, (net, state) in zip(axes[1:], panels, strict=False):
+        grid = planes[(planes["net"] == net) & (planes["state"] == state)].pivot_table(
+            index="beta", columns="alpha", values="loss"
+        )
+        contour = ax.contour(
+            grid.columns, grid.index, grid.to_numpy(), levels=levels, cmap="viridis", linewidths=0.9
+        )
+        ax.clabel(contour, fontsize=6, fmt="%.2g")
+        ax.set_title(f"{net} ({state})", fontsize=9)
+        ax.set_xlabel("α")
+        ax.set_ylabel("β")
+        ax.set_aspect("equal")
+    for ax in axes[len(panels) + 1 :]:
+        ax.set_axis_off()
+    fig.suptitle("loss landscape, filter-normalised random directions (Li et al. 2018)", fontsize=10)
+    return fig

@@ -1,7 +1,7 @@
 """Why ResNets work, measured on one net: gradients per layer, layer responses (He et al. Fig. 7),
 lesions (Veit et al. 2016), the identity argument, the scale of the residual stream and logits, and
-shattered gradients (Balduzzi et al. 2017) and the gradient carried by paths of each length (Veit
-et al. 2016).
+shattered gradients (Balduzzi et al. 2017), the gradient carried by paths of each length (Veit
+et al. 2016) and the loss landscape (Li et al. 2018).
 
 Every measurement runs in fp32 on batches that are not augmented. Gradients are taken in train mode,
 as training sees them (BatchNorm on batch statistics); everything else in eval mode, as a test sees
@@ -47,6 +47,7 @@ class Net:
     model: ResNet
     run_id: str = ""
     recipe: str = ""  # in a folder of several recipes, how this run's differs (see analysis.groups)
+    start: ResNet | None = None  # a trained net's initial weights, rebuilt from its seed (None: fresh)
 
     @property
     def label(self) -> str:
@@ -527,6 +528,98 @@ def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
                 }
             )
     return rows
+
+
+# --- 8. the loss landscape (Li et al. 2018) -------------------------------------------------------
+
+LANDSCAPE_POINTS = 51  # 1-D: evenly spaced on [-1, 1], and along the path from init (on [0, 1])
+LANDSCAPE_GRID = 15  # 2-D: a grid of 15 x 15 on [-1, 1]^2
+LANDSCAPE_IMAGES = 500  # the fixed, unaugmented training images every point is evaluated on
+
+
+def direction(model: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A random Gaussian direction with the shapes of the model's parameters, filter-normalised (Li
+    et al. §4): each filter (a conv's output channel, a linear layer's row) scaled to the norm of the
+    same filter of the weights; zero for biases and BN parameters (every 1-D parameter)."""
+    out = {}
+    for name, p in model.named_parameters():
+        if p.dim() <= 1:
+            out[name] = torch.zeros_like(p)
+            continue
+        d = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+        scale = p.detach().flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1).clamp_min(1e-30)
+        out[name] = d * scale.reshape(-1, *([1] * (p.dim() - 1)))
+    return out
+
+
+@torch.no_grad()
+def loss_and_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and error (%) in eval mode: BN on its running statistics, which stay."""
+    model.eval()
+    loss, wrong = 0.0, 0
+    for i in range(0, len(y), EVAL_BATCH):
+        logits = model(x[i : i + EVAL_BATCH])
+        loss += float(F.cross_entropy(logits, y[i : i + EVAL_BATCH], reduction="sum"))
+        wrong += int((logits.argmax(1) != y[i : i + EVAL_BATCH]).sum())
+    return loss / len(y), 100.0 * wrong / len(y)
+
+
+@contextmanager
+def moved(model: nn.Module, steps: list[tuple[float, dict[str, torch.Tensor]]]) -> Iterator[None]:
+    """The model's weights plus a sum of steps (coefficient, direction), put back exactly after."""
+    saved = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            for coefficient, d in steps:
+                p.add_(d[name], alpha=coefficient)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(saved[name])
+
+
+def landscape(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
+    """Li et al.'s loss landscape around the net's weights, on `LANDSCAPE_IMAGES` fixed training
+    images in eval mode: along one filter-normalised random direction (`LANDSCAPE_POINTS` on [-1, 1]),
+    on the plane of two (`LANDSCAPE_GRID` squared points), the directions drawn from `seed` and
+    `seed + 1`; and for a trained net, along the straight line from its initial weights (t = 0) to
+    its trained ones (t = 1), BN's running statistics interpolated with the weights."""
+    model = copy.deepcopy(net.model).eval()
+    x, y = x[:LANDSCAPE_IMAGES], y[:LANDSCAPE_IMAGES]
+    first = direction(model, torch.Generator().manual_seed(seed))
+    second = direction(model, torch.Generator().manual_seed(seed + 1))
+    key = {**net.key, "direction_seed": seed, "images": len(y)}
+    rows: Rows = []
+
+    def point(kind: str, a: float, b: float, steps: list[tuple[float, dict[str, torch.Tensor]]]) -> None:
+        with moved(model, steps):
+            loss, err = loss_and_error(model, x, y)
+        rows.append({**key, "kind": kind, "alpha": a, "beta": b, "loss": loss, "error": err})
+
+    for a in torch.linspace(-1, 1, LANDSCAPE_POINTS).tolist():
+        point("1d", a, 0.0, [(a, first)])
+    grid = torch.linspace(-1, 1, LANDSCAPE_GRID).tolist()
+    for a in grid:
+        for b in grid:
+            point("2d", a, b, [(a, first), (b, second)])
+    if net.start is not None:
+        rows += [{**key, "kind": "path", "alpha": t, "beta": 0.0, **_on_path(net, t, x, y)}
+                 for t in torch.linspace(0, 1, LANDSCAPE_POINTS).tolist()]  # fmt: skip
+    return rows
+
+
+def _on_path(net: Net, t: float, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Loss and error at (1 - t) init + t trained, every float of the state (running stats too)."""
+    assert net.start is not None
+    start, end = net.start.state_dict(), net.model.state_dict()
+    between = copy.deepcopy(net.model)
+    between.load_state_dict(
+        {k: torch.lerp(start[k], v, t) if v.is_floating_point() else v for k, v in end.items()}
+    )
+    loss, err = loss_and_error(between, x, y)
+    return {"loss": loss, "error": err}
 
 
 # --- the measurements by name -------------------------------------------------------------------

@@ -36,6 +36,7 @@ class Measurement:
     summary: Callable[[pd.DataFrame], pd.DataFrame]  # one line per net and state
     figure: Callable[[pd.DataFrame], Figure]
     help: str  # what `--what NAME` measures
+    by_default: bool = True  # measured without --what (not the ones that take minutes a net)
 
 
 REGISTRY: dict[str, Measurement] = {
@@ -88,6 +89,15 @@ REGISTRY: dict[str, Measurement] = {
         figures.paths_figure,
         "the gradient carried by paths of each length k through a ResNet's blocks (Veit et al.)",
     ),
+    "landscape": Measurement(
+        ("kind", "alpha", "beta", "loss", "error", "direction_seed", "images"),
+        lambda net, d: measures.landscape(net, d.train_x, d.train_y),
+        summaries.landscape,
+        figures.landscape_figure,
+        "the training loss around the weights along filter-normalised random directions, 1-D and 2-D, "
+        "and along the path from init (Li et al.; minutes a net, so only when asked)",
+        by_default=False,
+    ),
     START: Measurement(
         tuple(f.name for f in fields(Window)),
         None,
@@ -96,7 +106,9 @@ REGISTRY: dict[str, Measurement] = {
         "the first --iterations of training, loss and error per 20 iterations (fresh nets)",
     ),
 }
-LOOKS = tuple(name for name, m in REGISTRY.items() if m.measure is not None)  # measured by default
+LOOKS = tuple(
+    name for name, m in REGISTRY.items() if m.measure is not None and m.by_default
+)  # without --what
 
 
 def columns(name: str) -> tuple[str, ...]:

@@ -71,7 +71,7 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
         init.run_id, init.recipe = run_id, recipes.get(run_id, "")
         trained = copy.deepcopy(init)
         trained.model.load_state_dict(state["model"])
-        trained.state = f"epoch {int(state['epoch'])}"
+        trained.state, trained.start = f"epoch {int(state['epoch'])}", init.model
         found = True
         yield init, trained, row
     if not found:
