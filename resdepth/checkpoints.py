@@ -132,25 +132,31 @@ def _load(path: Path, run_id: str, keys: dict[str, type], what: str) -> dict[str
     return state
 
 
-# A completed run's final weights: what reloading the trained net needs, and no optimizer state
-# (with the precision it trained in, where its checkpoint recorded it).
+# A completed run's final weights: what reloading the trained net needs, and no optimizer state;
+# with the precision it trained in and its rows (`records`), where its checkpoint held them, so
+# that rows metrics.csv loses are restored from them as from a checkpoint.
 WEIGHT_KEYS = {"run_id": str, "epoch": int, "iteration": int, "model": dict}
 
 
 def load_weights(path: Path, run_id: str) -> dict[str, Any] | None:
     """A completed run's final weights (`WEIGHT_KEYS`), or None where it has none."""
-    return _load(path, run_id, WEIGHT_KEYS, "weights file")
+    state = _load(path, run_id, WEIGHT_KEYS, "weights file")
+    if state is not None and not _records_fit(state.get("records", []), state["epoch"]):
+        raise DamagedCheckpoint(path, "holds rows that are not its epochs'")
+    return state
 
 
 def keep_final_weights(checkpoint: Path, weights: Path, run_id: str) -> bool:
-    """Turn a completed run's checkpoint into its final weights: the model alone (a 56-layer net's
-    3.4 MB in fp32, half its checkpoint), written whole before the checkpoint goes, so a kill in
-    between leaves both, never neither. The optimizer state only served to train on, which a
-    completed run never does. False where the run has no checkpoint (its weights already kept)."""
+    """Turn a completed run's checkpoint into its final weights: the model and the run's rows (a
+    56-layer net's 3.4 MB in fp32, half its checkpoint), written whole before the checkpoint goes,
+    so a kill in between leaves both, never neither. The optimizer state only served to train on,
+    which a completed run never does. False where the run has no checkpoint (its weights kept)."""
     state = load_checkpoint(checkpoint, run_id)
     if state is None:
         return False
-    save_checkpoint(weights, {key: state[key] for key in (*WEIGHT_KEYS, "precision") if key in state})
+    save_checkpoint(
+        weights, {key: state[key] for key in (*WEIGHT_KEYS, "precision", "records") if key in state}
+    )
     checkpoint.unlink()
     sync_folder(checkpoint.parent)
     return True

@@ -89,8 +89,8 @@ to or atomically replaces:
   weights_only=True)`). It is all a run needs to go on, on any machine: commit it beside the CSVs and
   the same sweep command resumes the run from a fresh clone.
 - `{results.WEIGHTS}/<run_id>.pt`, a completed run's: its final weights (`model`, a state dict in
-  fp32, with `run_id`, `epoch` and `iteration`), what `resdepth diagnose` reloads. The run's
-  checkpoint goes when they are written: its optimizer state would only train on.
+  fp32, with `run_id`, `epoch`, `iteration`, `precision` and its rows), what `resdepth diagnose`
+  reloads. The run's checkpoint goes when they are written: its optimizer state would only train on.
 - `{results.SWEEP_TOML}`, the last sweep's resolved configuration; `{results.SWEEPS}/<UTC time>.toml`, every
   sweep's.
 - `{results.DISCARDED}/`: what `--restart` replaced, and the bytes of a torn last line.

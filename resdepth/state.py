@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from resdepth import results
-from resdepth.checkpoints import DamagedCheckpoint, keep_final_weights, load_checkpoint, recover
+from resdepth.checkpoints import DamagedCheckpoint, keep_final_weights, load_checkpoint, load_weights, recover
 from resdepth.config import SweepConfig
 from resdepth.data.store import Dataset, load
 from resdepth.errors import UserError
@@ -130,8 +130,10 @@ class Sweep:
             epochs = have.get(cfg.run_id, set())
             finished = Status(known.get(cfg.run_id, {}).get("status") or Status.RUNNING).finished
             done, damaged, lost = 0, "", []
-            try:
-                state = load_checkpoint(self.checkpoint(cfg), cfg.run_id)
+            try:  # a completed run's weights hold its rows as its checkpoint did
+                state = load_checkpoint(self.checkpoint(cfg), cfg.run_id) or load_weights(
+                    self.weights(cfg), cfg.run_id
+                )
             except DamagedCheckpoint as exc:
                 state, damaged = None, exc.why
             if state is not None:

@@ -166,7 +166,8 @@ def test_sweep_writes_documented_csvs_and_skips_done_runs(cli, tmp_path: Path) -
     assert {p.stem for p in (out / "weights").glob("*.pt")} == set(runs["run_id"])
     for path in (out / "weights").glob("*.pt"):
         state = torch.load(path, weights_only=True)
-        assert set(state) == {"run_id", "epoch", "iteration", "model", "precision"}
+        assert set(state) == {"run_id", "epoch", "iteration", "model", "precision", "records"}
+        assert [r["epoch"] for r in state["records"]] == [1, 2]  # its rows, restorable
         assert (state["run_id"], state["epoch"], state["iteration"]) == (path.stem, 2, 40)
     again = cli("sweep", *TINY, "--depth", "8,14", "--epochs", "2", "--seeds", "0", "--out", str(out))
     assert again.code == 0 and "0 to train, 4 done" in again.out
