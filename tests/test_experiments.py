@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from resdepth.checkpoints import load_checkpoint, load_weights
 from resdepth.config import SweepConfig, resolve
 from resdepth.runs import CIFAR_TRAIN_IMAGES, expand
 
@@ -87,3 +88,25 @@ def test_the_paper_reference_is_paper20_run_to_its_end_and_resnet20_in_the_publi
     assert 7.8 <= done.loc["resnet", "final_test_error"] <= 9.3
     assert done.loc["plain", "final_test_error"] >= done.loc["resnet", "final_test_error"]
     assert set(runs.loc[runs["status"] != "completed", "run_id"]) == {"22ae093b3ec1"}  # the lost one
+
+
+def test_the_longer_reference_is_longer_toml_in_fp32_each_run_done_or_resumable_on_a_fresh_clone() -> None:
+    """Figure 6's runs (issue 35), trained across sessions and machines: every run is one of
+    longer.toml's, all in fp32, each epoch logged once; a completed run ships its final weights (and
+    no checkpoint), an unfinished one the checkpoint of its last logged epoch, so the same command
+    resumes it anywhere."""
+    folder = ROOT / "results" / "reference" / "longer"
+    runs = pd.read_csv(folder / "runs.csv")
+    metrics = pd.read_csv(folder / "metrics.csv")
+    longer = resolve(ROOT / "experiments" / "longer.toml", {})
+    assert set(runs["precision"]) == {"fp32"} and set(runs["run_id"]) <= shipped_run_ids(longer, runs)
+    for run in runs.itertuples():
+        epochs = metrics.loc[metrics["run_id"] == run.run_id, "epoch"].tolist()
+        assert epochs == list(range(1, run.epochs_done + 1))  # each once
+        checkpoint, weights = (folder / sub / f"{run.run_id}.pt" for sub in ("checkpoints", "weights"))
+        if run.status == "completed":
+            assert run.epochs_done == longer.epochs and not checkpoint.exists()
+            state = load_weights(weights, run.run_id)
+        else:
+            state = load_checkpoint(checkpoint, run.run_id)
+        assert state is not None and state["epoch"] == run.epochs_done
