@@ -292,6 +292,12 @@ def test_a_landscape_changes_nothing_of_the_net_and_walks_from_init_to_trained(
     assert one[0.0] < min(one[-1.0], one[1.0])  # a trained net sits in a valley
     init_loss, _ = measures.loss_and_error(net.start, synthetic.train_x[:500], synthetic.train_y[:500])
     assert path[0.0] == pytest.approx(init_loss, rel=1e-5)
+    from resdepth.diagnose.summaries import landscape
+
+    line = landscape(rows).iloc[0]
+    assert line["loss"] == pytest.approx(one[0.0]) and line["loss near |α| = 0.5"] == pytest.approx(
+        (one[-0.5] + one[0.5]) / 2
+    )
 
 
 def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:

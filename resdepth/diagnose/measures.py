@@ -598,16 +598,21 @@ def landscape(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows
             loss, err = loss_and_error(model, x, y)
         rows.append({**key, "kind": kind, "alpha": a, "beta": b, "loss": loss, "error": err})
 
-    for a in torch.linspace(-1, 1, LANDSCAPE_POINTS).tolist():
+    for a in _evenly(-1, 1, LANDSCAPE_POINTS):
         point("1d", a, 0.0, [(a, first)])
-    grid = torch.linspace(-1, 1, LANDSCAPE_GRID).tolist()
+    grid = _evenly(-1, 1, LANDSCAPE_GRID)
     for a in grid:
         for b in grid:
             point("2d", a, b, [(a, first), (b, second)])
     if net.start is not None:
         rows += [{**key, "kind": "path", "alpha": t, "beta": 0.0, **_on_path(net, t, x, y)}
-                 for t in torch.linspace(0, 1, LANDSCAPE_POINTS).tolist()]  # fmt: skip
+                 for t in _evenly(0, 1, LANDSCAPE_POINTS)]  # fmt: skip
     return rows
+
+
+def _evenly(start: float, end: float, points: int) -> list[float]:
+    """Evenly spaced points, exact where they should be (0, 0.5: a float32 linspace misses them)."""
+    return [round(start + (end - start) * i / (points - 1), 9) for i in range(points)]
 
 
 def _on_path(net: Net, t: float, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

@@ -105,12 +105,15 @@ def paths(f: pd.DataFrame) -> pd.DataFrame:
 
 
 def landscape(f: pd.DataFrame) -> pd.DataFrame:
-    """The loss at the weights, at half a filter's norm away along the 1-D direction (mean of both
-    sides) and at the plane's corners (mean): how fast the loss rises around the net."""
+    """The loss at the weights, about half a filter's norm away along the 1-D direction (the points
+    nearest |α| = 0.5, both sides) and at the plane's corners: how fast the loss rises around it."""
     one, two = f[f["kind"] == "1d"], f[f["kind"] == "2d"]
-    centre = one[one["alpha"].abs() < 1e-9].groupby(KEYS, sort=False)["loss"].mean()
-    half = one[(one["alpha"].abs() - 0.5).abs() < 1e-6].groupby(KEYS, sort=False)["loss"].mean()
-    corners = (
-        two[(two["alpha"].abs() == 1) & (two["beta"].abs() == 1)].groupby(KEYS, sort=False)["loss"].mean()
+    off = (one["alpha"].abs() - 0.5).abs()
+    corner = (two["alpha"].abs() == 1) & (two["beta"].abs() == 1)
+    return pd.DataFrame(
+        {
+            "loss": one[one["alpha"] == 0].groupby(KEYS, sort=False)["loss"].mean(),
+            "loss near |α| = 0.5": one[off == off.min()].groupby(KEYS, sort=False)["loss"].mean(),
+            "loss at the plane's corners": two[corner].groupby(KEYS, sort=False)["loss"].mean(),
+        }
     )
-    return pd.DataFrame({"loss": centre, "loss at |α| = 0.5": half, "loss at the plane's corners": corners})
