@@ -413,3 +413,20 @@ def test_start_of_training_reports_the_loss_the_training_loop_sees(cli, tmp_path
     assert ours["error"].iloc[0] == pytest.approx(epochs[0].train_error)
     refused = cli("diagnose", str(tmp_path), "--what", "start")
     assert refused.code == 2 and "--what start trains fresh nets" in refused.err
+
+
+def test_the_landscape_says_how_long_it_will_take_before_it_starts(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resdepth.diagnose import measures
+
+    monkeypatch.setattr(measures, "LANDSCAPE_GRID", 3)
+    r = cli("diagnose", "--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--what", "landscape",
+            "--out", str(tmp_path))  # fmt: skip
+    assert r.code == 0, r.err
+    lines = r.err.splitlines()
+    at = lines.index("measuring ResNet-8 seed 0 (init)")
+    assert lines[at + 1].startswith(
+        "measuring ResNet-8's landscape: 60 points on 500 images, about "
+    )  # 51 + 9
+    assert len(read(tmp_path)["landscape"]) == 60

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -613,6 +614,15 @@ def landscape(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows
 def _evenly(start: float, end: float, points: int) -> list[float]:
     """Evenly spaced points, exact where they should be (0, 0.5: a float32 linspace misses them)."""
     return [round(start + (end - start) * i / (points - 1), 9) for i in range(points)]
+
+
+def landscape_seconds(net: Net, x: torch.Tensor, y: torch.Tensor) -> tuple[int, float]:
+    """How many points `landscape` evaluates for this net, and about how long it will take: one
+    point timed here, as the measurement will evaluate it."""
+    points = LANDSCAPE_POINTS + LANDSCAPE_GRID**2 + (LANDSCAPE_POINTS if net.start is not None else 0)
+    started = time.perf_counter()
+    loss_and_error(copy.deepcopy(net.model), x[:LANDSCAPE_IMAGES], y[:LANDSCAPE_IMAGES])
+    return points, points * (time.perf_counter() - started)
 
 
 def _on_path(net: Net, t: float, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

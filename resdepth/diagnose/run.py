@@ -20,12 +20,13 @@ from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, load_weight
 from resdepth.config import SweepConfig
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
-from resdepth.diagnose.measures import Inputs, Net, Rows, inputs
+from resdepth.diagnose.measures import LANDSCAPE_IMAGES, Inputs, Net, Rows, inputs, landscape_seconds
 from resdepth.diagnose.registry import REGISTRY, START, START_ITERATIONS, measured, read, write, write_figures
 from resdepth.diagnose.summaries import KEYS
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec, build_model, validate
 from resdepth.models.resnet import ResNet
+from resdepth.progress import duration
 from resdepth.results import Window
 from resdepth.runs import RunConfig, expand
 from resdepth.train import train_run
@@ -100,6 +101,7 @@ def diagnose_results(
         split = run.replace(test_subset=test_subset or run.test_subset).split(datasets[name])
         data = inputs(split)
         progress(f"{trained.label} seed {trained.seed} ({trained.run_id}, {trained.state})")
+        _announce(trained, data, what, progress)
         for key in AT_INIT:
             if key in what:
                 tables[key] += measured(key)(init, data)
@@ -117,9 +119,19 @@ def diagnose_fresh(
         for seed in seeds:
             net = fresh(spec, seed)
             progress(f"{spec.name} seed {seed} (init)")
+            _announce(net, batches, what, progress)
             for key, rows in measure(net, batches, what).items():
                 tables[key] += rows
     return tables
+
+
+def _announce(net: Net, data: Inputs, what: list[str], progress: Callable[[str], None]) -> None:
+    """The landscape takes minutes a net: say how long before it starts."""
+    if "landscape" in what:
+        points, seconds = landscape_seconds(net, data.train_x, data.train_y)
+        progress(
+            f"{net.label}'s landscape: {points} points on {LANDSCAPE_IMAGES} images, about {duration(seconds)}"
+        )
 
 
 class _Enough(Exception):
