@@ -26,3 +26,10 @@ class Halted(UserError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, exit_code=1)
+
+
+def refused_write(exc: OSError) -> str:
+    """The one line a write the system refuses gets (a full disk, a read-only folder), whether the
+    command line or a worker met it."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where} (nothing already written was lost)"

@@ -9,7 +9,7 @@ import warnings
 
 from resdepth.cli import bench, data, describe, diagnose, export, report, sweep  # noqa: F401  (they register)
 from resdepth.cli.app import app, err
-from resdepth.errors import InvalidNet, UserError
+from resdepth.errors import InvalidNet, UserError, refused_write
 
 __all__ = ["app", "main"]
 
@@ -27,11 +27,5 @@ def main() -> None:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code if isinstance(exc, UserError) else 2)
     except OSError as exc:  # a full disk, a read-only folder: the system's reason, in one line
-        where = f": {exc.filename}" if exc.filename else ""
-        err.print(
-            f"error: {exc.strerror or exc}{where} (nothing already written was lost)",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
+        err.print(f"error: {refused_write(exc)}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)

@@ -27,7 +27,7 @@ import torch
 
 from resdepth.data.store import Dataset, load
 from resdepth.device import provenance
-from resdepth.errors import Halted
+from resdepth.errors import Halted, refused_write
 from resdepth.results import NONCE, EpochRecord, Status, Window
 from resdepth.runs import RunConfig
 from resdepth.step import DEFAULT_ENGINE, Engine
@@ -177,7 +177,7 @@ def run_job(job: Job, data: Sequence[Dataset] | None, emit: Callable[[Report], N
         train_group(members, device, first.engine)
     except Exception as exc:
         halt = isinstance(exc, OSError) and exc.errno in HALTING
-        why = _full_disk(exc) if isinstance(exc, OSError) and halt else f"{exc.__class__.__name__}: {exc}"
+        why = refused_write(exc) if isinstance(exc, OSError) and halt else f"{exc.__class__.__name__}: {exc}"
         for i in range(len(job.tasks)):
             if i not in ended:
                 end(i, Status.INTERRUPTED if halt else Status.FAILED, why, halt)
@@ -185,11 +185,6 @@ def run_job(job: Job, data: Sequence[Dataset] | None, emit: Callable[[Report], N
 
 # A write the machine refuses, whichever run makes it: every other run would fail the same way.
 HALTING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-
-
-def _full_disk(exc: OSError) -> str:
-    """The line the command line gives any full disk (`cli.main`), for one a worker met."""
-    return f"{exc.strerror}{f': {exc.filename}' if exc.filename else ''} (nothing already written was lost)"
 
 
 def halted(task: Task, error: str) -> Halted:
