@@ -201,10 +201,17 @@ def blocks(model: ResNet) -> list[BlockRef]:
 
 @contextmanager
 def deleted(model: ResNet, which: list[BlockRef]) -> Iterator[None]:
+    with replaced(which, lambda _, block: _Deleted(block)):
+        yield
+
+
+@contextmanager
+def replaced(which: list[BlockRef], wrap: Callable[[int, Block], nn.Module]) -> Iterator[None]:
+    """The blocks `which` names stand in as `wrap(n, block)` (n: their place in `which`) meanwhile."""
     saved = [(ref.stage, ref.position, ref.stage[ref.position]) for ref in which]
-    for stage, i, block in saved:
+    for n, (stage, i, block) in enumerate(saved):
         assert isinstance(block, Block)
-        stage[i] = _Deleted(block)
+        stage[i] = wrap(n, block)
     try:
         yield
     finally:
@@ -212,14 +219,8 @@ def deleted(model: ResNet, which: list[BlockRef]) -> Iterator[None]:
             stage[i] = original
 
 
-@torch.no_grad()
 def error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    wrong = sum(
-        int((model(x[i : i + EVAL_BATCH]).argmax(1) != y[i : i + EVAL_BATCH]).sum())
-        for i in range(0, len(y), EVAL_BATCH)
-    )
-    return 100.0 * wrong / len(y)
+    return loss_and_error(model, x, y)[1]
 
 
 def lesions(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> list[dict[str, object]]:
@@ -486,16 +487,8 @@ class _OnePath(nn.Module):
 def one_path(model: ResNet, through: set[int]) -> Iterator[None]:
     """Every block gated to one path: through its branch for the blocks numbered in `through`
     (0-based, input to output), its shortcut for the others."""
-    refs = blocks(model)
-    saved = [(ref.stage, ref.position, ref.stage[ref.position]) for ref in refs]
-    for n, (stage, i, block) in enumerate(saved):
-        assert isinstance(block, Block)
-        stage[i] = _OnePath(block, n in through)
-    try:
+    with replaced(blocks(model), lambda n, block: _OnePath(block, n in through)):
         yield
-    finally:
-        for stage, i, original in saved:
-            stage[i] = original
 
 
 def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
