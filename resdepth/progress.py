@@ -1,9 +1,11 @@
-"""What a sweep shows while it runs (a live rich display on a terminal, plain lines elsewhere), and
-how durations read."""
+"""What a sweep shows while it runs (a live rich display on a terminal, plain lines elsewhere), the
+bars of a measurement that takes a while, and how durations read."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from rich.console import Console, Group
@@ -140,6 +142,27 @@ def display(console: Console, runs: int) -> Display:
     if console.is_terminal and sys.stdout.isatty():
         return LiveDisplay(console, runs)
     return LineDisplay(console)
+
+
+@contextmanager
+def bars(console: Console, shown: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """`step(label, done, total)` draws a bar per label while it is unfinished, on a terminal when
+    `shown`; elsewhere (a log, a pipe, JSON on stdout) it does nothing, the lines around it say enough."""
+    if not (shown and console.is_terminal):
+        yield lambda *_: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def step(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done)
+            if done >= total:
+                progress.remove_task(tasks[label])
+
+        yield step
 
 
 def duration(seconds: float) -> str:

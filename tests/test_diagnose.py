@@ -430,3 +430,49 @@ def test_the_landscape_says_how_long_it_will_take_before_it_starts(
         "measuring ResNet-8's landscape: 60 points on 500 images, about "
     )  # 51 + 9
     assert len(read(tmp_path)["landscape"]) == 60
+    r = cli("diagnose", "--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--what", "paths",
+            "--out", str(tmp_path))  # fmt: skip
+    assert r.code == 0, r.err
+    assert "measuring ResNet-8's paths: 32 gradients of 32 images, about " in r.err  # 3 blocks: (3 + 1) x 8
+
+
+@pytest.mark.parametrize(
+    ("name", "arch", "count"),
+    [
+        ("landscape", "resnet", 51 + 9),  # 1-D and a 3 x 3 plane, no path for a fresh net
+        ("paths", "resnet", (3 + 1) * 8),  # ResNet-8's 3 blocks: k = 0..3, 8 draws each
+        ("lesion", "plain", 1 + 1 + 8),  # intact, its one block that keeps the shape, k = 1 x 8 draws
+    ],
+)
+def test_a_measurement_that_takes_a_while_ticks_once_a_row_up_to_its_total(
+    synthetic: dg.Inputs, monkeypatch: pytest.MonkeyPatch, name: str, arch: str, count: int
+) -> None:
+    from resdepth.diagnose import measures
+    from resdepth.diagnose.registry import measured
+
+    monkeypatch.setattr(measures, "LANDSCAPE_GRID", 3)
+    ticks: list[tuple[int, int]] = []
+    rows = measured(name)(
+        dg.fresh(NetSpec(arch, 8), 0), synthetic, lambda done, total: ticks.append((done, total))
+    )
+    assert len(rows) == count
+    assert ticks == [(done, count) for done in range(1, count + 1)]
+
+
+def test_bars_draw_on_a_terminal_and_nothing_elsewhere() -> None:
+    import io
+
+    from rich.console import Console
+
+    from resdepth.progress import bars
+
+    for terminal, shown, drawn in [(True, True, True), (True, False, False), (False, True, False)]:
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=terminal, width=100)
+        with bars(console, shown) as step:
+            for done in range(1, 4):
+                step("ResNet-8 seed 0 (init): paths", done, 3)
+                console.print("a line", highlight=False)  # the lines around the bars still print
+        text = out.getvalue()
+        assert text.count("a line") == 3
+        assert ("ResNet-8 seed 0 (init): paths" in text) is drawn, (terminal, shown)

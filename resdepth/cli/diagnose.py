@@ -14,6 +14,7 @@ from resdepth.config import parse_list
 from resdepth.diagnose.registry import LOOKS, REGISTRY, START_ITERATIONS
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec
+from resdepth.progress import bars
 
 if TYPE_CHECKING:
     from resdepth.diagnose import Diagnosis
@@ -96,19 +97,21 @@ def diagnose(
         if not as_json:
             err.print(f"measuring {text}", highlight=False)
 
-    result = dg.run(
-        results_path,
-        specs=specs,
-        seeds=parse_list(seeds, int, "--seeds"),
-        what=parse_list(what, str, "--what"),
-        iterations=iterations,
-        dataset=dataset,
-        data_dir=data_dir,
-        test_subset=test_subset,
-        out=out,
-        offline=offline,
-        progress=progress,
-    )
+    with bars(err, shown=not as_json) as step:
+        result = dg.run(
+            results_path,
+            specs=specs,
+            seeds=parse_list(seeds, int, "--seeds"),
+            what=parse_list(what, str, "--what"),
+            iterations=iterations,
+            dataset=dataset,
+            data_dir=data_dir,
+            test_subset=test_subset,
+            out=out,
+            offline=offline,
+            progress=progress,
+            step=step,
+        )
     if as_json:
         print(json.dumps(result.tables, indent=2, default=str))
     else:

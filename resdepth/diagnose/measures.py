@@ -36,6 +36,12 @@ GROWN_LAYERS = 6  # `identity` grows a net by one zeroed basic block (2 layers) 
 Rows = list[dict[str, object]]
 LESION_SAMPLES = 8  # random draws of k deleted blocks, for each k
 LESION_MAX_K = 8
+# Called as (done, total) after each of the points a long measurement evaluates: a progress bar.
+Tick = Callable[[int, int], None]
+
+
+def _quiet(done: int, total: int) -> None:
+    pass
 
 
 @dataclass
@@ -223,7 +229,9 @@ def error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return loss_and_error(model, x, y)[1]
 
 
-def lesions(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> list[dict[str, object]]:
+def lesions(
+    net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0, tick: Tick = _quiet
+) -> list[dict[str, object]]:
     """Test error intact, without each single block, and without k random blocks (k = 1..8).
 
     Random deletions draw from the blocks that keep their shape, which a plain net can lose too; a
@@ -231,31 +239,30 @@ def lesions(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> list[d
     """
     model = net.model
     every = blocks(model)
-    rows: list[dict[str, object]] = [
-        {**net.key, "kind": "intact", "block": "", "k": 0, "sample": 0, "error": error(model, x, y)}
-    ]
-    for n, entry in enumerate(every, start=1):
-        if not entry.keeps_shape and model.residual is False:
-            continue  # a plain block that changes the shape has nothing to leave behind
-        with deleted(model, [entry]):
-            rows.append(
-                {**net.key, "kind": "single", "block": n, "k": 1, "sample": 0, "error": error(model, x, y)}
-            )
+    singles = [
+        (n, entry) for n, entry in enumerate(every, start=1) if entry.keeps_shape or model.residual
+    ]  # a plain block that changes the shape has nothing to leave behind
     pool = [e for e in every if e.keeps_shape]
+    draws = [
+        (k, sample) for k in range(1, min(LESION_MAX_K, len(pool)) + 1) for sample in range(LESION_SAMPLES)
+    ]
+    total = 1 + len(singles) + len(draws)
+    rows: list[dict[str, object]] = []
+
+    def point(kind: str, block: object, k: int, sample: int) -> None:
+        rows.append(
+            {**net.key, "kind": kind, "block": block, "k": k, "sample": sample, "error": error(model, x, y)}
+        )
+        tick(len(rows), total)
+
+    point("intact", "", 0, 0)
+    for n, entry in singles:
+        with deleted(model, [entry]):
+            point("single", n, 1, 0)
     rng = random.Random(seed)
-    for k in range(1, min(LESION_MAX_K, len(pool)) + 1):
-        for sample in range(LESION_SAMPLES):
-            with deleted(model, rng.sample(pool, k)):
-                rows.append(
-                    {
-                        **net.key,
-                        "kind": "random",
-                        "block": "",
-                        "k": k,
-                        "sample": sample,
-                        "error": error(model, x, y),
-                    }
-                )
+    for k, sample in draws:
+        with deleted(model, rng.sample(pool, k)):
+            point("random", "", k, sample)
     return rows
 
 
@@ -491,7 +498,7 @@ def one_path(model: ResNet, through: set[int]) -> Iterator[None]:
         yield
 
 
-def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
+def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0, tick: Tick = _quiet) -> Rows:
     """The gradient that reaches the input through paths of each length k (Veit et al. 2016 Fig. 6):
     forward as usual, backward through the residual branches of k random blocks and the shortcuts of
     the others, `PATH_SAMPLES` draws of k blocks for each k, each on its own `PATH_BATCH` training
@@ -506,11 +513,9 @@ def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
     for k in range(n + 1):
         for sample in range(PATH_SAMPLES):
             at = (k * PATH_SAMPLES + sample) * PATH_BATCH % max(1, len(y) - PATH_BATCH + 1)
-            images = x[at : at + PATH_BATCH].detach().clone().requires_grad_(True)
-            with one_path(model, set(rng.sample(range(n), k))):
-                loss = F.cross_entropy(model(images), y[at : at + PATH_BATCH], reduction="sum")
-            (grad,) = torch.autograd.grad(loss, images)
-            norm = float(grad.flatten(1).norm(dim=1).mean())
+            norm = _path_gradient(
+                model, set(rng.sample(range(n), k)), x[at : at + PATH_BATCH], y[at : at + PATH_BATCH]
+            )
             rows.append(
                 {
                     **net.key,
@@ -521,7 +526,29 @@ def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
                     "grad_norm": norm,
                 }
             )
+            tick(len(rows), (n + 1) * PATH_SAMPLES)
     return rows
+
+
+def _path_gradient(model: ResNet, through: set[int], x: torch.Tensor, y: torch.Tensor) -> float:
+    """The mean norm, per image, of the loss's gradient at the input along the path `through`."""
+    images = x.detach().clone().requires_grad_(True)
+    with one_path(model, through):
+        loss = F.cross_entropy(model(images), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, images)
+    return float(grad.flatten(1).norm(dim=1).mean())
+
+
+def paths_seconds(net: Net, x: torch.Tensor, y: torch.Tensor) -> tuple[str, float]:
+    """How many gradients `paths` takes for this net, and about how long: one timed here."""
+    if not net.model.residual:
+        return "no paths but one (a plain net)", 0.0
+    model = copy.deepcopy(net.model).train()
+    n = len(blocks(model))
+    started = time.perf_counter()
+    _path_gradient(model, set(range(n // 2)), x[:PATH_BATCH], y[:PATH_BATCH])
+    count = (n + 1) * PATH_SAMPLES
+    return f"{count} gradients of {PATH_BATCH} images", count * (time.perf_counter() - started)
 
 
 # --- 8. the loss landscape (Li et al. 2018) -------------------------------------------------------
@@ -574,7 +601,7 @@ def moved(model: nn.Module, steps: list[tuple[float, dict[str, torch.Tensor]]]) 
                 p.copy_(saved[name])
 
 
-def landscape(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows:
+def landscape(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0, tick: Tick = _quiet) -> Rows:
     """Li et al.'s loss landscape around the net's weights, on `LANDSCAPE_IMAGES` fixed training
     images in eval mode: along one filter-normalised random direction (`LANDSCAPE_POINTS` on [-1, 1]),
     on the plane of two (`LANDSCAPE_GRID` squared points), the directions drawn from `seed` and
@@ -585,22 +612,27 @@ def landscape(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Rows
     first = direction(model, torch.Generator().manual_seed(seed))
     second = direction(model, torch.Generator().manual_seed(seed + 1))
     key = {**net.key, "direction_seed": seed, "images": len(y)}
+    total = landscape_points(net)
     rows: Rows = []
 
-    def point(kind: str, a: float, b: float, steps: list[tuple[float, dict[str, torch.Tensor]]]) -> None:
-        with moved(model, steps):
-            loss, err = loss_and_error(model, x, y)
+    def point(kind: str, a: float, b: float, loss_error: tuple[float, float]) -> None:
+        loss, err = loss_error
         rows.append({**key, "kind": kind, "alpha": a, "beta": b, "loss": loss, "error": err})
+        tick(len(rows), total)
+
+    def at(steps: list[tuple[float, dict[str, torch.Tensor]]]) -> tuple[float, float]:
+        with moved(model, steps):
+            return loss_and_error(model, x, y)
 
     for a in _evenly(-1, 1, LANDSCAPE_POINTS):
-        point("1d", a, 0.0, [(a, first)])
+        point("1d", a, 0.0, at([(a, first)]))
     grid = _evenly(-1, 1, LANDSCAPE_GRID)
     for a in grid:
         for b in grid:
-            point("2d", a, b, [(a, first), (b, second)])
+            point("2d", a, b, at([(a, first), (b, second)]))
     if net.start is not None:
-        rows += [{**key, "kind": "path", "alpha": t, "beta": 0.0, **_on_path(net, t, x, y)}
-                 for t in _evenly(0, 1, LANDSCAPE_POINTS)]  # fmt: skip
+        for t in _evenly(0, 1, LANDSCAPE_POINTS):
+            point("path", t, 0.0, _on_path(net, t, x, y))
     return rows
 
 
@@ -609,16 +641,21 @@ def _evenly(start: float, end: float, points: int) -> list[float]:
     return [round(start + (end - start) * i / (points - 1), 9) for i in range(points)]
 
 
-def landscape_seconds(net: Net, x: torch.Tensor, y: torch.Tensor) -> tuple[int, float]:
+def landscape_points(net: Net) -> int:
+    """1-D, 2-D, and the path from init for a trained net."""
+    return LANDSCAPE_POINTS + LANDSCAPE_GRID**2 + (LANDSCAPE_POINTS if net.start is not None else 0)
+
+
+def landscape_seconds(net: Net, x: torch.Tensor, y: torch.Tensor) -> tuple[str, float]:
     """How many points `landscape` evaluates for this net, and about how long it will take: one
     point timed here, as the measurement will evaluate it."""
-    points = LANDSCAPE_POINTS + LANDSCAPE_GRID**2 + (LANDSCAPE_POINTS if net.start is not None else 0)
+    points = landscape_points(net)
     started = time.perf_counter()
     loss_and_error(copy.deepcopy(net.model), x[:LANDSCAPE_IMAGES], y[:LANDSCAPE_IMAGES])
-    return points, points * (time.perf_counter() - started)
+    return f"{points} points on {len(y[:LANDSCAPE_IMAGES])} images", points * (time.perf_counter() - started)
 
 
-def _on_path(net: Net, t: float, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def _on_path(net: Net, t: float, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Loss and error at (1 - t) init + t trained, every float of the state (running stats too)."""
     assert net.start is not None
     start, end = net.start.state_dict(), net.model.state_dict()
@@ -626,8 +663,7 @@ def _on_path(net: Net, t: float, x: torch.Tensor, y: torch.Tensor) -> dict[str, 
     between.load_state_dict(
         {k: torch.lerp(start[k], v, t) if v.is_floating_point() else v for k, v in end.items()}
     )
-    loss, err = loss_and_error(between, x, y)
-    return {"loss": loss, "error": err}
+    return loss_and_error(between, x, y)
 
 
 # --- the measurements by name -------------------------------------------------------------------

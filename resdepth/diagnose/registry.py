@@ -14,7 +14,7 @@ import pandas as pd
 
 from resdepth import results
 from resdepth.diagnose import figures, measures, summaries
-from resdepth.diagnose.measures import Inputs, Net, Rows
+from resdepth.diagnose.measures import Inputs, Net, Rows, Tick
 from resdepth.files import inside
 from resdepth.results import DIAGNOSTICS, Window
 from resdepth.style import figure_path, save
@@ -32,71 +32,76 @@ NET_STATE_COLUMNS = ("net", "arch", "depth", "norm", "activation", "seed", "stat
 @dataclass(frozen=True)
 class Measurement:
     columns: tuple[str, ...]  # of its CSV, after NET_STATE_COLUMNS
-    measure: Callable[[Net, Inputs], Rows] | None  # on one net (None: the start, which trains)
+    measure: Callable[[Net, Inputs, Tick], Rows] | None  # on one net (None: the start, which trains)
     summary: Callable[[pd.DataFrame], pd.DataFrame]  # one line per net and state
     figure: Callable[[pd.DataFrame], Figure]
     help: str  # what `--what NAME` measures
     by_default: bool = True  # measured without --what (not the ones that take minutes a net)
+    # (what it will evaluate, about how many seconds) for one net, said before a measurement that
+    # takes a while; one step timed
+    seconds: Callable[[Net, Inputs], tuple[str, float]] | None = None
 
 
 REGISTRY: dict[str, Measurement] = {
     "grads": Measurement(
         ("layer", "name", "grad_norm", "weight_norm"),
-        lambda net, d: measures.grad_norms(net, d.train_x, d.train_y),
+        lambda net, d, _: measures.grad_norms(net, d.train_x, d.train_y),
         summaries.grads,
         figures.grads_figure,
         "gradient norm per layer",
     ),
     "responses": Measurement(
         ("layer", "name", "std"),
-        lambda net, d: measures.responses(net, d.test_x),
+        lambda net, d, _: measures.responses(net, d.test_x),
         summaries.responses,
         figures.responses_figure,
         "layer responses (He et al. Fig. 7)",
     ),
     "lesion": Measurement(
         ("kind", "block", "k", "sample", "error"),
-        lambda net, d: measures.lesions(net, d.test_x, d.test_y),
+        lambda net, d, tick: measures.lesions(net, d.test_x, d.test_y, tick=tick),
         summaries.lesion,
         figures.lesion_figure,
         "deleting blocks (Veit et al.)",
     ),
     "identity": Measurement(
         ("grown_to", "max_abs_diff", "bitwise_equal", "grown_output_spread", "error", "grown_error"),
-        lambda net, d: measures.identity(net, d.test_x, d.test_y),
+        lambda net, d, _: measures.identity(net, d.test_x, d.test_y),
         summaries.identity,
         figures.identity_figure,
         "the net grown by zeroed blocks, unchanged",
     ),
     "scale": Measurement(
         ("layer", "name", "std", "rms", "loss"),
-        lambda net, d: measures.scale(net, d.train_x, d.train_y),
+        lambda net, d, _: measures.scale(net, d.train_x, d.train_y),
         summaries.scale,
         figures.scale_figure,
         "std of the residual stream and the logits",
     ),
     "shatter": Measurement(
         ("lag", "correlation"),
-        lambda net, d: measures.shatter(net, d.test_x),
+        lambda net, d, _: measures.shatter(net, d.test_x),
         summaries.shatter,
         figures.shatter_figure,
         "shattered gradients: how alike the input gradients are along a line between two test images (Balduzzi et al.)",
     ),
     "paths": Measurement(
         ("blocks", "k", "paths", "sample", "grad_norm"),
-        lambda net, d: measures.paths(net, d.train_x, d.train_y),
+        lambda net, d, tick: measures.paths(net, d.train_x, d.train_y, tick=tick),
         summaries.paths,
         figures.paths_figure,
         "the gradient carried by paths of each length k through a ResNet's blocks (Veit et al.)",
+        seconds=lambda net, d: measures.paths_seconds(net, d.train_x, d.train_y),
     ),
     "landscape": Measurement(
         ("kind", "alpha", "beta", "loss", "error", "direction_seed", "images"),
-        lambda net, d: measures.landscape(net, d.train_x, d.train_y),
+        lambda net, d, tick: measures.landscape(net, d.train_x, d.train_y, tick=tick),
         summaries.landscape,
         figures.landscape_figure,
         "the training loss around the weights along filter-normalised random directions, 1-D and 2-D, "
         "and along the path from init (Li et al.; minutes a net, so only when asked)",
         by_default=False,
+        seconds=lambda net, d: measures.landscape_seconds(net, d.train_x, d.train_y),
     ),
     START: Measurement(
         tuple(f.name for f in fields(Window)),
@@ -115,7 +120,7 @@ def columns(name: str) -> tuple[str, ...]:
     return (*NET_STATE_COLUMNS, *REGISTRY[name].columns)
 
 
-def measured(name: str) -> Callable[[Net, Inputs], Rows]:
+def measured(name: str) -> Callable[[Net, Inputs, Tick], Rows]:
     measure = REGISTRY[name].measure
     assert measure is not None, f"{name} trains; it does not measure one net"
     return measure

@@ -20,7 +20,7 @@ from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, load_weight
 from resdepth.config import SweepConfig
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
-from resdepth.diagnose.measures import LANDSCAPE_IMAGES, Inputs, Net, Rows, inputs, landscape_seconds
+from resdepth.diagnose.measures import Inputs, Net, Rows, inputs
 from resdepth.diagnose.registry import REGISTRY, START, START_ITERATIONS, measured, read, write, write_figures
 from resdepth.diagnose.summaries import KEYS
 from resdepth.errors import UserError
@@ -32,6 +32,7 @@ from resdepth.runs import RunConfig, expand
 from resdepth.train import train_run
 
 Tables = dict[str, Rows]
+Step = Callable[[str, int, int], None]  # (what is being measured, done, total): a progress bar's update
 # Measured on a run's initial weights too (rebuilt from its seed), to set the trained net beside them.
 AT_INIT = ("grads", "scale", "shatter")
 
@@ -79,8 +80,13 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
         raise UserError(f"{folder} has no weights or checkpoint of a plain or resnet run to diagnose")
 
 
-def measure(net: Net, data: Inputs, what: list[str]) -> Tables:
-    return {name: measured(name)(net, data) for name in what}
+def measure(net: Net, data: Inputs, what: list[str], step: Step) -> Tables:
+    return {name: measured(name)(net, data, _steps(net, name, step)) for name in what}
+
+
+def _steps(net: Net, name: str, step: Step) -> Callable[[int, int], None]:
+    label = f"{net.label} seed {net.seed} ({net.state}): {name}"
+    return lambda done, total: step(label, done, total)
 
 
 def diagnose_results(
@@ -89,6 +95,7 @@ def diagnose_results(
     data_dir: str | None,
     test_subset: int | None,
     progress: Callable[[str], None],
+    step: Step,
 ) -> Tables:
     """`AT_INIT` at init and trained; the rest on the trained nets only."""
     tables: Tables = {w: [] for w in what}
@@ -104,14 +111,19 @@ def diagnose_results(
         _announce(trained, data, what, progress)
         for key in AT_INIT:
             if key in what:
-                tables[key] += measured(key)(init, data)
-        for key, rows in measure(trained, data, what).items():
+                tables[key] += measured(key)(init, data, _steps(init, key, step))
+        for key, rows in measure(trained, data, what, step).items():
             tables[key] += rows
     return tables
 
 
 def diagnose_fresh(
-    specs: list[NetSpec], seeds: list[int], what: list[str], data: Dataset, progress: Callable[[str], None]
+    specs: list[NetSpec],
+    seeds: list[int],
+    what: list[str],
+    data: Dataset,
+    progress: Callable[[str], None],
+    step: Step,
 ) -> Tables:
     tables: Tables = {w: [] for w in what}
     batches = inputs(data)
@@ -120,18 +132,18 @@ def diagnose_fresh(
             net = fresh(spec, seed)
             progress(f"{spec.name} seed {seed} (init)")
             _announce(net, batches, what, progress)
-            for key, rows in measure(net, batches, what).items():
+            for key, rows in measure(net, batches, what, step).items():
                 tables[key] += rows
     return tables
 
 
 def _announce(net: Net, data: Inputs, what: list[str], progress: Callable[[str], None]) -> None:
-    """The landscape takes minutes a net: say how long before it starts."""
-    if "landscape" in what:
-        points, seconds = landscape_seconds(net, data.train_x, data.train_y)
-        progress(
-            f"{net.label}'s landscape: {points} points on {LANDSCAPE_IMAGES} images, about {duration(seconds)}"
-        )
+    """Say how long each measurement that takes a while will take, before it starts."""
+    for name in what:
+        seconds = REGISTRY[name].seconds
+        if seconds is not None:
+            points, estimate = seconds(net, data)
+            progress(f"{net.label}'s {name}: {points}, about {duration(estimate)}")
 
 
 class _Enough(Exception):
@@ -191,6 +203,7 @@ def run(
     out: Path | None = None,
     offline: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    step: Step = lambda *_: None,
 ) -> Diagnosis:
     """Measure a results folder's checkpoints (`results_path`) or fresh `specs` x `seeds`, and write
     the CSVs and figures: into the results folder, or into `out` (default results/diagnose)."""
@@ -209,7 +222,7 @@ def run(
         if not results_path.is_dir():
             raise UserError(f"{results_path} is not a folder; give a results folder a sweep wrote")
         folder = results_path
-        tables = diagnose_results(folder, what, data_dir, test_subset, progress)
+        tables = diagnose_results(folder, what, data_dir, test_subset, progress, step)
     else:
         for spec in specs or []:
             fresh(spec, 0)  # every net is checked before any data is loaded
@@ -219,7 +232,7 @@ def run(
         looked = [w for w in what if w != START]
         tables = (
             diagnose_fresh(
-                specs or [], seeds or [0], looked, whole.split(None, None, 0, test_subset), progress
+                specs or [], seeds or [0], looked, whole.split(None, None, 0, test_subset), progress, step
             )
             if looked
             else {}
