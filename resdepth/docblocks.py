@@ -71,29 +71,39 @@ def course_verdict(root: Path) -> str:
     )
 
 
-def paper_runs(root: Path) -> str:
-    """Every run of the paper's full recipe: its final errors beside Table 6 and the reproductions."""
+def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str, str]] | None = None) -> str:
+    """Every run of a reference folder, completed first: its final errors (beside Table 6 and the
+    reproductions, for `published`), and what it cost: precision, processor, threads, wall time and
+    the median speed of its epochs."""
+    folder = root / REFERENCE / name
     runs = sorted(
-        results.read_runs(root / REFERENCE / "paper").values(),
-        key=lambda r: (r["status"] != results.Status.COMPLETED, int(r["depth"]), r["arch"] != "resnet"),
+        results.read_runs(folder).values(),
+        key=lambda r: (
+            r["status"] != results.Status.COMPLETED,
+            int(r["depth"]),
+            r["arch"] != "resnet",
+            int(r["seed"]),
+        ),
     )
-    lines = [
-        "| net | precision, processor | test | train | Table 6 | reproductions | wall time |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    speed = results.read_metrics(folder).groupby("run_id")["images_per_second"].median()
+    header = ["net", "seed", "test", "train", *(["Table 6", "reproductions"] if published else [])]
+    header += ["precision, processor", "threads", "wall time", "median img/s"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for r in runs:
         net = f"{'ResNet' if r['arch'] == 'resnet' else 'plain'}-{r['depth']}"
-        table6, others = PUBLISHED.get((r["arch"], int(r["depth"])), ("", ""))
         done = r["status"] == results.Status.COMPLETED
-        if not done:
-            net += f", {r['status']} at epoch {r['epochs_done']} of {r['epochs']}"
-            table6, others = "", ""
-        test = f"**{float(r['final_test_error']):.2f}**" if done else f"{float(r['final_test_error']):.2f}"
+        test = f"{float(r['final_test_error']):.2f}"
+        cells = [
+            net if done else f"{net}, {r['status']} at epoch {r['epochs_done']} of {r['epochs']}",
+            r["seed"],
+        ]
+        cells += [f"**{test}**" if done else test, f"{float(r['final_train_error']):.2f}"]
+        if published:
+            cells += published.get((r["arch"], int(r["depth"])), ("", "")) if done else ("", "")
         fast = "fast bf16" if r["cpu_bf16"] == "yes" else "no fast bf16"
-        lines.append(
-            f"| {net} | {r['precision']}, {r['cpu']} ({fast}) | {test} | {float(r['final_train_error']):.2f} "
-            f"| {table6} | {others} | {duration(float(r['wall_seconds']))} |"
-        )
+        cells += [f"{r['precision']}, {r['cpu']} ({fast})", r["threads"], duration(float(r["wall_seconds"]))]
+        cells.append(f"{speed[r['run_id']]:,.0f}")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -101,7 +111,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "course-means": course_means,
     "course-seeds": course_seeds,
     "course-verdict": course_verdict,
-    "paper-runs": paper_runs,
+    "paper-runs": lambda root: runs_table(root, "paper", PUBLISHED),
+    "longer-runs": lambda root: runs_table(root, "longer"),
 }
 
 
