@@ -1,16 +1,21 @@
-"""Tables and lines of README.md and docs/ that come from the shipped results folders, rendered by
-the code of `resdepth report` between `<!-- results:NAME -->` and `<!-- /results -->`, so that no
-number of a result is typed by hand: `make docs` rewrites them, and a test fails when a page
+"""Tables and numbers of README.md and docs/ that come from the shipped results folders, rendered by
+the code of `resdepth report` so that no number of a result is typed by hand: whole lines between
+`<!-- results:NAME -->` and `<!-- /results -->`, and numbers inside a sentence between
+`<!-- value:NAME -->` and `<!-- /value -->`. `make docs` rewrites them, and a test fails when a page
 differs from what the results folders give today."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import cast
+
+import pandas as pd
 
 from resdepth import results, tables
 from resdepth.analysis import final_rows
+from resdepth.diagnose import registry as diagnostics
 from resdepth.progress import duration
 
 REFERENCE = Path("results") / "reference"
@@ -22,7 +27,11 @@ PUBLISHED = {
     ("resnet", 56): ("6.97", "7.40 ± 0.27 (five seeds)"),
     ("plain", 56): ("— (Fig. 6 only)", "12.95 ± 0.22 (five seeds)"),
 }
+# bf16 on a 2-core CPU with AMX against fp32 on the 2-core AVX2-only EPYC, at 8 and 32 layers:
+# throughput measured when bf16 became the default (those runs were not kept).
+AMX_SPEEDUP = (3.2, 4.5)
 BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
+VALUE = re.compile(r"(<!-- value:([\w-]+) -->)(.*?)(<!-- /value -->)")
 
 
 def _recipe(root: Path, name: str) -> tables.Recipe:
@@ -30,45 +39,303 @@ def _recipe(root: Path, name: str) -> tables.Recipe:
     return recipe
 
 
+def _mean(root: Path, name: str) -> Callable[[str, int, str], str]:
+    """`mean(arch, depth, column)`: a net's mean ± std over seeds, as `resdepth report` writes it."""
+    nets = _recipe(root, name).nets
+    assert nets is not None
+    by = {(n["arch"], int(n["depth"])): n for n in nets.to_dict("records")}
+
+    def mean(arch: str, depth: int, column: str) -> str:
+        n = by[(arch, depth)]
+        return tables.plus_minus(n[f"{column}_mean"], n[f"{column}_std"], n["seeds"])
+
+    return mean
+
+
 def course_means(root: Path) -> str:
     """Final errors by layers, plain and ResNet, mean ± std over seeds."""
-    nets = _recipe(root, "course").nets
-    assert nets is not None
-    by = nets.set_index(["arch", "depth"])
+    mean = _mean(root, "course")
     lines = [
         "| layers | plain, train | ResNet, train | plain, test | ResNet, test |",
         "|---|---|---|---|---|",
     ]
-    for depth in sorted(set(nets["depth"])):
+    for depth in sorted(set(_train_errors(root, "course").columns.get_level_values("depth"))):
         cells = [
-            tables.plus_minus(
-                by.loc[(a, depth), f"{m}_mean"], by.loc[(a, depth), f"{m}_std"], by.loc[(a, depth), "seeds"]
-            )
-            for m in ("final_train_error", "final_test_error")
-            for a in ("plain", "resnet")
+            mean(a, depth, m) for m in ("final_train_error", "final_test_error") for a in ("plain", "resnet")
         ]
         lines.append(f"| {depth} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def course_seeds(root: Path) -> str:
-    """Final training error of every net in every seed."""
-    finals = final_rows(_recipe(root, "course").group.metrics)
-    errors = finals.pivot_table(index=["arch", "depth"], columns="seed", values="train_error")
-    seeds = list(errors.columns)
-    lines = ["| net | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---" * (len(seeds) + 1) + "|"]
-    for row in errors.reset_index().to_dict("records"):
-        name = f"{'ResNet' if row['arch'] == 'resnet' else 'plain'}-{row['depth']}"
-        lines.append(f"| {name} | " + " | ".join(f"{row[s]:.2f}" for s in seeds) + " |")
+def _net(arch: str, depth: object) -> str:
+    return f"{'ResNet' if arch == 'resnet' else 'plain'}-{depth}"
+
+
+def seeds_table(root: Path, name: str, means: bool = False) -> str:
+    """Final training error of every net in every seed; with `means`, their mean ± std and the
+    final test error's."""
+    errors = _train_errors(root, name)
+    seeds = list(errors.index)
+    header = ["net", *(f"seed {s}" for s in seeds), *(["mean ± std", "final test error"] if means else [])]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    mean = _mean(root, name)
+    columns = cast("list[tuple[str, int]]", errors.columns.to_list())  # a MultiIndex: (arch, depth)
+    nets = sorted(columns, key=lambda c: (c[0] != "plain", c[1]))
+    for arch, depth in nets:
+        cells = [_net(arch, depth), *(f"{errors.loc[s, (arch, depth)]:.2f}" for s in seeds)]
+        if means:
+            cells += [mean(arch, depth, m) for m in ("final_train_error", "final_test_error")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def course_verdict(root: Path) -> str:
-    """What `resdepth report` concludes of the course, and its line per seed."""
-    recipe = _recipe(root, "course")
+def verdict(root: Path, name: str) -> str:
+    """What `resdepth report` concludes of a reference folder, and its line per seed."""
+    recipe = _recipe(root, name)
     return (
-        f"`resdepth report results/reference/course`: *{recipe.verdict}*; *{tables.per_seed(recipe.group)}*."
+        f"`resdepth report results/reference/{name}`: *{recipe.verdict}*; *{tables.per_seed(recipe.group)}*."
     )
+
+
+def depth_scan(root: Path) -> str:
+    """The course's seed 0 at every depth it and course-scan trained, and the deepest nets over seeds."""
+    errors = _train_errors(root, "course", "course-scan")
+    depths = sorted(set(errors.columns.get_level_values("depth")))
+    deepest = errors[("plain", depths[-1])].dropna().index
+    header = [str(d) for d in depths] + [f"{depths[-1]}, seeds {deepest.min()}-{deepest.max()}"]
+    lines = ["| layers | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    mean = _mean(root, "course-scan")
+    for arch in ("plain", "resnet"):
+        cells = [f"{errors.loc[0, (arch, d)]:.2f}" for d in depths] + [
+            mean(arch, depths[-1], "final_train_error")
+        ]
+        lines.append(f"| {'ResNet' if arch == 'resnet' else 'plain'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --- numbers inside sentences ------------------------------------------------------------------
+
+
+def _train_errors(root: Path, *names: str) -> pd.DataFrame:
+    """Final training error of the completed runs of these folders: a row per seed, a column per
+    (arch, depth)."""
+    finals = pd.concat([final_rows(_recipe(root, name).group.metrics) for name in names])
+    return finals.pivot(index="seed", columns=["arch", "depth"], values="train_error")
+
+
+def _change(root: Path, names: tuple[str, ...], arch: str, shallow: int, deep: int) -> pd.Series:
+    """Each seed's change of final training error from `shallow` to `deep` layers."""
+    errors = _train_errors(root, *names)
+    return (errors[(arch, deep)] - errors[(arch, shallow)]).dropna()
+
+
+def _listed(values: Iterable[float], spec: str = "+.1f") -> str:
+    """`+1.0, -1.8 and -3.9`."""
+    items = [format(v, spec) for v in values]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _span(values: Iterable[float], decimals: int = 1) -> str:
+    """`10.7 to 16.2`: the smallest and largest size of a change, whichever its sign."""
+    sizes = [abs(v) for v in values]
+    return f"{min(sizes):.{decimals}f} to {max(sizes):.{decimals}f}"
+
+
+def _minutes(root: Path, name: str) -> pd.Series:
+    """Each seed's training time, the sum of its runs' epoch times, in minutes."""
+    return final_rows(_recipe(root, name).group.metrics).groupby("seed")["wall_seconds"].sum() / 60
+
+
+def _median_minutes(root: Path, name: str) -> float:
+    """A seed's time with each net at its median over seeds."""
+    finals = final_rows(_recipe(root, name).group.metrics)
+    return float(finals.groupby(["arch", "depth"])["wall_seconds"].median().sum() / 60)
+
+
+def _noise(root: Path, name: str) -> float:
+    """The change the report's verdict counts as beyond seed-to-seed noise."""
+    nets = _recipe(root, name).nets
+    assert nets is not None
+    depths = tables.shared_depths(nets)
+    return tables.threshold(nets[nets["depth"].isin([depths[0], depths[-1]])])[0]
+
+
+def _completed(root: Path, name: str) -> dict[tuple[str, int, str], dict[str, str]]:
+    """The completed runs of a folder by (arch, depth, precision)."""
+    return {
+        (r["arch"], int(r["depth"]), r["precision"]): r
+        for r in results.read_runs(root / REFERENCE / name).values()
+        if r["status"] == results.Status.COMPLETED
+    }
+
+
+def _epochs(root: Path, name: str, arch: str, depth: int, precision: str) -> pd.DataFrame:
+    """A run's rows by epoch, any status."""
+    run = next(
+        r for r in results.read_runs(root / REFERENCE / name).values()
+        if (r["arch"], int(r["depth"]), r["precision"]) == (arch, depth, precision)
+    )  # fmt: skip
+    metrics = results.read_metrics(root / REFERENCE / name)
+    return metrics[metrics["run_id"] == run["run_id"]].set_index("epoch").sort_index()
+
+
+def _precision_gap(root: Path) -> pd.DataFrame:
+    """plain-20 in bf16 minus plain-20 in fp32, epoch by epoch, from the first epoch after the first
+    learning-rate drop to the last the fp32 run reached."""
+    bf16, fp32 = (_epochs(root, "paper", "plain", 20, p) for p in ("bf16", "fp32"))
+    after = _drops(fp32)[0] + 1
+    shared = [e for e in fp32.index if e > after and e in bf16.index]
+    return bf16.loc[shared, ["test_error", "train_error"]] - fp32.loc[shared, ["test_error", "train_error"]]
+
+
+def _drops(rows: pd.DataFrame) -> list[int]:
+    """The epochs at whose end the learning rate was divided (the next epoch's lr is lower)."""
+    lr = rows["lr"]
+    return [int(e) for e, nxt in zip(lr.index[:-1], lr.index[1:], strict=True) if lr[nxt] < lr[e]]
+
+
+def paper_drops(root: Path) -> str:
+    """Test error of each paper run around its learning-rate drops, over its last 40 epochs, and at
+    its best and last epochs."""
+    lines = [
+        "| run | lr 0.1, last epoch | first drop: next two epochs | second drop: before -> after | "
+        "last 40 epochs | best (epoch) | final | train, at the first drop -> final |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arch, depth, precision in [("resnet", 20, "fp32"), ("plain", 20, "bf16"), ("plain", 20, "fp32")]:
+        rows = _epochs(root, "paper", arch, depth, precision)
+        test, first = rows["test_error"], _drops(rows)
+        second = first[1] if len(first) > 1 else None
+        last = rows.index[-1]
+        tail = test.loc[max(1, last - 39) :]
+        net = f"{_net(arch, depth)}, {precision}" + ("" if last == 164 else f", to epoch {last}")
+        lines.append(
+            f"| {net} | {test[first[0]]:.2f} (epoch {first[0]}) "
+            f"| {test[first[0] + 1]:.2f}, {test[first[0] + 2]:.2f} "
+            f"| {f'{test[second]:.2f} -> {test[second + 1]:.2f} (epoch {second})' if second else ''} "
+            f"| {tail.min():.2f} to {tail.max():.2f} | {test.min():.2f} ({test.index.to_list()[int(test.to_numpy().argmin())]}) "
+            f"| {test[last]:.2f} | {rows['train_error'][first[0]]:.2f} -> {rows['train_error'][last]:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# How each paper run trained, epochs first to last: its sweeps/ files record when the command
+# changed (`--jobs 2 --threads 1` from ResNet-20's epoch 57; plain-20 fp32 alone on two threads from
+# its epoch 118, where its throughput steps up).
+PAPER_PHASES = (
+    ("resnet", 20, "fp32", 1, 56, "alone, one thread (the other core did other work)"),
+    ("resnet", 20, "fp32", 57, 164, "beside plain-20, one thread each"),
+    ("plain", 20, "fp32", 1, 117, "beside ResNet-20, one thread each"),
+    ("plain", 20, "fp32", 118, 143, "alone, two threads"),
+    ("plain", 20, "bf16", 1, 164, "alone, two threads"),
+)
+
+
+def paper_phases(root: Path) -> str:
+    """What each part of a paper run cost: time, and the median epoch and speed (training only,
+    evaluation excluded: the measure `bench` gives); the longest epoch shows a pause."""
+    lines = [
+        "| run | epochs | how | time | median epoch | median img/s | longest epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arch, depth, precision, first, last, how in PAPER_PHASES:
+        rows = _epochs(root, "paper", arch, depth, precision).loc[first:last]
+        seconds = rows["epoch_seconds"]
+        lines.append(
+            f"| {_net(arch, depth)}, {precision} | {first}-{last} | {how} | {duration(seconds.sum())} "
+            f"| {duration(seconds.median())} | {rows['images_per_second'].median():,.0f} "
+            f"| {duration(seconds.max())} (epoch {seconds.index.to_list()[int(seconds.to_numpy().argmax())]}) |"
+        )
+    return "\n".join(lines)
+
+
+def start_table(root: Path) -> str:
+    """The start of training, per net over seeds: its first and last 20 iterations, and when its
+    loss first fell below 2.0 in each seed (ln 10 = 2.30 is chance)."""
+    rows = diagnostics.read(root / REFERENCE / "start")["start"]
+    last = int(rows["iteration"].max())
+    lines = [
+        f"| net | seeds | loss, its 1-20 | its until loss < 2.0, per seed | loss, its {last - 19}-{last} "
+        f"| train error %, its {last - 19}-{last} | train error %, its 1-{last} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for net, runs in rows.groupby("net", sort=False):
+        by_seed = runs.groupby("seed")
+        first, end = (runs[runs["iteration"] == i].set_index("seed") for i in (20, last))
+        below = [
+            str(int(g.loc[g["loss"] < 2.0, "iteration"].min())) if (g["loss"] < 2.0).any() else "-"
+            for _, g in by_seed
+        ]
+        n = len(by_seed)
+
+        def spread(values: pd.Series, decimals: int, n: int = n) -> str:
+            return (
+                f"{values.mean():.{decimals}f}"
+                if n < 2
+                else f"{values.mean():.{decimals}f} ± {values.std():.{decimals}f}"
+            )
+
+        lines.append(
+            f"| {net} | {n} | {spread(first['loss'], 2)} | {', '.join(below)} | {spread(end['loss'], 2)} "
+            f"| {spread(end['error'], 1)} | {spread(by_seed['error'].mean(), 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def _seed0_change(root: Path, names: tuple[str, ...], arch: str, depth: int) -> str:
+    return f"{abs(_change(root, names, arch, 8, depth)[0]):.1f}"
+
+
+def _paper(root: Path, arch: str, depth: int, precision: str) -> float:
+    return float(_completed(root, "paper")[(arch, depth, precision)]["final_test_error"])
+
+
+def _start_end_range(root: Path, net: str) -> str:
+    """The range over seeds of a net's training error at the start's last iteration."""
+    rows = diagnostics.read(root / REFERENCE / "start")["start"]
+    end = rows[(rows["net"] == net) & (rows["iteration"] == rows["iteration"].max())]["error"]
+    return f"{end.min():.0f}-{end.max():.0f}%"
+
+
+VALUES: dict[str, Callable[[Path], str]] = {
+    "start-resnet-end-range": lambda root: _start_end_range(root, "ResNet-56"),
+    "quick-minutes": lambda root: _listed(_minutes(root, "quick"), ".0f"),
+    "quick-minutes-seed0": lambda root: f"{_minutes(root, 'quick')[0]:.0f}",
+    "quick-plain-8-32": lambda root: _span(_change(root, ("quick",), "plain", 8, 32), 0),
+    "quick-resnet-8-32-seed1": lambda root: f"{_change(root, ('quick',), 'resnet', 8, 32)[1]:.1f}",
+    "quick-per-seed": lambda root: tables.per_seed(_recipe(root, "quick").group),
+    "course-plain-8-26": lambda root: _span(_change(root, ("course",), "plain", 8, 26), 0),
+    "course-resnet-8-26": lambda root: _span(_change(root, ("course",), "resnet", 8, 26), 0),
+    "course-plain-8-14": lambda root: _listed(_change(root, ("course",), "plain", 8, 14)),
+    "course-plain-14-26": lambda root: _span(_change(root, ("course",), "plain", 14, 26)),
+    "course-resnet-8-14": lambda root: _span(_change(root, ("course",), "resnet", 8, 14)),
+    "course-resnet-14-26": lambda root: _listed(_change(root, ("course",), "resnet", 14, 26)),
+    "course-noise": lambda root: f"{_noise(root, 'course'):.1f}",
+    "course-minutes": lambda root: _listed(_minutes(root, "course"), ".0f"),
+    "course-median-minutes": lambda root: f"{_median_minutes(root, 'course'):.0f}",
+    "course-amx-minutes": lambda root: " and ".join(
+        f"{_median_minutes(root, 'course') / x:.0f}" for x in reversed(AMX_SPEEDUP)
+    ),
+    "amx-speedup": lambda root: f"{AMX_SPEEDUP[0]} to {AMX_SPEEDUP[1]}",
+    "scan-plain-8-32": lambda root: _span(_change(root, ("course", "course-scan"), "plain", 8, 32)),
+    "scan-resnet-26-32": lambda root: _listed(_change(root, ("course", "course-scan"), "resnet", 26, 32)),
+    "scan-resnet-8-32": lambda root: _listed(_change(root, ("course", "course-scan"), "resnet", 8, 32)),
+    "course-resnet-14-seed0": lambda root: _seed0_change(root, ("course",), "resnet", 14),
+    "course-resnet-20-seed0": lambda root: _seed0_change(root, ("course",), "resnet", 20),
+    "scan-resnet-32-seed0": lambda root: _seed0_change(root, ("course", "course-scan"), "resnet", 32),
+    "paper-resnet-20": lambda root: f"{_paper(root, 'resnet', 20, 'fp32'):.2f}",
+    "paper-plain-above-resnet": lambda root: (
+        f"{_paper(root, 'plain', 20, 'bf16') - _paper(root, 'resnet', 20, 'fp32'):.2f}"
+    ),
+    "paper-precision-epochs": lambda root: (
+        f"{_precision_gap(root).index[0]}-{_precision_gap(root).index[-1]}"
+    ),
+    "paper-precision-test": lambda root: f"{_precision_gap(root)['test_error'].mean():.2f}",
+    "paper-precision-test-range": lambda root: (
+        f"{_precision_gap(root)['test_error'].min():+.2f} to {_precision_gap(root)['test_error'].max():+.2f}"
+    ),
+    "paper-precision-train": lambda root: f"{_precision_gap(root)['train_error'].mean():+.2f}",
+}
 
 
 def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str, str]] | None = None) -> str:
@@ -109,22 +376,33 @@ def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "course-means": course_means,
-    "course-seeds": course_seeds,
-    "course-verdict": course_verdict,
+    "course-seeds": lambda root: seeds_table(root, "course"),
+    "course-verdict": lambda root: verdict(root, "course"),
+    "course-scan": depth_scan,
+    "quick-seeds": lambda root: seeds_table(root, "quick", means=True),
+    "quick-verdict": lambda root: verdict(root, "quick"),
     "paper-runs": lambda root: runs_table(root, "paper", PUBLISHED),
+    "paper-drops": paper_drops,
+    "paper-phases": paper_phases,
     "longer-runs": lambda root: runs_table(root, "longer"),
+    "start": start_table,
 }
 
 
 def render(text: str, root: Path) -> str:
-    """`text` with every results block rendered anew from the results folders under `root`."""
+    """`text` with every results block and value rendered anew from the results folders under `root`."""
 
     def block(m: re.Match[str]) -> str:
         if m.group(2) not in BLOCKS:
             raise ValueError(f"no results block named {m.group(2)!r} (known: {', '.join(BLOCKS)})")
         return f"{m.group(1)}{BLOCKS[m.group(2)](root)}\n{m.group(4)}"
 
-    return BLOCK.sub(block, text)
+    def value(m: re.Match[str]) -> str:
+        if m.group(2) not in VALUES:
+            raise ValueError(f"no results value named {m.group(2)!r} (known: {', '.join(VALUES)})")
+        return f"{m.group(1)}{VALUES[m.group(2)](root)}{m.group(4)}"
+
+    return VALUE.sub(value, BLOCK.sub(block, text))
 
 
 def pages(root: Path) -> list[Path]:

@@ -107,7 +107,7 @@ def test_every_number_from_the_results_is_what_the_results_give_today(page: str)
 def test_a_changed_result_makes_the_page_stale_until_make_docs(tmp_path: Path) -> None:
     """On a copy: one final training error changed in the course's metrics.csv, and the README's
     table of means no longer matches until it is rendered again."""
-    for name in ("course", "paper"):  # the folders the README's blocks come from
+    for name in ("course", "paper", "quick"):  # the folders the README's blocks and values come from
         shutil.copytree(ROOT / docblocks.REFERENCE / name, tmp_path / docblocks.REFERENCE / name)
     course = tmp_path / docblocks.REFERENCE / "course"
     readme = (ROOT / "README.md").read_text()
@@ -121,3 +121,18 @@ def test_a_changed_result_makes_the_page_stale_until_make_docs(tmp_path: Path) -
     changed = [line for line in rendered.splitlines() if line not in readme.splitlines()]
     assert len(changed) == 1 and changed[0].startswith("| 26 | 46.22 ± ")  # the plain mean, +1.00
     assert docblocks.render(rendered, tmp_path) == rendered  # and once rendered, current again
+
+
+def test_a_number_inside_a_sentence_comes_from_the_results(tmp_path: Path) -> None:
+    """The quick demo's minutes per seed are the sums of its runs' epoch times: ten more minutes in
+    one epoch of seed 0 move the first number, and nothing else of the sentence."""
+    shutil.copytree(ROOT / docblocks.REFERENCE / "quick", tmp_path / docblocks.REFERENCE / "quick")
+    sentence = "took <!-- value:quick-minutes -->a typo<!-- /value --> minutes for seeds 0, 1 and 2"
+    assert docblocks.render(sentence, tmp_path) == sentence.replace("a typo", "36, 38 and 33")
+    folder = tmp_path / docblocks.REFERENCE / "quick"
+    metrics = pd.read_csv(folder / results.METRICS)
+    metrics.loc[metrics.index[(metrics["seed"] == 0)][0], "epoch_seconds"] += 600
+    metrics.to_csv(folder / results.METRICS, index=False)
+    assert docblocks.render(sentence, tmp_path) == sentence.replace("a typo", "46, 38 and 33")
+    with pytest.raises(ValueError, match="no results value named 'quick-hours'"):
+        docblocks.render("<!-- value:quick-hours -->1<!-- /value -->", tmp_path)
