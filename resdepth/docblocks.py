@@ -219,6 +219,65 @@ def paper_drops(root: Path) -> str:
     return "\n".join(lines)
 
 
+# `experiments/quick.toml` with `--seeds 0,1,2` in bf16 on a 2-core CPU with AMX, when bf16 became
+# the default (those runs were not kept): final (train, test) error %, mean and std over the seeds.
+QUICK_BF16 = {
+    ("plain", 8): ((32.67, 1.10), (34.97, 0.40)),
+    ("plain", 32): ((53.73, 1.28), (54.67, 0.15)),
+    ("resnet", 8): ((32.38, 0.78), (34.97, 1.25)),
+    ("resnet", 32): ((33.05, 3.71), (36.60, 3.21)),
+}
+
+
+def _quick_fp32(root: Path) -> dict[tuple[str, int], tuple[float, float]]:
+    """The shipped quick demo's (train, test) final error means by net."""
+    nets = _recipe(root, "quick").nets
+    assert nets is not None
+    return {
+        (n["arch"], int(n["depth"])): (n["final_train_error_mean"], n["final_test_error_mean"])
+        for n in nets.to_dict("records")
+    }
+
+
+def quick_bf16(root: Path) -> str:
+    """The quick demo in bf16 beside the shipped fp32 runs."""
+    fp32 = _quick_fp32(root)
+    lines = ["| net | train, bf16 | bf16 - fp32 | test, bf16 | bf16 - fp32 |", "|---|---|---|---|---|"]
+    for (arch, depth), ((train, train_std), (test, test_std)) in QUICK_BF16.items():
+        lines.append(
+            f"| {_net(arch, depth)} | {train:.2f} ± {train_std:.2f} | {train - fp32[(arch, depth)][0]:+.2f} "
+            f"| {test:.2f} ± {test_std:.2f} | {test - fp32[(arch, depth)][1]:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _quick_rises(root: Path) -> str:
+    """8 -> 32 layers, training error, in both precisions."""
+    fp32 = _quick_fp32(root)
+
+    def rise(arch: str, bf16: bool) -> float:
+        if bf16:
+            return QUICK_BF16[(arch, 32)][0][0] - QUICK_BF16[(arch, 8)][0][0]
+        return fp32[(arch, 32)][0] - fp32[(arch, 8)][0]
+
+    return (
+        f"plain 8 -> 32: {rise('plain', True):+.1f} points of training error in bf16, "
+        f"{rise('plain', False):+.1f} in fp32; ResNet: {rise('resnet', True):+.1f} and {rise('resnet', False):+.1f}"
+    )
+
+
+def _quick_largest(root: Path) -> str:
+    """The largest bf16 - fp32 difference of the quick demo's means."""
+    fp32 = _quick_fp32(root)
+    gaps = [
+        (abs(QUICK_BF16[net][i][0] - fp32[net][i]), net, kind)
+        for net in QUICK_BF16
+        for i, kind in enumerate(("training", "test"))
+    ]
+    size, (arch, depth), kind = max(gaps)
+    return f"{size:.2f} points, {_net(arch, depth)}'s {kind} error"
+
+
 # How each paper run trained, epochs first to last: its sweeps/ files record when the command
 # changed (`--jobs 2 --threads 1` from ResNet-20's epoch 57; plain-20 fp32 alone on two threads from
 # its epoch 118, where its throughput steps up).
@@ -304,6 +363,8 @@ VALUES: dict[str, Callable[[Path], str]] = {
     "quick-plain-8-32": lambda root: _span(_change(root, ("quick",), "plain", 8, 32), 0),
     "quick-resnet-8-32-seed1": lambda root: f"{_change(root, ('quick',), 'resnet', 8, 32)[1]:.1f}",
     "quick-per-seed": lambda root: tables.per_seed(_recipe(root, "quick").group),
+    "quick-bf16-rises": _quick_rises,
+    "quick-bf16-largest": _quick_largest,
     "course-plain-8-26": lambda root: _span(_change(root, ("course",), "plain", 8, 26), 0),
     "course-resnet-8-26": lambda root: _span(_change(root, ("course",), "resnet", 8, 26), 0),
     "course-plain-8-14": lambda root: _listed(_change(root, ("course",), "plain", 8, 14)),
@@ -381,6 +442,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "course-scan": depth_scan,
     "quick-seeds": lambda root: seeds_table(root, "quick", means=True),
     "quick-verdict": lambda root: verdict(root, "quick"),
+    "quick-bf16": quick_bf16,
     "paper-runs": lambda root: runs_table(root, "paper", PUBLISHED),
     "paper-drops": paper_drops,
     "paper-phases": paper_phases,
