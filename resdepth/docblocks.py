@@ -16,6 +16,11 @@ import pandas as pd
 from resdepth import results, tables
 from resdepth.analysis import final_rows
 from resdepth.diagnose import registry as diagnostics
+from resdepth.diagnose.summaries import grads as grads_line
+from resdepth.diagnose.summaries import path_gradients
+from resdepth.diagnose.summaries import paths as paths_line
+from resdepth.diagnose.summaries import scale as scale_line
+from resdepth.models import NetSpec
 from resdepth.progress import duration
 
 REFERENCE = Path("results") / "reference"
@@ -341,6 +346,133 @@ def start_table(root: Path) -> str:
     return "\n".join(lines)
 
 
+# --- fresh nets (results/reference/init: `resdepth diagnose --arch ... --out` on nets at init) ------
+
+
+def _init(root: Path, name: str, **where: str) -> pd.DataFrame:
+    """A measurement's rows of the shipped fresh nets, those with the given column values."""
+    rows = diagnostics.read(root / REFERENCE / "init")[name]
+    for column, value in where.items():
+        rows = rows[rows[column] == value]
+    return rows
+
+
+def _figure(value: float) -> str:
+    """Two significant digits below 0.1, then two decimals, then whole numbers from 100: 0.0061,
+    0.30, 3.02, 1,051."""
+    if value == 0 or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.2g}"
+
+
+def init_shatter(root: Path) -> str:
+    """The correlation of input gradients one point apart, by depth, plain and ResNet, with and
+    without BN (ReLU), mean over seeds."""
+    r = (
+        _init(root, "shatter", activation="relu")
+        .query("lag == 1")
+        .groupby(["depth", "arch", "norm"])["correlation"]
+        .mean()
+    )
+    kinds = [("plain", "bn"), ("resnet", "bn"), ("plain", "none"), ("resnet", "none")]
+    lines = ["| layers | plain, BN | ResNet, BN | plain, no BN | ResNet, no BN |", "|---|---|---|---|---|"]
+    for depth in sorted({int(d) for d, _, _ in r.index}):
+        lines.append(f"| {depth} | " + " | ".join(f"{r[(depth, a, n)]:.3f}" for a, n in kinds) + " |")
+    return "\n".join(lines)
+
+
+def _shatter_half(root: Path) -> str:
+    """How far apart, in points of the line, the gradients of ResNet-56 and plain-20 (BN) stop being
+    alike: the first lag whose mean correlation is below 0.5."""
+    f = _init(root, "shatter", activation="relu", norm="bn")
+    means = f.groupby(["arch", "depth", "lag"], as_index=False)["correlation"].mean()
+
+    def first(arch: str, depth: int) -> int:
+        below = means[(means["arch"] == arch) & (means["depth"] == depth) & (means["correlation"] < 0.5)]
+        return int(below["lag"].min())
+
+    return f"ResNet-56's correlation is below 0.5 from {first('resnet', 56)} points apart of 256, plain-20's from {first('plain', 20)}"
+
+
+def init_scale(root: Path) -> str:
+    """The signal before the first step, BN and ReLU, mean over seeds (`resdepth diagnose`'s line)."""
+    f = _init(root, "scale", norm="bn", activation="relu")
+    f = f[f["depth"] > 8]
+    lines = [
+        "| net | stream std, last stage | logit std | loss before the first step |",
+        "|---|---|---|---|",
+    ]
+    table = scale_line(f).to_dict("index")
+    for arch in ("plain", "resnet"):
+        for depth in sorted(set(f["depth"])):
+            n = table[(_net(arch, depth), "init")]
+            lines.append(
+                f"| {_net(arch, depth)} | {n['stream std (last stage)']:.2f} | {n['logit std']:.2f} | {n['loss']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def _scale_ratios(root: Path) -> str:
+    """ResNet-56's and ResNet-110's stream std over ResNet-20's."""
+    table = scale_line(_init(root, "scale", norm="bn", activation="relu"))["stream std (last stage)"]
+    base = table[("ResNet-20", "init")]
+    return " and ".join(f"{table[(f'ResNet-{d}', 'init')] / base:.2f}" for d in (56, 110))
+
+
+def init_grads(root: Path) -> str:
+    """The first layer's gradient norm over the classifier's, by activation and BN, mean over seeds."""
+    f = _init(root, "grads")
+    nets = [("plain", 20), ("plain", 56), ("resnet", 20), ("resnet", 56)]
+    lines = ["| activation, BN | " + " | ".join(_net(a, d) for a, d in nets) + " |", "|---" * 5 + "|"]
+    for activation in ("relu", "tanh", "sigmoid"):
+        for norm in ("bn", "none"):
+            rows = f[(f["activation"] == activation) & (f["norm"] == norm)]
+            ratio = grads_line(rows)["first / classifier"]
+            first = grads_line(rows)["first layer"]
+            cells = []
+            for arch, depth in nets:
+                label = NetSpec(arch, depth, norm=norm, activation=activation).name
+                if first[(label, "init")] == 0:
+                    cells.append("0 (underflow)")
+                else:
+                    cells.append(_figure(ratio[(label, "init")]))
+            lines.append(f"| {activation}, {'BN' if norm == 'bn' else 'no BN'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def init_paths(root: Path) -> str:
+    """The gradient one path carries, by its length k, at init: at the ends of k and its mean factor
+    per residual branch, and where the whole gradient sits (`resdepth diagnose`'s line) against the
+    binomial centre n/2 where it would sit if every path carried the same; mean over seeds."""
+    f = _init(root, "paths")
+    per_k = path_gradients(f).reset_index()
+    lines = [
+        "| net | blocks n | one path's gradient, k = 0 | k = n | factor a branch | k carrying most "
+        "| mean k of the gradient | n/2 | k holding 90% |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for line in paths_line(f).reset_index().to_dict("records"):
+        grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
+        n = int(line["blocks"])
+        lines.append(
+            f"| {line['net']} | {n} | {grad[0]:.2g} | {grad[n]:.2g} | {(grad[n] / grad[0]) ** (1 / n):.2f} "
+            f"| {int(line['k carrying most'])} | {line['mean k of the gradient']:.1f} | {n / 2:g} "
+            f"| {int(line['k holding 90%'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _identity_changed(root: Path, arch: str | None, relu: bool) -> str:
+    """The range over nets of the largest change of a logit when a fresh net is grown by zeroed
+    blocks: with ReLU (`relu`) or with tanh or sigmoid, of one arch or both."""
+    f = _init(root, "identity")
+    f = f[(f["activation"] == "relu") == relu]
+    if arch is not None:
+        f = f[f["arch"] == arch]
+    changed = f.groupby("net")["max_abs_diff"].max()
+    return f"{_figure(changed.min())} to {_figure(changed.max())}"
+
+
 def _seed0_change(root: Path, names: tuple[str, ...], arch: str, depth: int) -> str:
     return f"{abs(_change(root, names, arch, 8, depth)[0]):.1f}"
 
@@ -358,6 +490,10 @@ def _start_end_range(root: Path, net: str) -> str:
 
 VALUES: dict[str, Callable[[Path], str]] = {
     "start-resnet-end-range": lambda root: _start_end_range(root, "ResNet-56"),
+    "init-shatter-half": _shatter_half,
+    "init-scale-ratios": _scale_ratios,
+    "init-identity-broken": lambda root: _identity_changed(root, None, relu=False),
+    "init-identity-plain": lambda root: _identity_changed(root, "plain", relu=True),
     "quick-minutes": lambda root: _listed(_minutes(root, "quick"), ".0f"),
     "quick-minutes-seed0": lambda root: f"{_minutes(root, 'quick')[0]:.0f}",
     "quick-plain-8-32": lambda root: _span(_change(root, ("quick",), "plain", 8, 32), 0),
@@ -448,6 +584,10 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "paper-phases": paper_phases,
     "longer-runs": lambda root: runs_table(root, "longer"),
     "start": start_table,
+    "init-shatter": init_shatter,
+    "init-scale": init_scale,
+    "init-grads": init_grads,
+    "init-paths": init_paths,
 }
 
 

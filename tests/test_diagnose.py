@@ -6,6 +6,7 @@ import copy
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -476,3 +477,17 @@ def test_bars_draw_on_a_terminal_and_nothing_elsewhere() -> None:
         text = out.getvalue()
         assert text.count("a line") == 3
         assert ("ResNet-8 seed 0 (init): paths" in text) is drawn, (terminal, shown)
+
+
+def test_the_shipped_fresh_net_diagnostics_are_what_diagnose_writes(real_data: Path, tmp_path: Path) -> None:
+    """results/reference/init, whose tables docs/why-resnets-work.md renders, is reproduced by its
+    command: checked on its 8-layer nets of seed 0 (the 56- and 110-layer ones take minutes)."""
+    shipped = read(Path(__file__).resolve().parents[1] / "results" / "reference" / "init")
+    dg.run(specs=[NetSpec("plain", 8), NetSpec("resnet", 8)], seeds=[0], what=["shatter", "scale"],
+           data_dir=str(real_data), out=tmp_path, offline=True)  # fmt: skip
+    for name, value in (("shatter", "correlation"), ("scale", "std")):
+        ours = read(tmp_path)[name]
+        theirs = shipped[name]
+        theirs = theirs[theirs["net"].isin(["plain-8", "ResNet-8"]) & (theirs["seed"] == 0)]
+        assert len(ours) == len(theirs) > 0
+        np.testing.assert_allclose(ours[value].to_numpy(), theirs[value].to_numpy(), rtol=1e-4, atol=1e-6)
