@@ -185,8 +185,8 @@ def _epochs(root: Path, name: str, arch: str, depth: int, precision: str) -> pd.
 
 
 def _precision_gap(root: Path) -> pd.DataFrame:
-    """plain-20 in bf16 minus plain-20 in fp32, epoch by epoch, from the first epoch after the first
-    learning-rate drop to the last the fp32 run reached."""
+    """plain-20 in bf16 minus plain-20 in fp32, epoch by epoch, from the second epoch at the lower
+    learning rate (the first still moves with the drop) to the last the fp32 run reached."""
     bf16, fp32 = (_epochs(root, "paper", "plain", 20, p) for p in ("bf16", "fp32"))
     after = _drops(fp32)[0] + 1
     shared = [e for e in fp32.index if e > after and e in bf16.index]
@@ -391,7 +391,10 @@ def _shatter_half(root: Path) -> str:
         below = means[(means["arch"] == arch) & (means["depth"] == depth) & (means["correlation"] < 0.5)]
         return int(below["lag"].min())
 
-    return f"ResNet-56's correlation is below 0.5 from {first('resnet', 56)} points apart of 256, plain-20's from {first('plain', 20)}"
+    return (
+        f"ResNet-56's correlation drops below 0.5 at a distance of {first('resnet', 56)} points (of 256), "
+        f"plain-20's at {first('plain', 20)}"
+    )
 
 
 def init_scale(root: Path) -> str:
@@ -462,19 +465,27 @@ def init_paths(root: Path) -> str:
     return "\n".join(lines)
 
 
-def _identity_changed(root: Path, arch: str | None, relu: bool) -> str:
-    """The range over nets of the largest change of a logit when a fresh net is grown by zeroed
-    blocks: with ReLU (`relu`) or with tanh or sigmoid, of one arch or both."""
+def _identity_broken(root: Path) -> str:
+    """The range over nets of the largest change of a logit when a fresh net with tanh or sigmoid is
+    grown by zeroed blocks (with ReLU a ResNet's logits do not change at all)."""
     f = _init(root, "identity")
-    f = f[(f["activation"] == "relu") == relu]
-    if arch is not None:
-        f = f[f["arch"] == arch]
-    changed = f.groupby("net")["max_abs_diff"].max()
+    changed = f[f["activation"] != "relu"].groupby("net")["max_abs_diff"].max()
     return f"{_figure(changed.min())} to {_figure(changed.max())}"
 
 
+def _plain_grown_error(root: Path) -> str:
+    """The test error of fresh plain nets (ReLU) grown by zeroed blocks: chance, whatever their own."""
+    f = _init(root, "identity", arch="plain", activation="relu")
+    return f"{f['grown_error'].mean():.0f}%"
+
+
 def _seed0_change(root: Path, names: tuple[str, ...], arch: str, depth: int) -> str:
-    return f"{abs(_change(root, names, arch, 8, depth)[0]):.1f}"
+    """Where seed 0's net of this depth ends against the 8-layer one: `4.6 points below`."""
+    return _points(_change(root, names, arch, 8, depth)[0])
+
+
+def _points(change: float) -> str:
+    return f"{abs(change):.1f} points {'below' if change < 0 else 'above'}"
 
 
 def _paper(root: Path, arch: str, depth: int, precision: str) -> float:
@@ -492,13 +503,13 @@ VALUES: dict[str, Callable[[Path], str]] = {
     "start-resnet-end-range": lambda root: _start_end_range(root, "ResNet-56"),
     "init-shatter-half": _shatter_half,
     "init-scale-ratios": _scale_ratios,
-    "init-identity-broken": lambda root: _identity_changed(root, None, relu=False),
-    "init-identity-plain": lambda root: _identity_changed(root, "plain", relu=True),
+    "init-identity-broken": _identity_broken,
+    "init-identity-plain": lambda root: _plain_grown_error(root),
     "quick-minutes": lambda root: _listed(_minutes(root, "quick"), ".0f"),
     "quick-minutes-seed0": lambda root: f"{_minutes(root, 'quick')[0]:.0f}",
     "quick-plain-8-32": lambda root: _span(_change(root, ("quick",), "plain", 8, 32), 0),
     "quick-resnet-8-32-seed1": lambda root: f"{_change(root, ('quick',), 'resnet', 8, 32)[1]:.1f}",
-    "quick-per-seed": lambda root: tables.per_seed(_recipe(root, "quick").group),
+    "course-per-seed": lambda root: tables.per_seed(_recipe(root, "course").group),
     "quick-bf16-rises": _quick_rises,
     "quick-bf16-largest": _quick_largest,
     "course-plain-8-26": lambda root: _span(_change(root, ("course",), "plain", 8, 26), 0),
@@ -531,7 +542,12 @@ VALUES: dict[str, Callable[[Path], str]] = {
     "paper-precision-test-range": lambda root: (
         f"{_precision_gap(root)['test_error'].min():+.2f} to {_precision_gap(root)['test_error'].max():+.2f}"
     ),
-    "paper-precision-train": lambda root: f"{_precision_gap(root)['train_error'].mean():+.2f}",
+    "paper-precision-train": lambda root: (
+        f"{abs(m := _precision_gap(root)['train_error'].mean()):.2f} points {'below' if m < 0 else 'above'}"
+    ),
+    "paper-resnet-vs-table6": lambda root: (
+        f"{abs(_paper(root, 'resnet', 20, 'fp32') - float(PUBLISHED[('resnet', 20)][0])):.2f}"
+    ),
 }
 
 
