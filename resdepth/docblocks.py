@@ -531,6 +531,11 @@ VALUES: dict[str, Callable[[Path], str]] = {
     "course-resnet-14-seed0": lambda root: _seed0_change(root, ("course",), "resnet", 14),
     "course-resnet-20-seed0": lambda root: _seed0_change(root, ("course",), "resnet", 20),
     "scan-resnet-32-seed0": lambda root: _seed0_change(root, ("course", "course-scan"), "resnet", 32),
+    "scan-plain-32-seed0": lambda root: _seed0_change(root, ("course", "course-scan"), "plain", 32),
+    "paper-plain-fp32-epochs": lambda root: f"{_epochs(root, 'paper', 'plain', 20, 'fp32').index[-1]}",
+    "paper-plain-bf16-time": lambda root: duration(
+        _epochs(root, "paper", "plain", 20, "bf16")["epoch_seconds"].sum()
+    ),
     "paper-resnet-20": lambda root: f"{_paper(root, 'resnet', 20, 'fp32'):.2f}",
     "paper-plain-above-resnet": lambda root: (
         f"{_paper(root, 'plain', 20, 'bf16') - _paper(root, 'resnet', 20, 'fp32'):.2f}"
