@@ -39,6 +39,11 @@ BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.
 VALUE = re.compile(r"(<!-- value:([\w-]+) -->)(.*?)(<!-- /value -->)")
 
 
+def _head(*names: str) -> list[str]:
+    """A markdown table's first two lines: its header and the separator under every column."""
+    return ["| " + " | ".join(names) + " |", "|---" * len(names) + "|"]
+
+
 def _recipe(root: Path, name: str) -> tables.Recipe:
     (recipe,) = tables.report(root / REFERENCE / name)
     return recipe
@@ -60,10 +65,7 @@ def _mean(root: Path, name: str) -> Callable[[str, int, str], str]:
 def course_means(root: Path) -> str:
     """Final errors by layers, plain and ResNet, mean ± std over seeds."""
     mean = _mean(root, "course")
-    lines = [
-        "| layers | plain, train | ResNet, train | plain, test | ResNet, test |",
-        "|---|---|---|---|---|",
-    ]
+    lines = _head("layers", "plain, train", "ResNet, train", "plain, test", "ResNet, test")
     for depth in sorted(set(_train_errors(root, "course").columns.get_level_values("depth"))):
         cells = [
             mean(a, depth, m) for m in ("final_train_error", "final_test_error") for a in ("plain", "resnet")
@@ -82,7 +84,7 @@ def seeds_table(root: Path, name: str, means: bool = False) -> str:
     errors = _train_errors(root, name)
     seeds = list(errors.index)
     header = ["net", *(f"seed {s}" for s in seeds), *(["mean ± std", "final test error"] if means else [])]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines = _head(*header)
     mean = _mean(root, name)
     columns = cast("list[tuple[str, int]]", errors.columns.to_list())  # a MultiIndex: (arch, depth)
     nets = sorted(columns, key=lambda c: (c[0] != "plain", c[1]))
@@ -108,7 +110,7 @@ def depth_scan(root: Path) -> str:
     depths = sorted(set(errors.columns.get_level_values("depth")))
     deepest = errors[("plain", depths[-1])].dropna().index
     header = [str(d) for d in depths] + [f"{depths[-1]}, seeds {deepest.min()}-{deepest.max()}"]
-    lines = ["| layers | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    lines = _head("layers", *header)
     mean = _mean(root, "course-scan")
     for arch in ("plain", "resnet"):
         cells = [f"{errors.loc[0, (arch, d)]:.2f}" for d in depths] + [
@@ -202,11 +204,10 @@ def _drops(rows: pd.DataFrame) -> list[int]:
 def paper_drops(root: Path) -> str:
     """Test error of each paper run around its learning-rate drops, over its last 40 epochs, and at
     its best and last epochs."""
-    lines = [
-        "| run | lr 0.1, last epoch | first drop: next two epochs | second drop: before -> after | "
-        "last 40 epochs | best (epoch) | final | train, at the first drop -> final |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _head(
+        "run", "lr 0.1, last epoch", "first drop: next two epochs", "second drop: before -> after",
+        "last 40 epochs", "best (epoch)", "final", "train, at the first drop -> final",
+    )  # fmt: skip
     for arch, depth, precision in [("resnet", 20, "fp32"), ("plain", 20, "bf16"), ("plain", 20, "fp32")]:
         rows = _epochs(root, "paper", arch, depth, precision)
         test, first = rows["test_error"], _drops(rows)
@@ -247,7 +248,7 @@ def _quick_fp32(root: Path) -> dict[tuple[str, int], tuple[float, float]]:
 def quick_bf16(root: Path) -> str:
     """The quick demo in bf16 beside the shipped fp32 runs."""
     fp32 = _quick_fp32(root)
-    lines = ["| net | train, bf16 | bf16 - fp32 | test, bf16 | bf16 - fp32 |", "|---|---|---|---|---|"]
+    lines = _head("net", "train, bf16", "bf16 - fp32", "test, bf16", "bf16 - fp32")
     for (arch, depth), ((train, train_std), (test, test_std)) in QUICK_BF16.items():
         lines.append(
             f"| {_net(arch, depth)} | {train:.2f} ± {train_std:.2f} | {train - fp32[(arch, depth)][0]:+.2f} "
@@ -298,10 +299,7 @@ PAPER_PHASES = (
 def paper_phases(root: Path) -> str:
     """What each part of a paper run cost: time, and the median epoch and speed (training only,
     evaluation excluded: the measure `bench` gives); the longest epoch shows a pause."""
-    lines = [
-        "| run | epochs | how | time | median epoch | median img/s | longest epoch |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = _head("run", "epochs", "how", "time", "median epoch", "median img/s", "longest epoch")
     for arch, depth, precision, first, last, how in PAPER_PHASES:
         rows = _epochs(root, "paper", arch, depth, precision).loc[first:last]
         seconds = rows["epoch_seconds"]
@@ -318,11 +316,10 @@ def start_table(root: Path) -> str:
     loss first fell below 2.0 in each seed (ln 10 = 2.30 is chance)."""
     rows = diagnostics.read(root / REFERENCE / "start")["start"]
     last = int(rows["iteration"].max())
-    lines = [
-        f"| net | seeds | loss, its 1-20 | its until loss < 2.0, per seed | loss, its {last - 19}-{last} "
-        f"| train error %, its {last - 19}-{last} | train error %, its 1-{last} |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = _head(
+        "net", "seeds", "loss, its 1-20", "its until loss < 2.0, per seed", f"loss, its {last - 19}-{last}",
+        f"train error %, its {last - 19}-{last}", f"train error %, its 1-{last}",
+    )  # fmt: skip
     for net, runs in rows.groupby("net", sort=False):
         by_seed = runs.groupby("seed")
         first, end = (runs[runs["iteration"] == i].set_index("seed") for i in (20, last))
@@ -375,7 +372,7 @@ def init_shatter(root: Path) -> str:
         .mean()
     )
     kinds = [("plain", "bn"), ("resnet", "bn"), ("plain", "none"), ("resnet", "none")]
-    lines = ["| layers | plain, BN | ResNet, BN | plain, no BN | ResNet, no BN |", "|---|---|---|---|---|"]
+    lines = _head("layers", "plain, BN", "ResNet, BN", "plain, no BN", "ResNet, no BN")
     for depth in sorted({int(d) for d, _, _ in r.index}):
         lines.append(f"| {depth} | " + " | ".join(f"{r[(depth, a, n)]:.3f}" for a, n in kinds) + " |")
     return "\n".join(lines)
@@ -401,10 +398,7 @@ def init_scale(root: Path) -> str:
     """The signal before the first step, BN and ReLU, mean over seeds (`resdepth diagnose`'s line)."""
     f = _init(root, "scale", norm="bn", activation="relu")
     f = f[f["depth"] > 8]
-    lines = [
-        "| net | stream std, last stage | logit std | loss before the first step |",
-        "|---|---|---|---|",
-    ]
+    lines = _head("net", "stream std, last stage", "logit std", "loss before the first step")
     table = scale_line(f).to_dict("index")
     for arch in ("plain", "resnet"):
         for depth in sorted(set(f["depth"])):
@@ -426,7 +420,7 @@ def init_grads(root: Path) -> str:
     """The first layer's gradient norm over the classifier's, by activation and BN, mean over seeds."""
     f = _init(root, "grads")
     nets = [("plain", 20), ("plain", 56), ("resnet", 20), ("resnet", 56)]
-    lines = ["| activation, BN | " + " | ".join(_net(a, d) for a, d in nets) + " |", "|---" * 5 + "|"]
+    lines = _head("activation, BN", *(_net(a, d) for a, d in nets))
     for activation in ("relu", "tanh", "sigmoid"):
         for norm in ("bn", "none"):
             rows = f[(f["activation"] == activation) & (f["norm"] == norm)]
@@ -449,11 +443,10 @@ def init_paths(root: Path) -> str:
     binomial centre n/2 where it would sit if every path carried the same; mean over seeds."""
     f = _init(root, "paths")
     per_k = path_gradients(f).reset_index()
-    lines = [
-        "| net | blocks n | one path's gradient, k = 0 | k = n | factor a branch | k carrying most "
-        "| mean k of the gradient | n/2 | k holding 90% |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _head(
+        "net", "blocks n", "one path's gradient, k = 0", "k = n", "factor a branch", "k carrying most",
+        "mean k of the gradient", "n/2", "k holding 90%",
+    )  # fmt: skip
     for line in paths_line(f).reset_index().to_dict("records"):
         grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
         n = int(line["blocks"])
@@ -573,7 +566,7 @@ def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str
     speed = results.read_metrics(folder).groupby("run_id")["images_per_second"].median()
     header = ["net", "seed", "test", "train", *(["Table 6", "reproductions"] if published else [])]
     header += ["precision, processor", "threads", "wall time", "median img/s"]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines = _head(*header)
     for r in runs:
         net = f"{'ResNet' if r['arch'] == 'resnet' else 'plain'}-{r['depth']}"
         done = r["status"] == results.Status.COMPLETED
