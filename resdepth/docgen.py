@@ -106,7 +106,15 @@ def columns_page() -> str:
     lines = [GENERATED, "", RESULTS_INTRO]
     lines += _columns(results.METRICS, results.METRICS_COLUMNS)
     lines += _columns(results.RUNS, results.RUNS_COLUMNS)
-    lines += [f"## {results.DIAGNOSTICS}/", "", "| file | columns |", "|---|---|"]
+    lines += [
+        f"## {results.DIAGNOSTICS}/",
+        "",
+        "Measuring some nets again (a run trained further, or the runs `--arch/--depth/--seeds` choose)",
+        "replaces their rows, at init and trained, and keeps every other net's rows as they were.",
+        "",
+        "| file | columns |",
+        "|---|---|",
+    ]
     for name in REGISTRY:
         lines.append(f"| `{name}.csv` | {', '.join(f'`{c}`' for c in columns(name))} |")
     return "\n".join(lines) + "\n"

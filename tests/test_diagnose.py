@@ -17,7 +17,7 @@ from resdepth import diagnose as dg
 from resdepth import results
 from resdepth.config import SweepConfig
 from resdepth.data.store import load
-from resdepth.diagnose.registry import read
+from resdepth.diagnose.registry import read, write
 from resdepth.models import NetSpec, build_model
 from resdepth.models.summary import count_params
 from resdepth.results import EpochRecord
@@ -344,6 +344,15 @@ def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_pat
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
     again = cli("plot", str(out))
     assert again.code == 0 and "curves.png" in again.out and "lesion.png" in again.out
+    plain = tables["shatter"][tables["shatter"]["arch"] == "plain"]
+    only = cli("diagnose", str(out), "--arch", "resnet", "--depth", "8", "--seeds", "0", "--what", "shatter")
+    assert only.code == 0, only.err
+    assert "plain-8" not in only.out and "ResNet-8" in only.out
+    shatter = read(out)["shatter"]  # the ResNet's rows measured again, the plain net's kept
+    pd.testing.assert_frame_equal(
+        shatter[shatter["arch"] == "plain"].reset_index(drop=True), plain.reset_index(drop=True)
+    )
+    assert len(shatter) == len(tables["shatter"])
 
 
 def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
@@ -381,7 +390,36 @@ def test_diagnose_refuses_folders_without_runs_or_checkpoints(cli, tmp_path: Pat
     r = cli("diagnose", str(tmp_path))
     assert r.code == 2 and "has no weights or checkpoint of a plain or resnet run" in r.err
     r = cli("diagnose", str(tmp_path), "--arch", "plain")
-    assert r.code == 2 and "not both" in r.err
+    assert r.code == 2 and "has no weights or checkpoint of a plain or resnet run of arch plain" in r.err
+    r = cli("diagnose", str(tmp_path), "--out", str(tmp_path / "elsewhere"))
+    assert r.code == 2 and "--out is for fresh nets" in r.err
+
+
+def test_measuring_some_nets_again_replaces_their_rows_and_keeps_every_other_row(tmp_path: Path) -> None:
+    def rows(run_id: str, state: str, correlation: float) -> list[dict[str, object]]:
+        key = {
+            "net": "ResNet-20",
+            "arch": "resnet",
+            "depth": 20,
+            "norm": "bn",
+            "activation": "relu",
+            "seed": 0,
+        }
+        return [
+            {**key, "state": state, "run_id": run_id, "lag": lag, "correlation": correlation}
+            for lag in (1, 2)
+        ]
+
+    path = write(
+        tmp_path, "shatter", rows("a", "init", 0.5) + rows("a", "epoch 5", 0.25) + rows("b", "epoch 9", 1 / 3)
+    )
+    b_lines = [line for line in path.read_text().splitlines() if ",b," in line]
+    write(tmp_path, "shatter", rows("a", "init", 0.5) + rows("a", "epoch 30", 0.75))  # run a, measured again
+    table = read(tmp_path)["shatter"]
+    assert [(r, s) for r, s in zip(table["run_id"], table["state"], strict=True)] == [
+        ("b", "epoch 9"), ("b", "epoch 9"), ("a", "init"), ("a", "init"), ("a", "epoch 30"), ("a", "epoch 30")
+    ]  # fmt: skip
+    assert [line for line in path.read_text().splitlines() if ",b," in line] == b_lines  # as written
 
 
 @pytest.mark.slow

@@ -29,11 +29,21 @@ Results = Annotated[
         metavar="[RESULTS]", help="A results folder with checkpoints; omit to measure fresh nets."
     ),
 ]
-Arch = Annotated[str | None, typer.Option(help="Fresh nets: plain,resnet.")]
-Depths = Annotated[str | None, typer.Option(help="Fresh nets: depths, e.g. 20,56.")]
+Arch = Annotated[
+    str | None, typer.Option(help="plain,resnet: the fresh nets built, or a results folder's runs measured.")
+]
+Depths = Annotated[
+    str | None,
+    typer.Option(help="Depths, e.g. 20,56: of the fresh nets built, or of a results folder's runs measured."),
+]
 Norms = Annotated[str, typer.Option(help="Fresh nets: bn and/or none, e.g. bn,none.")]
 Activations = Annotated[str, typer.Option(help="Fresh nets: relu, tanh and/or sigmoid.")]
-Seeds = Annotated[str, typer.Option(help="Fresh nets: seeds (each its own init).")]
+Seeds = Annotated[
+    str | None,
+    typer.Option(
+        help="Seeds: of the fresh nets (each its own init; default 0), or of a results folder's runs."
+    ),
+]
 Images = Annotated[str, typer.Option(help="Fresh nets: the images measured on.")]
 TestSubset = Annotated[
     int | None, typer.Option(help="Class-balanced N test images (default: the run's own, else all).")
@@ -59,7 +69,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print every row as JSON.")
     "  resdepth diagnose --arch plain,resnet --depth 20,56 --norm bn,none --activation relu,sigmoid --what grads\n\n"
     "  resdepth diagnose results/quick --what lesion,identity --json\n\n"
     "  resdepth diagnose --arch plain,resnet --depth 56 --seeds 0,1,2,3,4 --what start --iterations 300\n\n"
-    "  resdepth diagnose results/reference/longer --what landscape,shatter,paths"
+    "  resdepth diagnose results/reference/longer --what landscape,shatter,paths\n\n"
+    "  resdepth diagnose results/reference/longer --depth 20 --what landscape   # its 20-layer runs only"
 )
 def diagnose(
     results_path: Results = None,
@@ -67,7 +78,7 @@ def diagnose(
     depth: Depths = None,
     norm: Norms = "bn",
     activation: Activations = "relu",
-    seeds: Seeds = "0",
+    seeds: Seeds = None,
     dataset: Images = "cifar10",
     data_dir: DataDir = None,
     test_subset: TestSubset = None,
@@ -81,10 +92,13 @@ def diagnose(
     lesions, identity, signal scale (--what says which), and the start of training."""
     from resdepth import diagnose as dg
 
-    if results_path is not None and (arch is not None or depth is not None or out is not None):
-        raise UserError(
-            "give a RESULTS folder or --arch/--depth (fresh nets), not both; --out is for fresh nets"
-        )
+    if results_path is not None and out is not None:
+        raise UserError("--out is for fresh nets; a RESULTS folder gets its own diagnostics/ and figures/")
+    chosen = dg.Chosen(
+        arch=None if arch is None else tuple(parse_list(arch, str, "--arch")),
+        depth=None if depth is None else tuple(parse_list(depth, int, "--depth")),
+        seed=None if seeds is None else tuple(parse_list(seeds, int, "--seeds")),
+    )
     specs = [
         NetSpec(a, d, norm=n, activation=f)
         for n in parse_list(norm, str, "--norm")
@@ -101,7 +115,8 @@ def diagnose(
         result = dg.run(
             results_path,
             specs=specs,
-            seeds=parse_list(seeds, int, "--seeds"),
+            seeds=parse_list(seeds or "0", int, "--seeds"),
+            chosen=chosen,
             what=parse_list(what, str, "--what"),
             iterations=iterations,
             dataset=dataset,

@@ -17,10 +17,11 @@ from resdepth.diagnose.measures import (
     responses,
     scale,
 )
-from resdepth.diagnose.run import Diagnosis, fresh, from_results, run, summaries
+from resdepth.diagnose.run import Chosen, Diagnosis, fresh, from_results, run, summaries
 
 __all__ = [
     "BlockRef",
+    "Chosen",
     "Diagnosis",
     "Inputs",
     "Net",

@@ -127,11 +127,29 @@ def measured(name: str) -> Callable[[Net, Inputs, Tick], Rows]:
 
 
 def write(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """`diagnostics/NAME.csv`, rewritten whole."""
+    """`diagnostics/NAME.csv`: the nets measured now replace their earlier rows (at any state) and
+    every other net's rows stay as the file holds them, so measuring some runs of a folder (the
+    finished ones, while the others train) loses nothing measured before."""
     out.mkdir(parents=True, exist_ok=True)
     path = inside(out, DIAGNOSTICS, f"{name}.csv", mkdir=True)
-    results.write_table(path, columns(name), rows)
+    cols = columns(name)
+    new = list(rows)
+    measured_now = {_net(r) for r in new}
+    kept: list[Mapping[str, Any]] = []
+    if path.is_file():
+        earlier = results.read_csv(path, cols, text=True).itertuples(index=False, name=None)
+        kept = [
+            r
+            for r in (dict(zip(cols, values, strict=True)) for values in earlier)
+            if _net(r) not in measured_now
+        ]
+    results.write_table(path, cols, [*kept, *new])
     return path
+
+
+def _net(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """Which net a row measured, whatever its state: a run's init and trained rows are its own."""
+    return tuple(str(row[c]) for c in NET_STATE_COLUMNS if c != "state")
 
 
 def read(out: Path) -> dict[str, pd.DataFrame]:

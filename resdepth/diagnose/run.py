@@ -48,8 +48,30 @@ def fresh(spec: NetSpec, seed: int) -> Net:
     return Net(spec, seed, "init", model.eval())
 
 
-def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
-    """(at init, trained) for every plain/resnet run of a results folder that has a checkpoint."""
+@dataclass(frozen=True)
+class Chosen:
+    """Which runs of a results folder to measure, by net and seed (None: any), e.g. the finished
+    20-layer runs of a folder whose 56-layer runs are still training."""
+
+    arch: tuple[str, ...] | None = None
+    depth: tuple[int, ...] | None = None
+    seed: tuple[int, ...] | None = None
+
+    def __call__(self, run: RunConfig) -> bool:
+        wanted = ((self.arch, run.arch), (self.depth, run.depth), (self.seed, run.seed))
+        return all(want is None or have in want for want, have in wanted)
+
+    def __str__(self) -> str:
+        given = [
+            f"{name} {', '.join(map(str, want))}"
+            for name, want in (("arch", self.arch), ("depth", self.depth), ("seed", self.seed))
+            if want is not None
+        ]
+        return " and ".join(given)
+
+
+def from_results(folder: Path, chosen: Chosen = Chosen()) -> Iterator[tuple[Net, Net, dict[str, str]]]:
+    """(at init, trained) for every chosen plain/resnet run of a results folder that has a checkpoint."""
     runs = results.read_runs(folder)
     if not runs:
         raise UserError(f"{folder} has no {results.RUNS}; give a results folder a sweep wrote")
@@ -68,6 +90,8 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
         if state is None:
             continue
         run = RunConfig.from_row(row)
+        if not chosen(run):
+            continue
         channels, size, classes = SHAPES[run.dataset]
         init = fresh(run.spec(classes, channels, size), run.seed)
         init.run_id, init.recipe = run_id, recipes.get(run_id, "")
@@ -77,7 +101,8 @@ def from_results(folder: Path) -> Iterator[tuple[Net, Net, dict[str, str]]]:
         found = True
         yield init, trained, row
     if not found:
-        raise UserError(f"{folder} has no weights or checkpoint of a plain or resnet run to diagnose")
+        which = "a plain or resnet run" if chosen == Chosen() else f"a plain or resnet run of {chosen}"
+        raise UserError(f"{folder} has no weights or checkpoint of {which} to diagnose")
 
 
 def measure(net: Net, data: Inputs, what: list[str], step: Step) -> Tables:
@@ -91,6 +116,7 @@ def _steps(net: Net, name: str, step: Step) -> Callable[[int, int], None]:
 
 def diagnose_results(
     folder: Path,
+    chosen: Chosen,
     what: list[str],
     data_dir: str | None,
     test_subset: int | None,
@@ -100,7 +126,7 @@ def diagnose_results(
     """`AT_INIT` at init and trained; the rest on the trained nets only."""
     tables: Tables = {w: [] for w in what}
     datasets: dict[str, Dataset] = {}
-    for init, trained, row in from_results(folder):
+    for init, trained, row in from_results(folder, chosen):
         name = row["dataset"]
         if name not in datasets:
             datasets[name] = load(name, data_dir, offline=True)
@@ -195,6 +221,7 @@ def run(
     *,
     specs: list[NetSpec] | None = None,
     seeds: list[int] | None = None,
+    chosen: Chosen = Chosen(),
     what: list[str],
     iterations: int = START_ITERATIONS,
     dataset: str = "cifar10",
@@ -205,8 +232,9 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
     step: Step = lambda *_: None,
 ) -> Diagnosis:
-    """Measure a results folder's checkpoints (`results_path`) or fresh `specs` x `seeds`, and write
-    the CSVs and figures: into the results folder, or into `out` (default results/diagnose)."""
+    """Measure a results folder's `chosen` runs (their weights or checkpoints) or fresh `specs` x
+    `seeds`, and write the CSVs and figures: into the results folder, or into `out` (default
+    results/diagnose)."""
     for w in what:
         if w not in REGISTRY:
             raise UserError(f"--what takes {', '.join(REGISTRY)}; got {w!r}")
@@ -222,7 +250,7 @@ def run(
         if not results_path.is_dir():
             raise UserError(f"{results_path} is not a folder; give a results folder a sweep wrote")
         folder = results_path
-        tables = diagnose_results(folder, what, data_dir, test_subset, progress, step)
+        tables = diagnose_results(folder, chosen, what, data_dir, test_subset, progress, step)
     else:
         for spec in specs or []:
             fresh(spec, 0)  # every net is checked before any data is loaded
