@@ -299,6 +299,14 @@ def test_a_landscape_changes_nothing_of_the_net_and_walks_from_init_to_trained(
     assert line["loss"] == pytest.approx(one[0.0]) and line["loss near |α| = 0.5"] == pytest.approx(
         (one[-0.5] + one[0.5]) / 2
     )
+    from resdepth.diagnose.figures import landscape_figure
+
+    two = pd.concat([rows.assign(**net.key), rows.assign(**{**net.key, "net": "plain-8", "arch": "plain"})])
+    fig = landscape_figure(two)  # a panel for α, one for t, a contour plot per net, nothing else drawn
+    drawn = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_xlabel()[:2] for ax in drawn] == ["α ", "t ", "α", "α"]
+    assert [ax.get_title() for ax in drawn[2:]] == ["ResNet-8 (epoch 1)", "plain-8 (epoch 1)"]
+    assert [len(ax.get_lines()) for ax in drawn[:2]] == [2, 2]
 
 
 def test_lesions_on_trained_nets(synthetic: dg.Inputs) -> None:

@@ -1,6 +1,7 @@
 """Figures of `resdepth diagnose`: gradients per layer, layer responses (He et al. Fig. 7), lesions
 (Veit et al. 2016 Fig. 3 and 5), the identity check, signal scale, shattered gradients (Balduzzi
-et al. 2017) and the gradient by path length (Veit et al. Fig. 6); each averaged over seeds.
+et al. 2017), the gradient by path length (Veit et al. Fig. 6) and the loss landscape (Li et al.
+2018); each averaged over seeds.
 
 Colour is depth, as in the error curves; plain nets are dashed, ResNets solid.
 """
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 CLASSES = 10  # the nets measured classify CIFAR-10: chance is 90% error, a loss of ln 10
+
+
+# The landscape's 1-D curves, by the CSV's `kind`, and what their x axis is.
+LANDSCAPE_CURVES = {
+    "1d": "α along a filter-normalised random direction",
+    "path": "t on the straight line from init (0) to the trained weights (1)",
+}
 
 
 def _style(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -340,9 +348,9 @@ def paths_figure(paths: pd.DataFrame) -> Figure:
 
 
 def landscape_figure(landscape: pd.DataFrame) -> Figure:
-    """Li et al. 2018: the training loss along one filter-normalised direction and along the path
-    from init (top left), and a contour plot of the plane of two directions for each net (Fig. 5),
-    their levels shared so that nets compare; mean over seeds."""
+    """Li et al. 2018: the training loss along one filter-normalised direction, along the path from
+    init (each its own panel: α and t are different axes), and a contour plot of the plane of two
+    directions for each net (Fig. 5), their levels shared so that nets compare; mean over seeds."""
     nets = list(dict.fromkeys(landscape["net"].astype(str)))
     states = list(dict.fromkeys(landscape["state"].astype(str)))
     panels = [
@@ -353,42 +361,45 @@ def landscape_figure(landscape: pd.DataFrame) -> Figure:
             (landscape["net"] == n) & (landscape["state"] == s) & (landscape["kind"] == "2d")
         ].empty
     ]
-    columns = min(3, len(panels) + 1)
-    fig = new_figure(figsize=(4.6 * columns, 4.0 * -(-(len(panels) + 1) // columns)), layout="constrained")
-    axes = fig.subplots(-(-(len(panels) + 1) // columns), columns, squeeze=False).flatten()
+    curves = [(k, x) for k, x in LANDSCAPE_CURVES.items() if (landscape["kind"] == k).any()]
+    count = len(curves) + len(panels)
+    columns = min(3, count)
+    fig = new_figure(figsize=(4.6 * columns, 4.0 * -(-count // columns)), layout="constrained")
+    axes = fig.subplots(-(-count // columns), columns, squeeze=False).flatten()
     style = _style(landscape)
-    lines = axes[0]
-    for (net, state, kind), rows in landscape[landscape["kind"] != "2d"].groupby(
-        ["net", "state", "kind"], sort=False
-    ):
-        r = rows.groupby("alpha")["loss"].mean()
-        colour, line = style[str(net)]
-        label = f"{net} ({state})" + (", init -> trained (t)" if kind == "path" else "")
-        lines.plot(
-            r.index, r.to_numpy(), color=colour, linestyle=":" if kind == "path" else line, label=label
-        )
-    lines.set_yscale("log")
-    lines.set_xlabel("α (filter-normalised direction), or t on the path from init")
-    lines.set_ylabel(f"training loss ({int(landscape['images'].iloc[0])} images, eval mode)")
-    lines.grid(alpha=0.3)
-    lines.legend(fontsize="x-small")
+    for ax, (kind, xlabel) in zip(axes, curves, strict=False):
+        for (net, state), rows in landscape[landscape["kind"] == kind].groupby(["net", "state"], sort=False):
+            r = rows.groupby("alpha")["loss"].mean()
+            colour, line = style[str(net)]
+            ax.plot(r.index, r.to_numpy(), color=colour, linestyle=line, label=f"{net} ({state})")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"training loss ({int(landscape['images'].iloc[0])} images, eval mode)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
     planes = landscape[landscape["kind"] == "2d"]
     levels = (
         np.geomspace(max(planes["loss"].min(), 1e-3), planes["loss"].max(), 12) if not planes.empty else None
     )
-    for ax, (net, state) in zip(axes[1:], panels, strict=False):
+    for ax, (net, state) in zip(axes[len(curves) :], panels, strict=False):
         grid = planes[(planes["net"] == net) & (planes["state"] == state)].pivot_table(
             index="beta", columns="alpha", values="loss"
         )
         contour = ax.contour(
-            grid.columns, grid.index, grid.to_numpy(), levels=levels, cmap="viridis", linewidths=0.9
+            grid.columns,
+            grid.index,
+            grid.to_numpy(),
+            levels=levels,
+            norm="log",
+            cmap="viridis",
+            linewidths=0.9,
         )
         ax.clabel(contour, fontsize=6, fmt="%.2g")
         ax.set_title(f"{net} ({state})", fontsize=9)
         ax.set_xlabel("α")
         ax.set_ylabel("β")
         ax.set_aspect("equal")
-    for ax in axes[len(panels) + 1 :]:
+    for ax in axes[count:]:
         ax.set_axis_off()
     fig.suptitle("loss landscape, filter-normalised random directions (Li et al. 2018)", fontsize=10)
     return fig
