@@ -17,9 +17,13 @@ from resdepth import results, tables
 from resdepth.analysis import final_rows
 from resdepth.diagnose import registry as diagnostics
 from resdepth.diagnose.summaries import grads as grads_line
+from resdepth.diagnose.summaries import landscape as landscape_line
+from resdepth.diagnose.summaries import lesion as lesion_line
 from resdepth.diagnose.summaries import path_gradients
 from resdepth.diagnose.summaries import paths as paths_line
+from resdepth.diagnose.summaries import responses as responses_line
 from resdepth.diagnose.summaries import scale as scale_line
+from resdepth.diagnose.summaries import shatter as shatter_line
 from resdepth.models import NetSpec
 from resdepth.progress import duration
 
@@ -437,11 +441,11 @@ def init_grads(root: Path) -> str:
     return "\n".join(lines)
 
 
-def init_paths(root: Path) -> str:
-    """The gradient one path carries, by its length k, at init: at the ends of k and its mean factor
-    per residual branch, and where the whole gradient sits (`resdepth diagnose`'s line) against the
+def paths_table(root: Path, folder: str) -> str:
+    """The gradient one path carries, by its length k: at the ends of k and its mean factor per
+    residual branch, and where the whole gradient sits (`resdepth diagnose`'s line) against the
     binomial centre n/2 where it would sit if every path carried the same; mean over seeds."""
-    f = _init(root, "paths")
+    f = diagnostics.read(root / REFERENCE / folder)["paths"]
     per_k = path_gradients(f).reset_index()
     lines = _head(
         "net", "blocks n", "one path's gradient, k = 0", "k = n", "factor a branch", "k carrying most",
@@ -455,6 +459,87 @@ def init_paths(root: Path) -> str:
             f"| {int(line['k carrying most'])} | {line['mean k of the gradient']:.1f} | {n / 2:g} "
             f"| {int(line['k holding 90%'])} |"
         )
+    return "\n".join(lines)
+
+
+# --- trained nets (results/reference/longer: `resdepth diagnose` on its runs' final weights) -----
+
+TRAINED = "longer"
+
+
+def _trained(root: Path, name: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """A measurement's rows of the trained reference nets, and (net, its trained state) by depth,
+    plain before ResNet."""
+    rows = diagnostics.read(root / REFERENCE / TRAINED)[name]
+    trained = rows[rows["state"] != "init"].drop_duplicates("net").sort_values(["depth", "arch"])
+    return rows, list(zip(trained["net"], trained["state"], strict=True))
+
+
+def trained_landscape(root: Path) -> str:
+    """Around the trained weights (Li et al.): the loss there, half a filter's norm away and at the
+    plane's corners, and on the straight line from init the highest loss and where it lies."""
+    f, nets = _trained(root, "landscape")
+    summary = landscape_line(f).to_dict("index")
+    lines = _head(
+        "net", "loss at the weights", "error % there", "loss near |α| = 0.5", "loss at the plane's corners",
+        "loss at init", "highest loss from init to trained (at t)",
+    )  # fmt: skip
+    for net, state in nets:
+        n = summary[(net, state)]
+        rows = f[f["net"] == net]
+        error = rows[(rows["kind"] == "1d") & (rows["alpha"] == 0)]["error"].mean()
+        path = rows[rows["kind"] == "path"].groupby("alpha")["loss"].mean()
+        corners = n["loss at the plane's corners"]
+        lines.append(
+            f"| {net} | {n['loss']:.3f} | {error:.1f} | {n['loss near |α| = 0.5']:.2f} | {corners:.0f} "
+            f"| {path.iloc[0]:.2f} | {path.max():.2f} (t = {path.idxmax():.2f}) |"
+        )
+    return "\n".join(lines)
+
+
+def trained_shatter(root: Path) -> str:
+    """The correlation of neighbouring input gradients at init and trained, 1 and 8 points apart."""
+    f, nets = _trained(root, "shatter")
+    r = shatter_line(f).to_dict("index")
+    lines = _head("net", "r at lag 1, init", "trained", "r at lag 8, init", "trained")
+    for net, state in nets:
+        cells = [r[(net, s)][f"r at lag {lag}"] for lag in (1, 8) for s in ("init", state)]
+        lines.append(f"| {net} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def trained_lesion(root: Path) -> str:
+    """Test error with blocks deleted from the trained nets (Veit et al.): one at a time, and k at
+    random (a plain net has no block it can lose at random: most change the shape)."""
+    f, nets = _trained(root, "lesion")
+    r = lesion_line(f).to_dict("index")
+    lines = _head(
+        "net", "test error %", "one block deleted: mean", "worst", "k random blocks deleted", "error"
+    )
+    for net, state in nets:
+        n = r[(net, state)]
+        k = "" if pd.isna(n["k deleted"]) else f"{int(n['k deleted'])} | {n['error, k deleted']:.1f}"
+        lines.append(
+            f"| {net} | {n['intact error']:.1f} | {n['mean single']:.1f} | {n['worst single']:.1f} | {k or ' | '} |"
+        )
+    return "\n".join(lines)
+
+
+def trained_signal(root: Path) -> str:
+    """Before and after training: the first layer's gradient over the classifier's, the layers'
+    responses (He et al. Fig. 7) and the residual stream's scale."""
+    f, nets = _trained(root, "grads")
+    ratio = grads_line(f)["first / classifier"]
+    responses = responses_line(_trained(root, "responses")[0])["mean std"]
+    stream = scale_line(_trained(root, "scale")[0])["stream std (last stage)"]
+    lines = _head(
+        "net", "first layer's gradient / classifier's, init", "trained", "mean response std, trained",
+        "stream std, last stage, init", "trained",
+    )  # fmt: skip
+    for net, state in nets:
+        cells = [ratio[(net, "init")], ratio[(net, state)], responses[(net, state)]]
+        cells += [stream[(net, "init")], stream[(net, state)]]
+        lines.append(f"| {net} | " + " | ".join(_figure(float(c)) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -601,7 +686,12 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "init-shatter": init_shatter,
     "init-scale": init_scale,
     "init-grads": init_grads,
-    "init-paths": init_paths,
+    "init-paths": lambda root: paths_table(root, "init"),
+    "trained-paths": lambda root: paths_table(root, TRAINED),
+    "trained-landscape": trained_landscape,
+    "trained-shatter": trained_shatter,
+    "trained-lesion": trained_lesion,
+    "trained-signal": trained_signal,
 }
 
 
