@@ -634,12 +634,9 @@ VALUES: dict[str, Callable[[Path], str]] = {
 }
 
 
-def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str, str]] | None = None) -> str:
-    """Every run of a reference folder, completed first: its final errors (beside Table 6 and the
-    reproductions, for `published`), and what it cost: precision, processor, threads, wall time and
-    the median speed of its epochs."""
-    folder = root / REFERENCE / name
-    runs = sorted(
+def _runs_in_order(folder: Path) -> list[dict[str, str]]:
+    """A folder's runs.csv rows, completed first, then by depth, ResNet before plain, and seed."""
+    return sorted(
         results.read_runs(folder).values(),
         key=lambda r: (
             r["status"] != results.Status.COMPLETED,
@@ -648,6 +645,37 @@ def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str
             int(r["seed"]),
         ),
     )
+
+
+def speed_table(root: Path, name: str) -> str:
+    """What each completed run of a reference folder cost: its median epoch (training and the test
+    pass) and training throughput, the whole run at that median (what it costs with no pause and
+    nothing beside it that the median does not already hold), and its wall time as it happened."""
+    folder = root / REFERENCE / name
+    by_run = results.read_metrics(folder).groupby("run_id")
+    epoch, speed = by_run["epoch_seconds"].median(), by_run["images_per_second"].median()
+    lines = _head(
+        "net", "seed", "precision, processor", "threads", "median epoch", "median img/s",
+        "epochs x median epoch", "wall time",
+    )  # fmt: skip
+    for r in _runs_in_order(folder):
+        if r["status"] != results.Status.COMPLETED:
+            continue
+        i = r["run_id"]
+        lines.append(
+            f"| {_net(r['arch'], r['depth'])} | {r['seed']} | {r['precision']}, {r['cpu']} | {r['threads']} "
+            f"| {duration(epoch[i])} | {speed[i]:,.0f} | {duration(epoch[i] * int(r['epochs_done']))} "
+            f"| {duration(float(r['wall_seconds']))} |"
+        )
+    return "\n".join(lines)
+
+
+def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str, str]] | None = None) -> str:
+    """Every run of a reference folder, completed first: its final errors (beside Table 6 and the
+    reproductions, for `published`), and what it cost: precision, processor, threads, wall time and
+    the median speed of its epochs."""
+    folder = root / REFERENCE / name
+    runs = _runs_in_order(folder)
     speed = results.read_metrics(folder).groupby("run_id")["images_per_second"].median()
     header = ["net", "seed", "test", "train", *(["Table 6", "reproductions"] if published else [])]
     header += ["precision, processor", "threads", "wall time", "median img/s"]
@@ -682,6 +710,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "paper-drops": paper_drops,
     "paper-phases": paper_phases,
     "longer-runs": lambda root: runs_table(root, "longer"),
+    "longer-speed": lambda root: speed_table(root, "longer"),
     "start": start_table,
     "init-shatter": init_shatter,
     "init-scale": init_scale,
