@@ -1,0 +1,285 @@
+"""The tables and numbers that come from `resdepth diagnose`'s reference folders: the start of
+training (start), fresh nets (init) and the trained nets of Figure 6 (longer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from resdepth.diagnose import registry as diagnostics
+from resdepth.diagnose.summaries import grads as grads_line
+from resdepth.diagnose.summaries import landscape as landscape_line
+from resdepth.diagnose.summaries import lesion as lesion_line
+from resdepth.diagnose.summaries import path_gradients
+from resdepth.diagnose.summaries import paths as paths_line
+from resdepth.diagnose.summaries import responses as responses_line
+from resdepth.diagnose.summaries import scale as scale_line
+from resdepth.diagnose.summaries import shatter as shatter_line
+from resdepth.docblocks.markdown import REFERENCE, figure, head, net_name
+from resdepth.models import NetSpec
+
+
+def start_table(root: Path) -> str:
+    """The start of training, per net over seeds: its first and last 20 iterations, and when its
+    loss first fell below 2.0 in each seed (ln 10 = 2.30 is chance)."""
+    rows = diagnostics.read(root / REFERENCE / "start")["start"]
+    last = int(rows["iteration"].max())
+    lines = head(
+        "net", "seeds", "loss, its 1-20", "its until loss < 2.0, per seed", f"loss, its {last - 19}-{last}",
+        f"train error %, its {last - 19}-{last}", f"train error %, its 1-{last}",
+    )  # fmt: skip
+    for net, runs in rows.groupby("net", sort=False):
+        by_seed = runs.groupby("seed")
+        first, end = (runs[runs["iteration"] == i].set_index("seed") for i in (20, last))
+        below = [
+            str(int(g.loc[g["loss"] < 2.0, "iteration"].min())) if (g["loss"] < 2.0).any() else "-"
+            for _, g in by_seed
+        ]
+        n = len(by_seed)
+
+        def spread(values: pd.Series, decimals: int, n: int = n) -> str:
+            return (
+                f"{values.mean():.{decimals}f}"
+                if n < 2
+                else f"{values.mean():.{decimals}f} ± {values.std():.{decimals}f}"
+            )
+
+        lines.append(
+            f"| {net} | {n} | {spread(first['loss'], 2)} | {', '.join(below)} | {spread(end['loss'], 2)} "
+            f"| {spread(end['error'], 1)} | {spread(by_seed['error'].mean(), 1)} |"
+        )
+    return "\n".join(lines)
+
+
+# --- fresh nets (results/reference/init: `resdepth diagnose --arch ... --out` on nets at init) ------
+
+
+def _init(root: Path, name: str, **where: str) -> pd.DataFrame:
+    """A measurement's rows of the shipped fresh nets, those with the given column values."""
+    rows = diagnostics.read(root / REFERENCE / "init")[name]
+    for column, value in where.items():
+        rows = rows[rows[column] == value]
+    return rows
+
+
+def init_shatter(root: Path) -> str:
+    """The correlation of input gradients one point apart, by depth, plain and ResNet, with and
+    without BN (ReLU), mean over seeds."""
+    r = (
+        _init(root, "shatter", activation="relu")
+        .query("lag == 1")
+        .groupby(["depth", "arch", "norm"])["correlation"]
+        .mean()
+    )
+    kinds = [("plain", "bn"), ("resnet", "bn"), ("plain", "none"), ("resnet", "none")]
+    lines = head("layers", "plain, BN", "ResNet, BN", "plain, no BN", "ResNet, no BN")
+    for depth in sorted({int(d) for d, _, _ in r.index}):
+        lines.append(f"| {depth} | " + " | ".join(f"{r[(depth, a, n)]:.3f}" for a, n in kinds) + " |")
+    return "\n".join(lines)
+
+
+def _shatter_half(root: Path) -> str:
+    """How far apart, in points of the line, the gradients of ResNet-56 and plain-20 (BN) stop being
+    alike: the first lag whose mean correlation is below 0.5."""
+    f = _init(root, "shatter", activation="relu", norm="bn")
+    means = f.groupby(["arch", "depth", "lag"], as_index=False)["correlation"].mean()
+
+    def first(arch: str, depth: int) -> int:
+        below = means[(means["arch"] == arch) & (means["depth"] == depth) & (means["correlation"] < 0.5)]
+        return int(below["lag"].min())
+
+    return (
+        f"ResNet-56's correlation drops below 0.5 at a distance of {first('resnet', 56)} points (of 256), "
+        f"plain-20's at {first('plain', 20)}"
+    )
+
+
+def init_scale(root: Path) -> str:
+    """The signal before the first step, BN and ReLU, mean over seeds (`resdepth diagnose`'s line)."""
+    f = _init(root, "scale", norm="bn", activation="relu")
+    f = f[f["depth"] > 8]
+    lines = head("net", "stream std, last stage", "logit std", "loss before the first step")
+    table = scale_line(f).to_dict("index")
+    for arch in ("plain", "resnet"):
+        for depth in sorted(set(f["depth"])):
+            n = table[(net_name(arch, depth), "init")]
+            lines.append(
+                f"| {net_name(arch, depth)} | {n['stream std (last stage)']:.2f} | {n['logit std']:.2f} | {n['loss']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def _scale_ratios(root: Path) -> str:
+    """ResNet-56's and ResNet-110's stream std over ResNet-20's."""
+    table = scale_line(_init(root, "scale", norm="bn", activation="relu"))["stream std (last stage)"]
+    base = table[("ResNet-20", "init")]
+    return " and ".join(f"{table[(f'ResNet-{d}', 'init')] / base:.2f}" for d in (56, 110))
+
+
+def init_grads(root: Path) -> str:
+    """The first layer's gradient norm over the classifier's, by activation and BN, mean over seeds."""
+    f = _init(root, "grads")
+    nets = [("plain", 20), ("plain", 56), ("resnet", 20), ("resnet", 56)]
+    lines = head("activation, BN", *(net_name(a, d) for a, d in nets))
+    for activation in ("relu", "tanh", "sigmoid"):
+        for norm in ("bn", "none"):
+            rows = f[(f["activation"] == activation) & (f["norm"] == norm)]
+            ratio = grads_line(rows)["first / classifier"]
+            first = grads_line(rows)["first layer"]
+            cells = []
+            for arch, depth in nets:
+                label = NetSpec(arch, depth, norm=norm, activation=activation).name
+                if first[(label, "init")] == 0:
+                    cells.append("0 (underflow)")
+                else:
+                    cells.append(figure(ratio[(label, "init")]))
+            lines.append(f"| {activation}, {'BN' if norm == 'bn' else 'no BN'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paths_table(root: Path, folder: str) -> str:
+    """The gradient one path carries, by its length k: at the ends of k and its mean factor per
+    residual branch, and where the whole gradient sits (`resdepth diagnose`'s line) against the
+    binomial centre n/2 where it would sit if every path carried the same; mean over seeds."""
+    f = diagnostics.read(root / REFERENCE / folder)["paths"]
+    per_k = path_gradients(f).reset_index()
+    lines = head(
+        "net", "blocks n", "one path's gradient, k = 0", "k = n", "factor a branch", "k carrying most",
+        "mean k of the gradient", "n/2", "k holding 90%",
+    )  # fmt: skip
+    for line in paths_line(f).reset_index().to_dict("records"):
+        grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
+        n = int(line["blocks"])
+        lines.append(
+            f"| {line['net']} | {n} | {grad[0]:.2g} | {grad[n]:.2g} | {(grad[n] / grad[0]) ** (1 / n):.2f} "
+            f"| {int(line['k carrying most'])} | {line['mean k of the gradient']:.1f} | {n / 2:g} "
+            f"| {int(line['k holding 90%'])} |"
+        )
+    return "\n".join(lines)
+
+
+# --- trained nets (results/reference/longer: `resdepth diagnose` on its runs' final weights) -----
+
+TRAINED = "longer"
+
+
+def _trained(root: Path, name: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """A measurement's rows of the trained reference nets, and (net, its trained state) by depth,
+    plain before ResNet."""
+    rows = diagnostics.read(root / REFERENCE / TRAINED)[name]
+    trained = rows[rows["state"] != "init"].drop_duplicates("net").sort_values(["depth", "arch"])
+    return rows, list(zip(trained["net"], trained["state"], strict=True))
+
+
+def trained_landscape(root: Path) -> str:
+    """Around the trained weights (Li et al.): the loss there, half a filter's norm away and at the
+    plane's corners, and on the straight line from init the highest loss and where it lies."""
+    f, nets = _trained(root, "landscape")
+    summary = landscape_line(f).to_dict("index")
+    lines = head(
+        "net", "loss at the weights", "error % there", "loss near |α| = 0.5", "loss at the plane's corners",
+        "loss at init", "highest loss from init to trained (at t)",
+    )  # fmt: skip
+    for net, state in nets:
+        n = summary[(net, state)]
+        rows = f[f["net"] == net]
+        error = rows[(rows["kind"] == "1d") & (rows["alpha"] == 0)]["error"].mean()
+        path = rows[rows["kind"] == "path"].groupby("alpha")["loss"].mean()
+        corners = n["loss at the plane's corners"]
+        lines.append(
+            f"| {net} | {n['loss']:.3f} | {error:.1f} | {n['loss near |α| = 0.5']:.2f} | {corners:.0f} "
+            f"| {path.iloc[0]:.2f} | {path.max():.2f} (t = {path.idxmax():.2f}) |"
+        )
+    return "\n".join(lines)
+
+
+def trained_shatter(root: Path) -> str:
+    """The correlation of neighbouring input gradients at init and trained, 1 and 8 points apart."""
+    f, nets = _trained(root, "shatter")
+    r = shatter_line(f).to_dict("index")
+    lines = head("net", "r at lag 1, init", "trained", "r at lag 8, init", "trained")
+    for net, state in nets:
+        cells = [r[(net, s)][f"r at lag {lag}"] for lag in (1, 8) for s in ("init", state)]
+        lines.append(f"| {net} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def trained_lesion(root: Path) -> str:
+    """Test error with blocks deleted from the trained nets (Veit et al.): one at a time, and k at
+    random (a plain net has no block it can lose at random: most change the shape)."""
+    f, nets = _trained(root, "lesion")
+    r = lesion_line(f).to_dict("index")
+    lines = head(
+        "net", "test error %", "one block deleted: mean", "worst", "k random blocks deleted", "error"
+    )
+    for net, state in nets:
+        n = r[(net, state)]
+        k = "" if pd.isna(n["k deleted"]) else f"{int(n['k deleted'])} | {n['error, k deleted']:.1f}"
+        lines.append(
+            f"| {net} | {n['intact error']:.1f} | {n['mean single']:.1f} | {n['worst single']:.1f} | {k or ' | '} |"
+        )
+    return "\n".join(lines)
+
+
+def trained_signal(root: Path) -> str:
+    """Before and after training: the first layer's gradient over the classifier's, the layers'
+    responses (He et al. Fig. 7) and the residual stream's scale."""
+    f, nets = _trained(root, "grads")
+    ratio = grads_line(f)["first / classifier"]
+    responses = responses_line(_trained(root, "responses")[0])["mean std"]
+    stream = scale_line(_trained(root, "scale")[0])["stream std (last stage)"]
+    lines = head(
+        "net", "first layer's gradient / classifier's, init", "trained", "mean response std, trained",
+        "stream std, last stage, init", "trained",
+    )  # fmt: skip
+    for net, state in nets:
+        cells = [ratio[(net, "init")], ratio[(net, state)], responses[(net, state)]]
+        cells += [stream[(net, "init")], stream[(net, state)]]
+        lines.append(f"| {net} | " + " | ".join(figure(float(c)) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _identity_broken(root: Path) -> str:
+    """The range over nets of the largest change of a logit when a fresh net with tanh or sigmoid is
+    grown by zeroed blocks (with ReLU a ResNet's logits do not change at all)."""
+    f = _init(root, "identity")
+    changed = f[f["activation"] != "relu"].groupby("net")["max_abs_diff"].max()
+    return f"{figure(changed.min())} to {figure(changed.max())}"
+
+
+def _plain_grown_error(root: Path) -> str:
+    """The test error of fresh plain nets (ReLU) grown by zeroed blocks: chance, whatever their own."""
+    f = _init(root, "identity", arch="plain", activation="relu")
+    return f"{f['grown_error'].mean():.0f}%"
+
+
+def _start_end_range(root: Path, net: str) -> str:
+    """The range over seeds of a net's training error at the start's last iteration."""
+    rows = diagnostics.read(root / REFERENCE / "start")["start"]
+    end = rows[(rows["net"] == net) & (rows["iteration"] == rows["iteration"].max())]["error"]
+    return f"{end.min():.0f}-{end.max():.0f}%"
+
+
+VALUES: dict[str, Callable[[Path], str]] = {
+    "start-resnet-end-range": lambda root: _start_end_range(root, "ResNet-56"),
+    "init-shatter-half": _shatter_half,
+    "init-scale-ratios": _scale_ratios,
+    "init-identity-broken": _identity_broken,
+    "init-identity-plain": lambda root: _plain_grown_error(root),
+}
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "start": start_table,
+    "init-shatter": init_shatter,
+    "init-scale": init_scale,
+    "init-grads": init_grads,
+    "init-paths": lambda root: paths_table(root, "init"),
+    "trained-paths": lambda root: paths_table(root, TRAINED),
+    "trained-landscape": trained_landscape,
+    "trained-shatter": trained_shatter,
+    "trained-lesion": trained_lesion,
+    "trained-signal": trained_signal,
+}
