@@ -109,8 +109,10 @@ def columns_page() -> str:
     lines += [
         f"## {results.DIAGNOSTICS}/",
         "",
-        "Measuring some nets again (a run trained further, or the runs `--arch/--depth/--seeds` choose)",
-        "replaces their rows, at init and trained, and keeps every other net's rows as they were.",
+        "Measuring some runs of a folder again (a run trained further, or the runs that `--arch`,",
+        "`--depth`, `--norm`, `--activation` and `--seeds` choose) replaces their rows, at init and",
+        "trained, where they stood, and keeps every other run's rows as they were. Fresh nets' files",
+        "(`--out`) are rewritten whole.",
         "",
         "| file | columns |",
         "|---|---|",

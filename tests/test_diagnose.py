@@ -21,7 +21,7 @@ from resdepth.diagnose.registry import read, write
 from resdepth.models import NetSpec, build_model
 from resdepth.models.summary import count_params
 from resdepth.results import EpochRecord
-from resdepth.runs import expand
+from resdepth.runs import expand, milestones_text
 from resdepth.train import train_run
 
 
@@ -394,25 +394,29 @@ def test_bad_diagnose_input_is_one_line(cli, tmp_path: Path, args: list[str], me
 def test_diagnose_refuses_folders_without_runs_or_checkpoints(cli, tmp_path: Path) -> None:
     r = cli("diagnose", str(tmp_path))
     assert r.code == 2 and "has no runs.csv" in r.err
-    results.write_run(tmp_path, {"run_id": "abc", "arch": "resnet", "depth": 8, "dataset": "synthetic"})
+    (cfg,) = expand(SweepConfig(arch=["resnet"], depth=[8], dataset="synthetic"), {"synthetic": 2000})
+    results.write_run(
+        tmp_path, {**cfg.fields(), "run_id": cfg.run_id, "milestones": milestones_text(cfg.milestones)}
+    )
     r = cli("diagnose", str(tmp_path))
-    assert r.code == 2 and "has no weights or checkpoint of a plain or resnet run" in r.err
-    r = cli("diagnose", str(tmp_path), "--arch", "plain")
-    assert r.code == 2 and "has no weights or checkpoint of a plain or resnet run of arch plain" in r.err
+    assert r.code == 2 and "has no weights or checkpoint of a plain or resnet run to diagnose" in r.err
+    r = cli("diagnose", str(tmp_path), "--arch", "plain", "--seeds", "0,1")
+    assert (
+        r.code == 2
+        and "has no weights or checkpoint of a plain or resnet run of arch plain and seed 0, 1" in r.err
+    )
+    r = cli("diagnose", str(tmp_path), "--seeds", ",")
+    assert r.code == 2 and "--seeds needs at least one value" in r.err
     r = cli("diagnose", str(tmp_path), "--out", str(tmp_path / "elsewhere"))
     assert r.code == 2 and "--out is for fresh nets" in r.err
 
 
-def test_measuring_some_nets_again_replaces_their_rows_and_keeps_every_other_row(tmp_path: Path) -> None:
+def test_measuring_some_runs_again_replaces_their_rows_where_they_stood_and_keeps_every_other_row(
+    tmp_path: Path,
+) -> None:
+    key = {"net": "ResNet-20", "arch": "resnet", "depth": 20, "norm": "bn", "activation": "relu", "seed": 0}
+
     def rows(run_id: str, state: str, correlation: float) -> list[dict[str, object]]:
-        key = {
-            "net": "ResNet-20",
-            "arch": "resnet",
-            "depth": 20,
-            "norm": "bn",
-            "activation": "relu",
-            "seed": 0,
-        }
         return [
             {**key, "state": state, "run_id": run_id, "lag": lag, "correlation": correlation}
             for lag in (1, 2)
@@ -422,12 +426,16 @@ def test_measuring_some_nets_again_replaces_their_rows_and_keeps_every_other_row
         tmp_path, "shatter", rows("a", "init", 0.5) + rows("a", "epoch 5", 0.25) + rows("b", "epoch 9", 1 / 3)
     )
     b_lines = [line for line in path.read_text().splitlines() if ",b," in line]
-    write(tmp_path, "shatter", rows("a", "init", 0.5) + rows("a", "epoch 30", 0.75))  # run a, measured again
+    write(tmp_path, "shatter", rows("a", "init", 0.5) + rows("a", "epoch 30", 0.75))  # run a, trained further
     table = read(tmp_path)["shatter"]
-    assert [(r, s) for r, s in zip(table["run_id"], table["state"], strict=True)] == [
-        ("b", "epoch 9"), ("b", "epoch 9"), ("a", "init"), ("a", "init"), ("a", "epoch 30"), ("a", "epoch 30")
+    assert list(zip(table["run_id"], table["state"], strict=True)) == [
+        ("a", "init"), ("a", "init"), ("a", "epoch 30"), ("a", "epoch 30"), ("b", "epoch 9"), ("b", "epoch 9")
     ]  # fmt: skip
     assert [line for line in path.read_text().splitlines() if ",b," in line] == b_lines  # as written
+    fresh = tmp_path / "fresh"  # fresh nets are no folder's runs: measured again, their file is new
+    write(fresh, "shatter", rows("", "init", 0.5))
+    write(fresh, "shatter", [{**r, "net": "plain-20", "arch": "plain"} for r in rows("", "init", 0.25)])
+    assert set(read(fresh)["shatter"]["net"]) == {"plain-20"}
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -36,8 +36,16 @@ Depths = Annotated[
     str | None,
     typer.Option(help="Depths, e.g. 20,56: of the fresh nets built, or of a results folder's runs measured."),
 ]
-Norms = Annotated[str, typer.Option(help="Fresh nets: bn and/or none, e.g. bn,none.")]
-Activations = Annotated[str, typer.Option(help="Fresh nets: relu, tanh and/or sigmoid.")]
+Norms = Annotated[
+    str | None,
+    typer.Option(help="bn and/or none: of the fresh nets (default bn), or of a results folder's runs."),
+]
+Activations = Annotated[
+    str | None,
+    typer.Option(
+        help="relu, tanh and/or sigmoid: of the fresh nets (default relu), or of a results folder's runs."
+    ),
+]
 Seeds = Annotated[
     str | None,
     typer.Option(
@@ -76,8 +84,8 @@ def diagnose(
     results_path: Results = None,
     arch: Arch = None,
     depth: Depths = None,
-    norm: Norms = "bn",
-    activation: Activations = "relu",
+    norm: Norms = None,
+    activation: Activations = None,
     seeds: Seeds = None,
     dataset: Images = "cifar10",
     data_dir: DataDir = None,
@@ -94,17 +102,14 @@ def diagnose(
 
     if results_path is not None and out is not None:
         raise UserError("--out is for fresh nets; a RESULTS folder gets its own diagnostics/ and figures/")
-    chosen = dg.Chosen(
-        arch=None if arch is None else tuple(parse_list(arch, str, "--arch")),
-        depth=None if depth is None else tuple(parse_list(depth, int, "--depth")),
-        seed=None if seeds is None else tuple(parse_list(seeds, int, "--seeds")),
-    )
+    given = _given(arch, depth, norm, activation, seeds)
+    chosen = dg.Chosen(tuple((field, tuple(values)) for field, values in given.items()))
     specs = [
         NetSpec(a, d, norm=n, activation=f)
-        for n in parse_list(norm, str, "--norm")
-        for f in parse_list(activation, str, "--activation")
-        for a in parse_list(arch or ",".join(RESIDUAL_ARCHS), str, "--arch")
-        for d in parse_list(depth or "20,56", int, "--depth")
+        for n in given.get("norm", ["bn"])
+        for f in given.get("activation", ["relu"])
+        for a in given.get("arch", list(RESIDUAL_ARCHS))
+        for d in given.get("depth", [20, 56])
     ]
 
     def progress(text: str) -> None:
@@ -115,7 +120,7 @@ def diagnose(
         result = dg.run(
             results_path,
             specs=specs,
-            seeds=parse_list(seeds or "0", int, "--seeds"),
+            seeds=given.get("seed", [0]),
             chosen=chosen,
             what=parse_list(what, str, "--what"),
             iterations=iterations,
@@ -131,6 +136,25 @@ def diagnose(
         print(json.dumps(result.tables, indent=2, default=str))
     else:
         _print(result)
+
+
+def _given(
+    arch: str | None, depth: str | None, norm: str | None, activation: str | None, seeds: str | None
+) -> dict[str, list[Any]]:
+    """The net options given, by RunConfig field: the fresh nets to build, or a folder's runs to measure."""
+    given: dict[str, list[Any]] = {}
+    for field, option, kind, text in (
+        ("arch", "--arch", str, arch),
+        ("depth", "--depth", int, depth),
+        ("norm", "--norm", str, norm),
+        ("activation", "--activation", str, activation),
+        ("seed", "--seeds", int, seeds),
+    ):
+        if text is not None:
+            given[field] = parse_list(text, kind, option)
+            if not given[field]:
+                raise UserError(f"{option} needs at least one value")
+    return given
 
 
 def _print(result: Diagnosis) -> None:

@@ -127,29 +127,31 @@ def measured(name: str) -> Callable[[Net, Inputs, Tick], Rows]:
 
 
 def write(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """`diagnostics/NAME.csv`: the nets measured now replace their earlier rows (at any state) and
-    every other net's rows stay as the file holds them, so measuring some runs of a folder (the
-    finished ones, while the others train) loses nothing measured before."""
+    """`diagnostics/NAME.csv`. A results folder's runs measured now replace their earlier rows (at
+    any state), where those stood; every other run's rows stay as the file holds them, so measuring
+    some runs of a folder (the finished ones, while the others train) loses nothing measured before.
+    Fresh nets (no run id) are not runs of the folder: their file is rewritten whole, as is a file
+    an older resdepth wrote with other columns."""
     out.mkdir(parents=True, exist_ok=True)
     path = inside(out, DIAGNOSTICS, f"{name}.csv", mkdir=True)
     cols = columns(name)
-    new = list(rows)
-    measured_now = {_net(r) for r in new}
-    kept: list[Mapping[str, Any]] = []
-    if path.is_file():
-        earlier = results.read_csv(path, cols, text=True).itertuples(index=False, name=None)
-        kept = [
-            r
-            for r in (dict(zip(cols, values, strict=True)) for values in earlier)
-            if _net(r) not in measured_now
-        ]
-    results.write_table(path, cols, [*kept, *new])
+    new: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        new.setdefault(str(row["run_id"]), []).append(row)
+    measured_now = set(new)
+    merged: list[Mapping[str, Any]] = []
+    earlier = results.read_table(path) if path.is_file() else None
+    if earlier is not None and earlier.header == list(cols):
+        for values in earlier.rows:
+            row = dict(zip(cols, values, strict=True))
+            run = row["run_id"]
+            if run and run not in measured_now:
+                merged.append(row)
+            elif run in new:  # the run's new rows, where its first earlier row stood
+                merged += new.pop(run)
+    merged += [r for rows_of_run in new.values() for r in rows_of_run]
+    results.write_table(path, cols, merged)
     return path
-
-
-def _net(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """Which net a row measured, whatever its state: a run's init and trained rows are its own."""
-    return tuple(str(row[c]) for c in NET_STATE_COLUMNS if c != "state")
 
 
 def read(out: Path) -> dict[str, pd.DataFrame]:

@@ -50,24 +50,17 @@ def fresh(spec: NetSpec, seed: int) -> Net:
 
 @dataclass(frozen=True)
 class Chosen:
-    """Which runs of a results folder to measure, by net and seed (None: any), e.g. the finished
-    20-layer runs of a folder whose 56-layer runs are still training."""
+    """Which runs of a results folder to measure, e.g. the finished 20-layer runs of a folder whose
+    56-layer runs still train: for each RunConfig field given (arch, depth, norm, activation, seed),
+    the values a run must have."""
 
-    arch: tuple[str, ...] | None = None
-    depth: tuple[int, ...] | None = None
-    seed: tuple[int, ...] | None = None
+    wanted: tuple[tuple[str, tuple[object, ...]], ...] = ()
 
     def __call__(self, run: RunConfig) -> bool:
-        wanted = ((self.arch, run.arch), (self.depth, run.depth), (self.seed, run.seed))
-        return all(want is None or have in want for want, have in wanted)
+        return all(getattr(run, field) in values for field, values in self.wanted)
 
     def __str__(self) -> str:
-        given = [
-            f"{name} {', '.join(map(str, want))}"
-            for name, want in (("arch", self.arch), ("depth", self.depth), ("seed", self.seed))
-            if want is not None
-        ]
-        return " and ".join(given)
+        return " and ".join(f"{field} {', '.join(map(str, values))}" for field, values in self.wanted)
 
 
 def from_results(folder: Path, chosen: Chosen = Chosen()) -> Iterator[tuple[Net, Net, dict[str, str]]]:
@@ -80,6 +73,9 @@ def from_results(folder: Path, chosen: Chosen = Chosen()) -> Iterator[tuple[Net,
     for run_id, row in runs.items():
         if row["arch"] not in RESIDUAL_ARCHS:
             continue
+        run = RunConfig.from_row(row)
+        if not chosen(run):
+            continue
         try:  # a completed run's final weights; else an unfinished run's checkpoint, as far as it got
             state = load_weights(folder / results.WEIGHTS / f"{run_id}.pt", run_id) or load_checkpoint(
                 folder / results.CHECKPOINTS / f"{run_id}.pt", run_id
@@ -88,9 +84,6 @@ def from_results(folder: Path, chosen: Chosen = Chosen()) -> Iterator[tuple[Net,
             warnings.warn(f"skipping run {run_id}: {exc}", stacklevel=2)
             continue
         if state is None:
-            continue
-        run = RunConfig.from_row(row)
-        if not chosen(run):
             continue
         channels, size, classes = SHAPES[run.dataset]
         init = fresh(run.spec(classes, channels, size), run.seed)
@@ -101,7 +94,7 @@ def from_results(folder: Path, chosen: Chosen = Chosen()) -> Iterator[tuple[Net,
         found = True
         yield init, trained, row
     if not found:
-        which = "a plain or resnet run" if chosen == Chosen() else f"a plain or resnet run of {chosen}"
+        which = f"a plain or resnet run of {chosen}" if chosen.wanted else "a plain or resnet run"
         raise UserError(f"{folder} has no weights or checkpoint of {which} to diagnose")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from resdepth import results
 from resdepth.diagnose import registry as diagnostics
 from resdepth.diagnose.summaries import grads as grads_line
 from resdepth.diagnose.summaries import landscape as landscape_line
@@ -139,11 +140,29 @@ def init_grads(root: Path) -> str:
     return "\n".join(lines)
 
 
-def paths_table(root: Path, folder: str) -> str:
+def _branch_factor(grad: pd.Series) -> float:
+    """What one path's gradient is multiplied by for each residual branch it passes, on average:
+    from the path through no branch (k = 0) to the one through all n."""
+    n = int(grad.index.max())
+    return float((grad[n] / grad[0]) ** (1 / n))
+
+
+def _init_branch_factor(root: Path, net: str) -> str:
+    grad = path_gradients(_init(root, "paths", net=net)).reset_index().set_index("k")["grad"]
+    return f"{_branch_factor(grad):.2f}"
+
+
+def _plain_single_range(root: Path, depth: int) -> str:
+    """The test error of a trained plain net with one of its blocks deleted, lowest to highest."""
+    f = _trained(root)["lesion"]
+    single = f[(f["arch"] == "plain") & (f["depth"] == depth) & (f["kind"] == "single")]["error"]
+    return f"{single.min():.0f} to {single.max():.0f}%"
+
+
+def paths_table(f: pd.DataFrame) -> str:
     """The gradient one path carries, by its length k: at the ends of k and its mean factor per
     residual branch, and where the whole gradient sits (`resdepth diagnose`'s line) against the
     binomial centre n/2 where it would sit if every path carried the same; mean over seeds."""
-    f = diagnostics.read(root / REFERENCE / folder)["paths"]
     per_k = path_gradients(f).reset_index()
     lines = head(
         "net", "blocks n", "one path's gradient, k = 0", "k = n", "factor a branch", "k carrying most",
@@ -153,7 +172,7 @@ def paths_table(root: Path, folder: str) -> str:
         grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
         n = int(line["blocks"])
         lines.append(
-            f"| {line['net']} | {n} | {grad[0]:.2g} | {grad[n]:.2g} | {(grad[n] / grad[0]) ** (1 / n):.2f} "
+            f"| {line['net']} | {n} | {grad[0]:.2g} | {grad[n]:.2g} | {_branch_factor(grad):.2f} "
             f"| {int(line['k carrying most'])} | {line['mean k of the gradient']:.1f} | {n / 2:g} "
             f"| {int(line['k holding 90%'])} |"
         )
@@ -165,26 +184,33 @@ def paths_table(root: Path, folder: str) -> str:
 TRAINED = "longer"
 
 
-def _trained(root: Path, name: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """A measurement's rows of the trained reference nets, and (net, its trained state) by depth,
-    plain before ResNet."""
-    rows = diagnostics.read(root / REFERENCE / TRAINED)[name]
-    trained = rows[rows["state"] != "init"].drop_duplicates("net").sort_values(["depth", "arch"])
-    return rows, list(zip(trained["net"], trained["state"], strict=True))
+def _trained(root: Path) -> dict[str, pd.DataFrame]:
+    """Every measurement's rows of the trained reference nets, their completed runs only (as each
+    ends and, where measured, as it starts): an unfinished run's checkpoint is not a trained net."""
+    folder = root / REFERENCE / TRAINED
+    done = [i for i, run in results.read_runs(folder).items() if run["status"] == results.Status.COMPLETED]
+    return {name: rows[rows["run_id"].isin(done)] for name, rows in diagnostics.read(folder).items()}
+
+
+def _nets(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(net, trained state) of a measurement's nets, by depth, plain before ResNet: a line each, the
+    mean over its seeds (completed runs of one config end at the same epoch)."""
+    trained = rows[rows["state"] != "init"].drop_duplicates(["net", "state"]).sort_values(["depth", "arch"])
+    return list(zip(trained["net"], trained["state"], strict=True))
 
 
 def trained_landscape(root: Path) -> str:
     """Around the trained weights (Li et al.): the loss there, half a filter's norm away and at the
     plane's corners, and on the straight line from init the highest loss and where it lies."""
-    f, nets = _trained(root, "landscape")
+    f = _trained(root)["landscape"]
     summary = landscape_line(f).to_dict("index")
     lines = head(
         "net", "loss at the weights", "error % there", "loss near |α| = 0.5", "loss at the plane's corners",
         "loss at init", "highest loss from init to trained (at t)",
     )  # fmt: skip
-    for net, state in nets:
+    for net, state in _nets(f):
         n = summary[(net, state)]
-        rows = f[f["net"] == net]
+        rows = f[(f["net"] == net) & (f["state"] == state)]
         error = rows[(rows["kind"] == "1d") & (rows["alpha"] == 0)]["error"].mean()
         path = rows[rows["kind"] == "path"].groupby("alpha")["loss"].mean()
         corners = n["loss at the plane's corners"]
@@ -197,44 +223,49 @@ def trained_landscape(root: Path) -> str:
 
 def trained_shatter(root: Path) -> str:
     """The correlation of neighbouring input gradients at init and trained, 1 and 8 points apart."""
-    f, nets = _trained(root, "shatter")
+    f = _trained(root)["shatter"]
     r = shatter_line(f).to_dict("index")
     lines = head("net", "r at lag 1, init", "trained", "r at lag 8, init", "trained")
-    for net, state in nets:
+    for net, state in _nets(f):
         cells = [r[(net, s)][f"r at lag {lag}"] for lag in (1, 8) for s in ("init", state)]
         lines.append(f"| {net} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     return "\n".join(lines)
 
 
+LESION_KS = (1, 2, 3)  # random deletions shown beside deleting every block that keeps the shape
+
+
 def trained_lesion(root: Path) -> str:
-    """Test error with blocks deleted from the trained nets (Veit et al.): one at a time, and k at
-    random (a plain net has no block it can lose at random: most change the shape)."""
-    f, nets = _trained(root, "lesion")
+    """Test error with blocks deleted from the trained nets (Veit et al.): each single block in
+    turn, and k random shape-keeping blocks at once (mean of the draws), up to all of them."""
+    f = _trained(root)["lesion"]
     r = lesion_line(f).to_dict("index")
+    random = f[f["kind"] == "random"].groupby(["net", "state", "k"])["error"].mean()
     lines = head(
-        "net", "test error %", "one block deleted: mean", "worst", "k random blocks deleted", "error"
-    )
-    for net, state in nets:
+        "net", "test error %", "one block deleted: mean", "worst", *(f"{k} random deleted" for k in LESION_KS),
+        "all shape-keeping deleted (k)",
+    )  # fmt: skip
+    for net, state in _nets(f):
         n = r[(net, state)]
-        k = "" if pd.isna(n["k deleted"]) else f"{int(n['k deleted'])} | {n['error, k deleted']:.1f}"
-        lines.append(
-            f"| {net} | {n['intact error']:.1f} | {n['mean single']:.1f} | {n['worst single']:.1f} | {k or ' | '} |"
-        )
+        cells = [f"{n[c]:.1f}" for c in ("intact error", "mean single", "worst single")]
+        cells += [f"{random[(net, state, k)]:.1f}" for k in LESION_KS]
+        cells.append(f"{n['error, k deleted']:.1f} ({int(n['k deleted'])})")
+        lines.append(f"| {net} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def trained_signal(root: Path) -> str:
     """Before and after training: the first layer's gradient over the classifier's, the layers'
     responses (He et al. Fig. 7) and the residual stream's scale."""
-    f, nets = _trained(root, "grads")
-    ratio = grads_line(f)["first / classifier"]
-    responses = responses_line(_trained(root, "responses")[0])["mean std"]
-    stream = scale_line(_trained(root, "scale")[0])["stream std (last stage)"]
+    measured = _trained(root)
+    ratio = grads_line(measured["grads"])["first / classifier"]
+    responses = responses_line(measured["responses"])["mean std"]
+    stream = scale_line(measured["scale"])["stream std (last stage)"]
     lines = head(
         "net", "first layer's gradient / classifier's, init", "trained", "mean response std, trained",
         "stream std, last stage, init", "trained",
     )  # fmt: skip
-    for net, state in nets:
+    for net, state in _nets(measured["grads"]):
         cells = [ratio[(net, "init")], ratio[(net, state)], responses[(net, state)]]
         cells += [stream[(net, "init")], stream[(net, state)]]
         lines.append(f"| {net} | " + " | ".join(figure(float(c)) for c in cells) + " |")
@@ -268,6 +299,8 @@ VALUES: dict[str, Callable[[Path], str]] = {
     "init-scale-ratios": _scale_ratios,
     "init-identity-broken": _identity_broken,
     "init-identity-plain": lambda root: _plain_grown_error(root),
+    "init-paths-factor-56": lambda root: _init_branch_factor(root, "ResNet-56"),
+    "trained-plain-20-single": lambda root: _plain_single_range(root, 20),
 }
 
 
@@ -276,8 +309,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "init-shatter": init_shatter,
     "init-scale": init_scale,
     "init-grads": init_grads,
-    "init-paths": lambda root: paths_table(root, "init"),
-    "trained-paths": lambda root: paths_table(root, TRAINED),
+    "init-paths": lambda root: paths_table(_init(root, "paths")),
+    "trained-paths": lambda root: paths_table(_trained(root)["paths"]),
     "trained-landscape": trained_landscape,
     "trained-shatter": trained_shatter,
     "trained-lesion": trained_lesion,
