@@ -136,3 +136,23 @@ def test_a_number_inside_a_sentence_comes_from_the_results(tmp_path: Path) -> No
     assert docblocks.render(sentence, tmp_path) == sentence.replace("a typo", "46, 38 and 33")
     with pytest.raises(ValueError, match="no results value named 'quick-hours'"):
         docblocks.render("<!-- value:quick-hours -->1<!-- /value -->", tmp_path)
+
+
+def test_the_trained_nets_tables_count_completed_runs_only(tmp_path: Path) -> None:
+    """The trained half of why-resnets-work.md: a run whose runs.csv row says it did not finish is
+    left out of every table, even with its diagnostics rows still in the CSVs (a checkpoint measured
+    as far as it got is not a trained net)."""
+    longer = tmp_path / docblocks.REFERENCE / "longer"
+    shutil.copytree(ROOT / docblocks.REFERENCE / "longer", longer)
+    page = (ROOT / "docs" / "why-resnets-work.md").read_text()
+    blocks = ("trained-landscape", "trained-shatter", "trained-lesion", "trained-signal", "trained-paths")
+    before = {name: docblocks.BLOCKS[name](tmp_path) for name in blocks}
+    assert all(f"<!-- results:{name} -->\n{table}\n" in page for name, table in before.items())
+    assert all("| ResNet-20 |" in table for table in before.values())
+    runs = pd.read_csv(longer / results.RUNS, dtype=str, keep_default_na=False)
+    runs.loc[(runs["arch"] == "resnet") & (runs["depth"] == "20"), "status"] = results.Status.INTERRUPTED
+    runs.to_csv(longer / results.RUNS, index=False)
+    for name in ("trained-landscape", "trained-shatter", "trained-lesion", "trained-signal"):
+        after = docblocks.BLOCKS[name](tmp_path)
+        assert "| ResNet-20 |" not in after and "| plain-20 |" in after
+    assert docblocks.BLOCKS["trained-paths"](tmp_path).count("\n") == 1  # a header, no ResNet left

@@ -163,11 +163,13 @@ def paths_table(f: pd.DataFrame) -> str:
     """The gradient one path carries, by its length k: at the ends of k and its mean factor per
     residual branch, and where the whole gradient sits (`resdepth diagnose`'s line) against the
     binomial centre n/2 where it would sit if every path carried the same; mean over seeds."""
-    per_k = path_gradients(f).reset_index()
     lines = head(
         "net", "blocks n", "one path's gradient, k = 0", "k = n", "factor a branch", "k carrying most",
         "mean k of the gradient", "n/2", "k holding 90%",
     )  # fmt: skip
+    if f.empty:  # no ResNet measured (yet)
+        return "\n".join(lines)
+    per_k = path_gradients(f).reset_index()
     for line in paths_line(f).reset_index().to_dict("records"):
         grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
         n = int(line["blocks"])
