@@ -21,6 +21,7 @@ from resdepth.style import PALETTE, new_figure
 from resdepth.train import PROGRESS_EVERY
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 CLASSES = 10  # the nets measured classify CIFAR-10: chance is 90% error, a loss of ln 10
@@ -276,21 +277,17 @@ def shatter_figure(shatter: pd.DataFrame) -> Figure:
     along the line for each net of one variant, the paper's where measured (right); one row per
     state, mean over seeds."""
     states = sorted(shatter["state"].unique(), key=lambda s: (s != "init", s))
-    fig = new_figure(figsize=(11.0, 4.2 * len(states)), layout="constrained")
-    axes = fig.subplots(len(states), 2, squeeze=False)
+    depths = shatter["depth"].nunique() > 1  # a panel against depth needs two depths
+    fig = new_figure(figsize=(11.0 if depths else 5.5, 4.2 * len(states)), layout="constrained")
+    axes = fig.subplots(len(states), 2 if depths else 1, squeeze=False)
     style = _style(shatter)
-    for (by_depth, by_lag), state in zip(axes, states, strict=True):
+    for row, state in zip(axes, states, strict=True):
+        by_lag = row[-1]
         sub = shatter[shatter["state"] == state].assign(
             variant=lambda f: [_variant(n, a) for n, a in zip(f["norm"], f["activation"], strict=True)]
         )
-        first = sub[sub["lag"] == sub["lag"].min()]
-        for (arch, variant), rows in first.groupby(["arch", "variant"], sort=False):
-            r = rows.groupby("depth")["correlation"].mean()
-            line = "-" if arch == RESNET else "--"
-            label = f"{'ResNet' if arch == RESNET else 'plain'} ({variant})"
-            by_depth.plot(r.index, r.to_numpy(), linestyle=line, marker="o", label=label)
-        by_depth.set_xlabel("layers")
-        by_depth.set_ylabel(f"r of gradients {int(first['lag'].min())} point apart")
+        if depths:
+            _shatter_by_depth(row[0], sub)
         shown = "BN, relu" if "BN, relu" in set(sub["variant"]) else str(sub["variant"].iloc[0])
         for net, rows in sub[sub["variant"] == shown].groupby("net", sort=False):
             r = rows.groupby("lag")["correlation"].mean()
@@ -301,17 +298,31 @@ def shatter_figure(shatter: pd.DataFrame) -> Figure:
         by_lag.set_xscale("log", base=2)
         by_lag.set_xlabel(f"distance along the line (points of {LINE_POINTS})")
         by_lag.set_ylabel(f"r of the gradients ({shown})")
-        for ax in (by_depth, by_lag):
+        for ax in row:
             ax.axhline(0, color="grey", linewidth=0.8)
             ax.set_ylim(-0.2, 1.05)
             ax.grid(alpha=0.3)
             ax.legend(fontsize="x-small")
             ax.set_title("at initialisation" if state == "init" else f"trained ({state})", fontsize=9)
     fig.suptitle(
-        "shattered gradients: 1 is a smooth gradient (brown noise), 0 white noise (Balduzzi et al. 2017)",
+        "shattered gradients: 1 is a smooth gradient (brown noise),"
+        + (" " if depths else "\n")  # one panel wide: two lines
+        + "0 white noise (Balduzzi et al. 2017)",
         fontsize=10,
     )
     return fig
+
+
+def _shatter_by_depth(ax: Axes, sub: pd.DataFrame) -> None:
+    """The correlation of neighbouring gradients against depth, a line per arch and variant."""
+    first = sub[sub["lag"] == sub["lag"].min()]
+    for (arch, variant), rows in first.groupby(["arch", "variant"], sort=False):
+        r = rows.groupby("depth")["correlation"].mean()
+        line = "-" if arch == RESNET else "--"
+        label = f"{'ResNet' if arch == RESNET else 'plain'} ({variant})"
+        ax.plot(r.index, r.to_numpy(), linestyle=line, marker="o", label=label)
+    ax.set_xlabel("layers")
+    ax.set_ylabel(f"r of gradients {int(first['lag'].min())} point apart")
 
 
 def paths_figure(paths: pd.DataFrame) -> Figure:
