@@ -48,11 +48,11 @@ def _mean(root: Path, name: str) -> Callable[[str, int, str], str]:
     return mean
 
 
-def course_means(root: Path) -> str:
-    """Final errors by layers, plain and ResNet, mean ± std over seeds."""
-    mean = _mean(root, "course")
+def means_table(root: Path, name: str) -> str:
+    """Final errors by layers, plain and ResNet, mean ± std over the completed seeds."""
+    mean = _mean(root, name)
     lines = head("layers", "plain, train", "ResNet, train", "plain, test", "ResNet, test")
-    for depth in sorted(set(_train_errors(root, "course").columns.get_level_values("depth"))):
+    for depth in sorted(set(_train_errors(root, name).columns.get_level_values("depth"))):
         cells = [
             mean(a, depth, m) for m in ("final_train_error", "final_test_error") for a in ("plain", "resnet")
         ]
@@ -81,8 +81,9 @@ def seeds_table(root: Path, name: str, means: bool = False) -> str:
 def verdict(root: Path, name: str) -> str:
     """What `resdepth report` concludes of a reference folder, and its line per seed."""
     recipe = _recipe(root, name)
-    return (
-        f"`resdepth report results/reference/{name}`: *{recipe.verdict}*; *{tables.per_seed(recipe.group)}*."
+    seeds = tables.per_seed(recipe.group)  # empty below two seeds with every net
+    return f"`resdepth report results/reference/{name}`: *{recipe.verdict}*" + (
+        f"; *{seeds}*." if seeds else "."
     )
 
 
@@ -273,9 +274,15 @@ def paper_phases(root: Path) -> str:
         lines.append(
             f"| {net_name(arch, depth)}, {precision} | {first}-{last} | {how} | {duration(seconds.sum())} "
             f"| {duration(seconds.median())} | {rows['images_per_second'].median():,.0f} "
-            f"| {duration(seconds.max())} (epoch {seconds.index.to_list()[int(seconds.to_numpy().argmax())]}) |"
+            f"| {_longest(seconds)} |"
         )
     return "\n".join(lines)
+
+
+def _longest(seconds: pd.Series) -> str:
+    """A run's longest epoch and which it was, from its epoch times by epoch: where a pause or a
+    neighbour on the machine shows."""
+    return f"{duration(seconds.max())} (epoch {seconds.index.to_list()[int(seconds.to_numpy().argmax())]})"
 
 
 def _seed0_change(root: Path, names: tuple[str, ...], arch: str, depth: int) -> str:
@@ -322,11 +329,12 @@ def speed_table(root: Path, name: str) -> str:
     pass) and training throughput, the whole run at that median (what it costs with no pause and
     nothing beside it that the median does not already hold), and its wall time as it happened."""
     folder = root / REFERENCE / name
-    by_run = results.read_metrics(folder).groupby("run_id")
+    metrics = results.read_metrics(folder)
+    by_run = metrics.groupby("run_id")
     epoch, speed = by_run["epoch_seconds"].median(), by_run["images_per_second"].median()
     lines = head(
         "net", "seed", "precision, processor", "threads", "median epoch", "median img/s",
-        "epochs x median epoch", "wall time",
+        "epochs x median epoch", "wall time", "longest epoch",
     )  # fmt: skip
     for r in _runs_in_order(folder):
         if r["status"] != results.Status.COMPLETED:
@@ -335,7 +343,8 @@ def speed_table(root: Path, name: str) -> str:
         lines.append(
             f"| {net_name(r['arch'], r['depth'])} | {r['seed']} | {r['precision']}, {r['cpu']} | {r['threads']} "
             f"| {duration(epoch[i])} | {speed[i]:,.0f} | {duration(epoch[i] * int(r['epochs_done']))} "
-            f"| {duration(float(r['wall_seconds']))} |"
+            f"| {duration(float(r['wall_seconds']))} "
+            f"| {_longest(metrics[metrics['run_id'] == i].set_index('epoch')['epoch_seconds'])} |"
         )
     return "\n".join(lines)
 
@@ -422,7 +431,7 @@ VALUES: dict[str, Callable[[Path], str]] = {
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
-    "course-means": course_means,
+    "course-means": lambda root: means_table(root, "course"),
     "course-seeds": lambda root: seeds_table(root, "course"),
     "course-verdict": lambda root: verdict(root, "course"),
     "course-scan": depth_scan,
