@@ -156,3 +156,18 @@ def test_the_trained_nets_tables_count_completed_runs_only(tmp_path: Path) -> No
         after = docblocks.BLOCKS[name](tmp_path)
         assert "| ResNet-20 |" not in after and "| plain-20 |" in after
     assert docblocks.BLOCKS["trained-paths"](tmp_path).count("\n") == 1  # a header, no ResNet left
+
+
+def test_a_verdict_of_one_seed_has_no_empty_per_seed_line(tmp_path: Path) -> None:
+    """A reference folder with one seed of each net (as longer/ is until seeds 1-2 end) gets the
+    report's verdict, saying it rests on one seed, and no per-seed clause: there is nothing to list."""
+    course = tmp_path / docblocks.REFERENCE / "course"
+    shutil.copytree(ROOT / docblocks.REFERENCE / "course", course)
+    runs = pd.read_csv(course / results.RUNS, dtype=str, keep_default_na=False)
+    runs[runs["seed"] == "0"].to_csv(course / results.RUNS, index=False)
+    metrics = pd.read_csv(course / results.METRICS)
+    metrics[metrics["seed"] == 0].to_csv(course / results.METRICS, index=False)
+    line = docblocks.BLOCKS["course-verdict"](tmp_path)
+    assert line.startswith("`resdepth report results/reference/course`: *degradation reproduced: ")
+    assert line.endswith("the verdict rests on one seed per net*.")
+    assert "**" not in line and "per seed (" not in line
