@@ -10,6 +10,7 @@ import pandas as pd
 
 from resdepth import results
 from resdepth.diagnose import registry as diagnostics
+from resdepth.diagnose.measures import LESION_MAX_K
 from resdepth.diagnose.summaries import grads as grads_line
 from resdepth.diagnose.summaries import landscape as landscape_line
 from resdepth.diagnose.summaries import lesion as lesion_line
@@ -234,7 +235,7 @@ def trained_shatter(root: Path) -> str:
     return "\n".join(lines)
 
 
-LESION_KS = (1, 2, 3)  # random deletions shown beside deleting every block that keeps the shape
+LESION_KS = (1, 2, 3)  # random deletions shown beside the most measured (all of a 20-layer net's)
 
 
 def trained_lesion(root: Path) -> str:
@@ -246,7 +247,7 @@ def trained_lesion(root: Path) -> str:
     random = f[f["kind"] == "random"].groupby(["net", "state", "k"])["error"].mean()
     lines = head(
         "net", "test error %", "one block deleted: mean", "worst", *(f"{k} random deleted" for k in LESION_KS),
-        "most random deleted (k, at most 8)",
+        f"most random deleted (k, at most {LESION_MAX_K})",
     )  # fmt: skip
     for net, state in _nets(f):
         n = r[(net, state)]

@@ -81,7 +81,7 @@ def seeds_table(root: Path, name: str, means: bool = False) -> str:
 def verdict(root: Path, name: str) -> str:
     """What `resdepth report` concludes of a reference folder, and its line per seed."""
     recipe = _recipe(root, name)
-    seeds = tables.per_seed(recipe.group)  # empty below two seeds with every net
+    seeds = tables.per_seed(recipe.group)  # empty where `report` prints no per-seed line
     return f"`resdepth report results/reference/{name}`: *{recipe.verdict}*" + (
         f"; *{seeds}*." if seeds else "."
     )
@@ -282,7 +282,7 @@ def paper_phases(root: Path) -> str:
 def _longest(seconds: pd.Series) -> str:
     """A run's longest epoch and which it was, from its epoch times by epoch: where a pause or a
     neighbour on the machine shows."""
-    return f"{duration(seconds.max())} (epoch {seconds.index.to_list()[int(seconds.to_numpy().argmax())]})"
+    return f"{duration(seconds.max())} (epoch {seconds.idxmax()})"
 
 
 def _seed0_change(root: Path, names: tuple[str, ...], arch: str, depth: int) -> str:
@@ -327,7 +327,8 @@ def _runs_in_order(folder: Path) -> list[dict[str, str]]:
 def speed_table(root: Path, name: str) -> str:
     """What each completed run of a reference folder cost: its median epoch (training and the test
     pass) and training throughput, the whole run at that median (what it costs with no pause and
-    nothing beside it that the median does not already hold), and its wall time as it happened."""
+    nothing beside it that the median does not already hold), its wall time as it happened, and its
+    longest epoch (where a pause or other work on the machine shows)."""
     folder = root / REFERENCE / name
     metrics = results.read_metrics(folder)
     by_run = metrics.groupby("run_id")
@@ -379,6 +380,9 @@ def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str
 
 VALUES: dict[str, Callable[[Path], str]] = {
     "longer-20-gap": lambda root: _gap(root, "longer", 20),
+    "longer-plain-56-test": lambda root: (
+        f"{float(_completed(root, 'longer')[('plain', 56, 'fp32')]['final_test_error']):.1f}%"
+    ),
     "quick-minutes": lambda root: listed(_minutes(root, "quick"), ".0f"),
     "quick-minutes-seed0": lambda root: f"{_minutes(root, 'quick')[0]:.0f}",
     "quick-plain-8-32": lambda root: span(_change(root, ("quick",), "plain", 8, 32), 0),
