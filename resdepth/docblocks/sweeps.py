@@ -330,8 +330,7 @@ def speed_table(root: Path, name: str) -> str:
     nothing beside it that the median does not already hold), its wall time as it happened, and its
     longest epoch (where a pause or other work on the machine shows)."""
     folder = root / REFERENCE / name
-    metrics = results.read_metrics(folder)
-    by_run = metrics.groupby("run_id")
+    by_run = results.read_metrics(folder).groupby("run_id")
     epoch, speed = by_run["epoch_seconds"].median(), by_run["images_per_second"].median()
     lines = head(
         "net", "seed", "precision, processor", "threads", "median epoch", "median img/s",
@@ -345,7 +344,7 @@ def speed_table(root: Path, name: str) -> str:
             f"| {net_name(r['arch'], r['depth'])} | {r['seed']} | {r['precision']}, {r['cpu']} | {r['threads']} "
             f"| {duration(epoch[i])} | {speed[i]:,.0f} | {duration(epoch[i] * int(r['epochs_done']))} "
             f"| {duration(float(r['wall_seconds']))} "
-            f"| {_longest(metrics[metrics['run_id'] == i].set_index('epoch')['epoch_seconds'])} |"
+            f"| {_longest(by_run.get_group(i).set_index('epoch')['epoch_seconds'])} |"
         )
     return "\n".join(lines)
 
