@@ -180,10 +180,14 @@ MANAGED = (
 
 
 def _format(value: Any) -> str:
+    """Floats keep six decimals, and below 1 six significant digits: a gradient norm of 3e-9 is
+    written as measured, not rounded to 0 (which would read as an underflow)."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else repr(round(value, 6))
+        if math.isnan(value):
+            return "nan"
+        return repr(float(f"{value:.6g}") if abs(value) < 1 else round(value, 6))
     return str(value)
 
 

@@ -533,6 +533,31 @@ def test_bars_draw_on_a_terminal_and_nothing_elsewhere() -> None:
         assert ("ResNet-8 seed 0 (init): paths" in text) is drawn, (terminal, shown)
 
 
+def test_a_tiny_gradient_is_written_as_measured_and_only_an_exact_zero_as_zero(tmp_path: Path) -> None:
+    """A path through 27 trained branches carries a gradient of about 1e-9: the CSV must keep it, or
+    the docs would call it an underflow (an exact 0, drawn at 1e-30) and its factor per branch 0."""
+    key = {"net": "ResNet-56", "arch": "resnet", "depth": 56, "norm": "bn", "activation": "relu", "seed": 0}
+    norms = [3.14159265e-9, 0.0, 0.0123456789, 12.3456789]
+    rows = [
+        {
+            **key,
+            "state": "epoch 30",
+            "run_id": "a",
+            "blocks": 27,
+            "k": 27,
+            "paths": 1,
+            "sample": i,
+            "grad_norm": g,
+        }
+        for i, g in enumerate(norms)
+    ]
+    path = write(tmp_path, "paths", rows)
+    assert [line.rsplit(",", 1)[1] for line in path.read_text().splitlines()[1:]] == [
+        "3.14159e-09", "0.0", "0.0123457", "12.345679"
+    ]  # fmt: skip
+    assert list(read(tmp_path)["paths"]["grad_norm"]) == [3.14159e-9, 0.0, 0.0123457, 12.345679]
+
+
 def test_the_shipped_fresh_net_diagnostics_are_what_diagnose_writes(real_data: Path, tmp_path: Path) -> None:
     """results/reference/init, whose tables docs/why-resnets-work.md renders, is reproduced by its
     command: checked on its 8-layer nets of seed 0 (the 56- and 110-layer ones take minutes)."""
