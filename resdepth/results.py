@@ -181,7 +181,8 @@ MANAGED = (
 
 def _format(value: Any) -> str:
     """Floats keep six decimals, and below 1 six significant digits: a gradient norm of 3e-9 is
-    written as measured, not rounded to 0 (which would read as an underflow)."""
+    written as measured, not rounded to 0 (which would read as an underflow). Every CSV shares it,
+    so a run resumed across the change has losses below 1 in both forms, the same values."""
     if value is None:
         return ""
     if isinstance(value, float):

@@ -534,7 +534,7 @@ def test_bars_draw_on_a_terminal_and_nothing_elsewhere() -> None:
 
 
 def test_a_tiny_gradient_is_written_as_measured_and_only_an_exact_zero_as_zero(tmp_path: Path) -> None:
-    """A path through 27 trained branches carries a gradient of about 1e-9: the CSV must keep it, or
+    """A path through 27 trained branches carries a gradient of about 1e-12: the CSV must keep it, or
     the docs would call it an underflow (an exact 0, drawn at 1e-30) and its factor per branch 0."""
     key = {"net": "ResNet-56", "arch": "resnet", "depth": 56, "norm": "bn", "activation": "relu", "seed": 0}
     norms = [3.14159265e-9, 0.0, 0.0123456789, 12.3456789]

@@ -168,6 +168,29 @@ def test_the_trained_nets_tables_count_completed_runs_only(tmp_path: Path) -> No
     assert "| ResNet-20 |" not in paths and paths.count("\n") == 2 and "| ResNet-56 | 27 |" in paths
 
 
+def test_figure_6s_gaps_point_the_right_way_and_a_reversed_order_is_an_error(tmp_path: Path) -> None:
+    """The sentences of results.md that state Figure 6's order: plain-56 above plain-20 by its final
+    errors (24.81 - 13.15, 23.49 - 9.73), and the epoch from which ResNet-56 stays below ResNet-20.
+    Should a run change so that ResNet-56 ends above, rendering fails rather than print a wrong epoch."""
+    longer = tmp_path / docblocks.REFERENCE / "longer"
+    shutil.copytree(ROOT / docblocks.REFERENCE / "longer", longer, ignore=shutil.ignore_patterns("*.pt"))
+    value = docblocks.VALUES
+    assert (
+        value["longer-plain-56-above-20"](tmp_path)
+        == "11.66 points in test error and 13.76 in training error"
+    )
+    assert value["longer-resnet-56-below-20"](tmp_path) == "epoch 15 of 30"
+    runs = results.read_runs(longer)
+    resnet56 = next(i for i, r in runs.items() if (r["arch"], r["depth"], r["seed"]) == ("resnet", "56", "0"))
+    metrics = pd.read_csv(longer / results.METRICS)
+    metrics.loc[(metrics["run_id"] == resnet56) & (metrics["epoch"] == 30), "train_error"] = (
+        7.5  # ResNet-20: 7.30
+    )
+    metrics.to_csv(longer / results.METRICS, index=False)
+    with pytest.raises(ValueError, match="seed 0.s resnet-56 ends above resnet-20"):
+        value["longer-resnet-56-below-20"](tmp_path)
+
+
 def test_a_verdict_of_one_seed_has_no_empty_per_seed_line(tmp_path: Path) -> None:
     """A reference folder with one seed of each net (as longer/ is until seeds 1-2 end) gets the
     report's verdict, saying it rests on one seed, and no per-seed clause: there is nothing to list."""

@@ -211,15 +211,17 @@ def _trained(root: Path) -> dict[str, pd.DataFrame]:
 
 
 def _trained_paths(root: Path, net: str) -> str:
-    """Where a trained ResNet's gradient sits: `by a factor of 0.42 ... 6.8 of the 27 blocks ...`."""
-    line = next(
+    """Where a trained ResNet's gradient sits: `is multiplied by 0.42 with each residual branch ...`."""
+    lines = [
         v
         for (n, state), v in _path_summaries(_trained(root)["paths"]).items()
         if n == net and state != "init"
-    )
-    n = int(line["blocks"])
+    ]
+    if not lines:
+        raise ValueError(f"no trained {net} in {TRAINED}'s paths.csv: `resdepth diagnose` it first")
+    line, n = lines[0], int(lines[0]["blocks"])
     return (
-        f"by a factor of {line['factor']:.2f} with each residual branch it passes, so the whole gradient "
+        f"is multiplied by {line['factor']:.2f} with each residual branch it passes, so the whole gradient "
         f"comes from paths through {line['mean k of the gradient']:.1f} of the {n} blocks on average "
         f"({n / 2:g} if every path carried the same), 90% of it from paths through at most "
         f"{line['k holding 90%']}"
