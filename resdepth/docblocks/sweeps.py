@@ -135,13 +135,15 @@ def _noise(root: Path, name: str) -> float:
     return tables.threshold(nets[nets["depth"].isin([depths[0], depths[-1]])])[0]
 
 
+def _completed_runs(root: Path, name: str) -> list[dict[str, str]]:
+    """A reference folder's runs.csv rows of its completed runs."""
+    runs = results.read_runs(root / REFERENCE / name).values()
+    return [r for r in runs if r["status"] == results.Status.COMPLETED]
+
+
 def _completed(root: Path, name: str) -> dict[tuple[str, int, str], dict[str, str]]:
     """The completed runs of a folder by (arch, depth, precision)."""
-    return {
-        (r["arch"], int(r["depth"]), r["precision"]): r
-        for r in results.read_runs(root / REFERENCE / name).values()
-        if r["status"] == results.Status.COMPLETED
-    }
+    return {(r["arch"], int(r["depth"]), r["precision"]): r for r in _completed_runs(root, name)}
 
 
 def _epochs(root: Path, name: str, arch: str, depth: int, precision: str) -> pd.DataFrame:
@@ -298,11 +300,7 @@ def _gap(root: Path, name: str, upper: tuple[str, int], lower: tuple[str, int]) 
     """How far one net, `(arch, depth)`, ends above another (completed runs of one precision, the
     folder's), to two decimals, since two nets can end level: `1.57 points in test error and 2.43
     in training error`; once more than one seed has completed, the mean, and it says so."""
-    runs = [
-        r
-        for r in results.read_runs(root / REFERENCE / name).values()
-        if r["status"] == results.Status.COMPLETED
-    ]
+    runs = _completed_runs(root, name)
 
     def values(net: tuple[str, int], column: str) -> list[float]:
         return [float(r[column]) for r in runs if (r["arch"], int(r["depth"])) == net]
@@ -323,10 +321,8 @@ def _stays_below(root: Path, name: str, arch: str, deep: int, shallow: int, seed
     folder = root / REFERENCE / name
     ids = {
         int(r["depth"]): r["run_id"]
-        for r in results.read_runs(folder).values()
-        if r["status"] == results.Status.COMPLETED
-        and (r["arch"], int(r["seed"])) == (arch, seed)
-        and int(r["depth"]) in (deep, shallow)
+        for r in _completed_runs(root, name)
+        if (r["arch"], int(r["seed"])) == (arch, seed) and int(r["depth"]) in (deep, shallow)
     }
     if len(ids) != 2:
         raise ValueError(f"{name}: no completed {arch}-{deep} and {arch}-{shallow} of seed {seed}")
