@@ -107,12 +107,8 @@ def test_every_number_from_the_results_is_what_the_results_give_today(page: str)
 def test_a_changed_result_makes_the_page_stale_until_make_docs(tmp_path: Path) -> None:
     """On a copy: one final training error changed in the course's metrics.csv, and the README's
     table of means no longer matches until it is rendered again."""
-    for name in (
-        "course",
-        "paper",
-        "quick",
-        "longer",
-    ):  # the folders the README's blocks and values come from
+    # the folders the README's blocks and values come from
+    for name in ("course", "paper", "quick", "longer"):
         shutil.copytree(
             ROOT / docblocks.REFERENCE / name,
             tmp_path / docblocks.REFERENCE / name,
@@ -183,9 +179,8 @@ def test_figure_6s_gaps_point_the_right_way_and_a_reversed_order_is_an_error(tmp
     runs = results.read_runs(longer)
     resnet56 = next(i for i, r in runs.items() if (r["arch"], r["depth"], r["seed"]) == ("resnet", "56", "0"))
     metrics = pd.read_csv(longer / results.METRICS)
-    metrics.loc[(metrics["run_id"] == resnet56) & (metrics["epoch"] == 30), "train_error"] = (
-        7.5  # ResNet-20: 7.30
-    )
+    last = (metrics["run_id"] == resnet56) & (metrics["epoch"] == 30)
+    metrics.loc[last, "train_error"] = 7.5  # ResNet-20 ends at 7.30
     metrics.to_csv(longer / results.METRICS, index=False)
     with pytest.raises(ValueError, match="seed 0.s resnet-56 ends above resnet-20"):
         value["longer-resnet-56-below-20"](tmp_path)
