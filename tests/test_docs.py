@@ -199,3 +199,16 @@ def test_a_verdict_of_one_seed_has_no_empty_per_seed_line(tmp_path: Path) -> Non
     assert line.startswith("`resdepth report results/reference/course`: *degradation reproduced: ")
     assert line.endswith("the verdict rests on one seed per net*.")
     assert "**" not in line and "per seed (" not in line
+
+
+def test_a_gap_between_runs_of_two_precisions_is_an_error(tmp_path: Path) -> None:
+    """Figure 6's gaps are means over seeds of one net: should plain-20 have been run in bf16 and
+    plain-56 in fp32, the difference of their means compares two recipes, so rendering fails."""
+    longer = tmp_path / docblocks.REFERENCE / "longer"
+    shutil.copytree(ROOT / docblocks.REFERENCE / "longer", longer, ignore=shutil.ignore_patterns("*.pt"))
+    runs = pd.read_csv(longer / results.RUNS, dtype=str, keep_default_na=False)
+    runs.loc[(runs["arch"] == "plain") & (runs["depth"] == "20"), "precision"] = "bf16"
+    runs.to_csv(longer / results.RUNS, index=False)
+    with pytest.raises(ValueError, match="longer: plain-56 and plain-20 mix precisions"):
+        docblocks.VALUES["longer-plain-56-above-20"](tmp_path)
+    assert docblocks.VALUES["longer-resnet-20-above-56"](tmp_path).startswith("0.05 points in test error")

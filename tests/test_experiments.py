@@ -68,26 +68,36 @@ def test_course_scan_holds_the_course_recipe_at_the_other_depths() -> None:
     assert set(runs["run_id"]) == shipped_run_ids(course, runs, depth=depths)
 
 
-def test_the_paper_reference_is_paper20_run_to_its_end_and_resnet20_in_the_published_range() -> None:
-    """He et al.'s recipe run to its end (issue 22): every run is one of paper20's in the precision
-    runs.csv records; none was restarted (each epoch once); ResNet-20 and plain-20 completed 64k
-    iterations. The fp32 plain-20 whose checkpoint was lost with its machine ships as interrupted."""
+def test_the_paper_reference_is_paper_toml_at_20_and_56_layers_each_run_done_or_resumable() -> None:
+    """He et al.'s recipe run to its end (issues 22 and 35): every run is one of paper.toml's, at 20
+    or 56 layers, in the precision runs.csv records; none was restarted (each epoch once); ResNet-20
+    and plain-20 completed 64k iterations. The fp32 plain-20 whose checkpoint was lost with its
+    machine ships as interrupted; the 56-layer pair, while it trains, with the checkpoint of its
+    last logged epoch, so the same command resumes it on any machine."""
     folder = ROOT / "results" / "reference" / "paper"
     runs = pd.read_csv(folder / "runs.csv")
     metrics = pd.read_csv(folder / "metrics.csv")
-    paper20 = resolve(ROOT / "experiments" / "paper20.toml", {})
+    paper = resolve(ROOT / "experiments" / "paper.toml", {})
     for _, these in runs.groupby("precision"):
-        assert set(these["run_id"]) <= shipped_run_ids(paper20, these)
-    epochs_done = runs.set_index("run_id")["epochs_done"]
-    for run_id, rows in metrics.groupby("run_id"):
-        assert rows["epoch"].tolist() == list(range(1, epochs_done[run_id] + 1))  # each once
-    done = runs[runs["status"] == "completed"].set_index("arch")
+        assert set(these["run_id"]) <= shipped_run_ids(paper, these, depth=[20, 56])
+    for run in runs.itertuples():
+        assert metrics.loc[metrics["run_id"] == run.run_id, "epoch"].tolist() == list(
+            range(1, run.epochs_done + 1)
+        )
+        checkpoint = folder / "checkpoints" / f"{run.run_id}.pt"
+        if run.depth == 56 and run.status != "completed":
+            state = load_checkpoint(checkpoint, run.run_id)
+            assert state is not None and state["epoch"] == run.epochs_done
+        else:
+            assert not checkpoint.exists()
+    twenty = runs[runs["depth"] == 20]
+    done = twenty[twenty["status"] == "completed"].set_index("arch")
     assert sorted(done.index) == ["plain", "resnet"]
     assert (metrics.groupby("run_id")["iteration"].max()[done["run_id"]] >= 64_000).all()
     # Table 6: ResNet-20 8.75%; reproductions of the recipe 7.8-9.3%; plain-20 above ResNet-20.
     assert 7.8 <= done.loc["resnet", "final_test_error"] <= 9.3
     assert done.loc["plain", "final_test_error"] >= done.loc["resnet", "final_test_error"]
-    assert set(runs.loc[runs["status"] != "completed", "run_id"]) == {"22ae093b3ec1"}  # the lost one
+    assert set(twenty.loc[twenty["status"] != "completed", "run_id"]) == {"22ae093b3ec1"}  # the lost one
 
 
 def test_the_longer_reference_is_longer_toml_in_fp32_each_run_done_or_resumable_on_a_fresh_clone() -> None:

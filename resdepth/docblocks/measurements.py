@@ -4,8 +4,8 @@ training (start), fresh nets (init) and the trained nets of Figure 6 (longer).""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -149,25 +149,42 @@ def _branch_factor(grad: pd.Series) -> float:
     return float((grad[n] / grad[0]) ** (1 / n))
 
 
-def _path_summaries(f: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (net, state): `resdepth diagnose`'s line (where the whole gradient sits), and one path's
-    gradient at k = 0 and k = n with its mean factor per residual branch; mean over seeds."""
+@dataclass(frozen=True)
+class PathSummary:
+    """Where one net's gradient sits among its paths, mean over seeds: one path's gradient through
+    no residual branch (k = 0) and through all n, its mean factor per branch, and `resdepth
+    diagnose`'s line (the k carrying most, the mean k of the whole gradient, the k holding 90%)."""
+
+    blocks: int
+    through_none: float
+    through_all: float
+    factor: float
+    most: int
+    mean_k: float
+    k90: int
+
+
+def _path_summaries(f: pd.DataFrame) -> dict[tuple[str, str], PathSummary]:
+    """A `PathSummary` per (net, state)."""
     per_k = path_gradients(f).reset_index()
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+    out = {}
     for line in paths_line(f).reset_index().to_dict("records"):
         grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
         n = int(line["blocks"])
-        out[(str(line["net"]), str(line["state"]))] = {
-            **{str(c): v for c, v in line.items()},
-            "k = 0": grad[0],
-            "k = n": grad[n],
-            "factor": _branch_factor(grad),
-        }
+        out[(str(line["net"]), str(line["state"]))] = PathSummary(
+            blocks=n,
+            through_none=float(grad[0]),
+            through_all=float(grad[n]),
+            factor=_branch_factor(grad),
+            most=int(line["k carrying most"]),
+            mean_k=float(line["mean k of the gradient"]),
+            k90=int(line["k holding 90%"]),
+        )
     return out
 
 
 def _init_branch_factor(root: Path, net: str) -> str:
-    return f"{_path_summaries(_init(root, 'paths', net=net))[(net, 'init')]['factor']:.2f}"
+    return f"{_path_summaries(_init(root, 'paths', net=net))[(net, 'init')].factor:.2f}"
 
 
 def _plain_single_range(root: Path, depth: int) -> str:
@@ -187,12 +204,10 @@ def paths_table(f: pd.DataFrame) -> str:
     )  # fmt: skip
     if f.empty:  # no ResNet measured (yet)
         return "\n".join(lines)
-    for line in _path_summaries(f).values():
-        n = int(line["blocks"])
+    for (net, _), p in _path_summaries(f).items():
         lines.append(
-            f"| {line['net']} | {n} | {line['k = 0']:.2g} | {line['k = n']:.2g} | {line['factor']:.2f} "
-            f"| {int(line['k carrying most'])} | {line['mean k of the gradient']:.1f} | {n / 2:g} "
-            f"| {int(line['k holding 90%'])} |"
+            f"| {net} | {p.blocks} | {p.through_none:.2g} | {p.through_all:.2g} | {p.factor:.2f} "
+            f"| {p.most} | {p.mean_k:.1f} | {p.blocks / 2:g} | {p.k90} |"
         )
     return "\n".join(lines)
 
@@ -212,19 +227,18 @@ def _trained(root: Path) -> dict[str, pd.DataFrame]:
 
 def _trained_paths(root: Path, net: str) -> str:
     """Where a trained ResNet's gradient sits: `is multiplied by 0.42 with each residual branch ...`."""
-    lines = [
-        v
-        for (n, state), v in _path_summaries(_trained(root)["paths"]).items()
+    trained = [
+        p
+        for (n, state), p in _path_summaries(_trained(root)["paths"]).items()
         if n == net and state != "init"
     ]
-    if not lines:
+    if not trained:
         raise ValueError(f"no trained {net} in {TRAINED}'s paths.csv: `resdepth diagnose` it first")
-    line, n = lines[0], int(lines[0]["blocks"])
+    p = trained[0]
     return (
-        f"is multiplied by {line['factor']:.2f} with each residual branch it passes, so the whole gradient "
-        f"comes from paths through {line['mean k of the gradient']:.1f} of the {n} blocks on average "
-        f"({n / 2:g} if every path carried the same), 90% of it from paths through at most "
-        f"{line['k holding 90%']}"
+        f"is multiplied by {p.factor:.2f} with each residual branch it passes, so the whole gradient "
+        f"comes from paths through {p.mean_k:.1f} of the {p.blocks} blocks on average "
+        f"({p.blocks / 2:g} if every path carried the same), 90% of it from paths through at most {p.k90}"
     )
 
 

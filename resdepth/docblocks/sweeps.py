@@ -257,12 +257,15 @@ def _quick_largest(root: Path) -> str:
 # How each paper run trained, epochs first to last: its sweeps/ files record when the command
 # changed (`--jobs 2 --threads 1` from ResNet-20's epoch 57; plain-20 fp32 alone on two threads from
 # its epoch 118, where its throughput steps up).
-PAPER_PHASES = (
+# How each paper run trained, by epochs (`None`: up to the last epoch logged, for a run under way).
+PAPER_PHASES: tuple[tuple[str, int, str, int, int | None, str], ...] = (
     ("resnet", 20, "fp32", 1, 56, "alone, one thread (the other core did other work)"),
     ("resnet", 20, "fp32", 57, 164, "beside plain-20, one thread each"),
     ("plain", 20, "fp32", 1, 117, "beside ResNet-20, one thread each"),
     ("plain", 20, "fp32", 118, 143, "alone, two threads"),
     ("plain", 20, "bf16", 1, 164, "alone, two threads"),
+    ("plain", 56, "fp32", 1, None, "beside ResNet-56, one thread each (under way)"),
+    ("resnet", 56, "fp32", 1, None, "beside plain-56, one thread each (under way)"),
 )
 
 
@@ -274,10 +277,35 @@ def paper_phases(root: Path) -> str:
         rows = _epochs(root, "paper", arch, depth, precision).loc[first:last]
         seconds = rows["epoch_seconds"]
         lines.append(
-            f"| {net_name(arch, depth)}, {precision} | {first}-{last} | {how} | {duration(seconds.sum())} "
+            f"| {net_name(arch, depth)}, {precision} | {first}-{rows.index[-1]} | {how} | {duration(seconds.sum())} "
             f"| {duration(seconds.median())} | {rows['images_per_second'].median():,.0f} "
             f"| {_longest(seconds)} |"
         )
+    return "\n".join(lines)
+
+
+def _reached(root: Path, name: str, depth: int) -> str:
+    """How far every run of a depth has trained, of its epochs: `21 of 164`."""
+    runs = [r for r in results.read_runs(root / REFERENCE / name).values() if int(r["depth"]) == depth]
+    return f"{min(int(r['epochs_done']) for r in runs)} of {runs[0]['epochs']}"
+
+
+def paper_progress(root: Path, depth: int = 56, every: int = 5) -> str:
+    """The paper's plain and ResNet of one depth side by side (fp32), every few epochs and at the
+    last both reached: how far apart they are at the same point of the schedule while they train."""
+    plain, resnet = (_epochs(root, "paper", arch, depth, "fp32") for arch in ("plain", "resnet"))
+    last = min(plain.index[-1], resnet.index[-1])
+    lines = head(
+        "epoch", "lr", f"plain-{depth}, train", f"ResNet-{depth}, train", f"plain-{depth}, test",
+        f"ResNet-{depth}, test",
+    )  # fmt: skip
+    for epoch in sorted({1, *range(every, last + 1, every), last}):
+        cells = [plain.loc[epoch, "lr"]] + [
+            f"{rows.loc[epoch, column]:.2f}"
+            for column in ("train_error", "test_error")
+            for rows in (plain, resnet)
+        ]
+        lines.append(f"| {epoch} | " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -300,7 +328,11 @@ def _gap(root: Path, name: str, upper: tuple[str, int], lower: tuple[str, int]) 
     """How far one net, `(arch, depth)`, ends above another (completed runs of one precision, the
     folder's), to two decimals, since two nets can end level: `1.57 points in test error and 2.43
     in training error`; once more than one seed has completed, the mean, and it says so."""
-    runs = _completed_runs(root, name)
+    runs = [r for r in _completed_runs(root, name) if (r["arch"], int(r["depth"])) in (upper, lower)]
+    if len({r["precision"] for r in runs}) > 1:
+        raise ValueError(
+            f"{name}: {net_name(*upper)} and {net_name(*lower)} mix precisions; their mean is no net's"
+        )
 
     def values(net: tuple[str, int], column: str) -> list[float]:
         return [float(r[column]) for r in runs if (r["arch"], int(r["depth"])) == net]
@@ -441,6 +473,7 @@ VALUES: dict[str, Callable[[Path], str]] = {
     "paper-plain-bf16-time": lambda root: duration(
         _epochs(root, "paper", "plain", 20, "bf16")["epoch_seconds"].sum()
     ),
+    "paper-56-reached": lambda root: _reached(root, "paper", 56),
     "paper-resnet-20": lambda root: f"{_paper(root, 'resnet', 20, 'fp32'):.2f}",
     "paper-plain-above-resnet": lambda root: (
         f"{_paper(root, 'plain', 20, 'bf16') - _paper(root, 'resnet', 20, 'fp32'):.2f}"
@@ -472,6 +505,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "paper-runs": lambda root: runs_table(root, "paper", PUBLISHED),
     "paper-drops": paper_drops,
     "paper-phases": paper_phases,
+    "paper-56-progress": paper_progress,
     "longer-runs": lambda root: runs_table(root, "longer"),
     "longer-speed": lambda root: speed_table(root, "longer"),
     "longer-means": lambda root: means_table(root, "longer"),
