@@ -254,10 +254,10 @@ def _quick_largest(root: Path) -> str:
     return f"{size:.2f} points, {net_name(arch, depth)}'s {kind} error"
 
 
-# How each paper run trained, epochs first to last: its sweeps/ files record when the command
-# changed (`--jobs 2 --threads 1` from ResNet-20's epoch 57; plain-20 fp32 alone on two threads from
-# its epoch 118, where its throughput steps up).
-# How each paper run trained, by epochs (`None`: up to the last epoch logged, for a run under way).
+# How each paper run trained, epochs first to last (`None`: up to the last epoch logged, for a run
+# under way): its sweeps/ files record when the command changed (`--jobs 2 --threads 1` from
+# ResNet-20's epoch 57; plain-20 fp32 alone on two threads from its epoch 118, where its throughput
+# steps up).
 PAPER_PHASES: tuple[tuple[str, int, str, int, int | None, str], ...] = (
     ("resnet", 20, "fp32", 1, 56, "alone, one thread (the other core did other work)"),
     ("resnet", 20, "fp32", 57, 164, "beside plain-20, one thread each"),
