@@ -73,7 +73,8 @@ def test_the_paper_reference_is_paper_toml_at_20_and_56_layers_each_run_done_or_
     or 56 layers, in the precision runs.csv records; none was restarted (each epoch once); ResNet-20
     and plain-20 completed 64k iterations. The fp32 plain-20 whose checkpoint was lost with its
     machine ships as interrupted; the 56-layer pair, while it trains, with the checkpoint of its
-    last logged epoch, so the same command resumes it on any machine."""
+    last logged epoch, so the same command resumes it on any machine, and once completed with its
+    final weights (and no checkpoint), so that `resdepth diagnose` needs no training."""
     folder = ROOT / "results" / "reference" / "paper"
     runs = pd.read_csv(folder / "runs.csv")
     metrics = pd.read_csv(folder / "metrics.csv")
@@ -84,12 +85,16 @@ def test_the_paper_reference_is_paper_toml_at_20_and_56_layers_each_run_done_or_
         assert metrics.loc[metrics["run_id"] == run.run_id, "epoch"].tolist() == list(
             range(1, run.epochs_done + 1)
         )
-        checkpoint = folder / "checkpoints" / f"{run.run_id}.pt"
-        if run.depth == 56 and run.status != "completed":
-            state = load_checkpoint(checkpoint, run.run_id)
-            assert state is not None and state["epoch"] == run.epochs_done
-        else:
+        checkpoint, weights = (folder / sub / f"{run.run_id}.pt" for sub in ("checkpoints", "weights"))
+        if run.depth == 20:  # trained before reference runs shipped their weights
+            assert not checkpoint.exists() and not weights.exists()
+            continue
+        if run.status == "completed":
             assert not checkpoint.exists()
+            state = load_weights(weights, run.run_id)
+        else:
+            state = load_checkpoint(checkpoint, run.run_id)
+        assert state is not None and state["epoch"] == run.epochs_done
     twenty = runs[runs["depth"] == 20]
     done = twenty[twenty["status"] == "completed"].set_index("arch")
     assert sorted(done.index) == ["plain", "resnet"]

@@ -290,6 +290,16 @@ def _reached(root: Path, name: str, depth: int) -> str:
     return f"{min(int(r['epochs_done']) for r in runs)} of {runs[0]['epochs']}"
 
 
+def _checkpoint_sizes(root: Path, name: str) -> str:
+    """What the shipped checkpoints weigh in the history every clone downloads: `7.0 MB each`."""
+    sizes = sorted(
+        {round(f.stat().st_size / 1e6, 1) for f in (root / REFERENCE / name / "checkpoints").glob("*.pt")}
+    )
+    if not sizes:
+        raise ValueError(f"{name} ships no checkpoint to weigh")
+    return f"{sizes[0]:.1f} MB each" if len(sizes) == 1 else f"{listed(sizes, '.1f')} MB"
+
+
 def paper_progress(root: Path, depth: int = 56, every: int = 5) -> str:
     """The paper's plain and ResNet of one depth side by side (fp32), every few epochs and at the
     last both reached: how far apart they are at the same point of the schedule while they train."""
@@ -474,6 +484,7 @@ VALUES: dict[str, Callable[[Path], str]] = {
         _epochs(root, "paper", "plain", 20, "bf16")["epoch_seconds"].sum()
     ),
     "paper-56-reached": lambda root: _reached(root, "paper", 56),
+    "paper-checkpoint-sizes": lambda root: _checkpoint_sizes(root, "paper"),
     "paper-resnet-20": lambda root: f"{_paper(root, 'resnet', 20, 'fp32'):.2f}",
     "paper-plain-above-resnet": lambda root: (
         f"{_paper(root, 'plain', 20, 'bf16') - _paper(root, 'resnet', 20, 'fp32'):.2f}"
