@@ -93,7 +93,7 @@ to or atomically replaces:
   reloads. The run's checkpoint goes when they are written: its optimizer state would only train on.
 - `{results.SWEEP_TOML}`, the last sweep's resolved configuration; `{results.SWEEPS}/<UTC time>.toml`, every
   sweep's.
-- `{results.DISCARDED}/`: what `--restart` replaced, and the bytes of a torn last line.
+- `{results.DISCARDED}/`: what `--restart` replaced, the row a kill left past a run's checkpoint, and the bytes of a torn last line.
 - `{results.FIGURES}/`: what `resdepth plot` draws; `{results.TENSORBOARD}/`: event files
   (`sweep --tensorboard`, `resdepth export tensorboard`).
 - `{results.DIAGNOSTICS}/`: what `resdepth diagnose` measured, one CSV per measurement (below).

@@ -193,7 +193,7 @@ def _restarted(
 
 def run(plan: Plan, display: Display) -> list[Outcome]:
     """Train every unfinished run of the plan; returns how each run it touched ended."""
-    assert plan.executor is not None, "a dry-run plan trains nothing"
+    assert plan.executor is not None and plan.lock is not None, "a dry-run plan trains nothing"
     cfg, sweep = plan.cfg, plan.sweep
     results.save_config(sweep.out, cfg.to_toml())
     nonce = results.write_nonce(sweep.out)

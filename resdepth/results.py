@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -28,7 +28,7 @@ from resdepth import faults
 from resdepth.errors import UserError
 from resdepth.files import atomic_write, inside, open_append
 from resdepth.lock import LOCK, OWNER
-from resdepth.runs import RUN_FIELDS, added_fields, added_value
+from resdepth.runs import RUN_FIELDS, RunConfig, added_fields, added_value
 
 
 class Status(StrEnum):
@@ -148,7 +148,6 @@ COLUMN_HELP = {
 }
 # Columns added after results folders already existed, with what an older row meant by them.
 ADDED_COLUMNS = {**added_fields(), "threads": "", **dict.fromkeys(PROVENANCE[:-1], "")}  # "": unknown
-TEXT_COLUMNS = ("run_id", "arch", "family", "shortcut", "norm", "activation", "dataset")
 METRICS = "metrics.csv"
 RUNS = "runs.csv"
 DISCARDED = "discarded"  # rows (and checkpoints) of runs restarted from scratch, kept, never deleted
@@ -385,14 +384,28 @@ def read_metrics(out: Path) -> pd.DataFrame:
     return read_metrics_file(out / METRICS)
 
 
-OPTIONAL = ("val_loss", "val_error")  # empty where a run holds out no validation set
-# Measured values, which are "nan" where the loss went non-finite; the counts never are.
-MEASURED = tuple(f.name for f in fields(EpochRecord) if "float" in str(f.type))
+# What each metrics.csv column holds, from the type of the field that defines it: text; counts (whole
+# numbers); measured values, which are "nan" where the loss went non-finite, and of those the ones
+# empty where a run holds out no validation set.
+_TYPES = {f.name: str(f.type) for f in (*fields(RunConfig), *fields(EpochRecord))}
+TEXT_COLUMNS = ("run_id", *(c for c in NET_COLUMNS if _TYPES[c] == "str"))
+COUNTS = tuple(c for c in METRICS_COLUMNS if _TYPES.get(c) == "int")
+MEASURED = tuple(c for c in METRICS_COLUMNS if "float" in _TYPES.get(c, ""))
+OPTIONAL = tuple(c for c in MEASURED if "None" in _TYPES[c])
+
+
+def not_a_number(path: Path, line: int, column: str, value: object, kind: str = "a number") -> UserError:
+    """What a resdepth CSV whose value does not parse is told as: its line, never trusted."""
+    return UserError(
+        f"{path} line {line}: {column} is {value!r}, not {kind}: a damaged row, not trusted "
+        "(move it out of the file to go on)"
+    )
 
 
 def read_metrics_file(path: Path) -> pd.DataFrame:
-    """A metrics CSV under any name, with numeric columns parsed. A row whose number does not parse,
-    or a second row for one epoch of a run, is an error naming its line."""
+    """A metrics CSV under any name, with numeric columns parsed. A row whose number does not parse
+    (or whose count is not a whole number), or a second row for one epoch of a run, is an error
+    naming its line."""
     frame = read_csv(path, METRICS_COLUMNS, text=True)
     lines = frame.attrs.get("lines", [])
     numeric = [c for c in METRICS_COLUMNS if c not in TEXT_COLUMNS]
@@ -404,12 +417,12 @@ def read_metrics_file(path: Path) -> pd.DataFrame:
         if c in OPTIONAL:
             allowed.append("")
         bad = values.isna() & ~frame[c].isin(allowed)
+        if c in COUNTS:  # `inf` and `1e999` parse too
+            bad |= ~(values.abs() < math.inf) | (values % 1 != 0)
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
-            raise UserError(
-                f"{path} line {lines[i]}: {c} is {frame[c].iloc[i]!r}, not a number: a damaged row, "
-                "not trusted (move it out of the file to go on)"
-            )
+            kind = "a whole number" if c in COUNTS else "a number"
+            raise not_a_number(path, lines[i], c, frame[c].iloc[i], kind)
         frame[c] = values
     twice = frame.duplicated(["run_id", "epoch"])
     if twice.any():
@@ -442,15 +455,21 @@ def _csv_text(rows: Iterable[list[str]]) -> str:
     return buf.getvalue()
 
 
-def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
-    """Keep run `run_id`'s rows up to `epoch` (its checkpoint): the resumed run writes the rest
-    again, identically (data order and augmentation are seeded by epoch). A kill leaves at most one
-    row past a checkpoint; should there be more, they are kept in discarded/ before they go."""
-    header, kept, removed = _split_rows(out, run_id, epoch)
-    if len(removed) > 1:
-        _keep(out, f"{run_id}-past-epoch-{epoch}.csv", [header, *removed])
+def _move_rows(out: Path, run_id: str, after: int, name: str) -> None:
+    """Move run `run_id`'s rows past epoch `after` from metrics.csv into discarded/`name`. The copy
+    is written before the rows leave metrics.csv: a kill in between leaves them in both places,
+    never in neither."""
+    header, kept, removed = _split_rows(out, run_id, after)
     if removed:
+        _keep(out, name, [header, *removed])
         _atomic_write(inside(out, METRICS), _csv_text([header, *kept]))
+
+
+def drop_rows_after(out: Path, run_id: str, epoch: int) -> None:
+    """Keep run `run_id`'s rows up to `epoch` (its checkpoint): the resumed run trains the rest again
+    and writes the same numbers (data order and augmentation are seeded by epoch), with timings of
+    its own. What goes (the one row a kill leaves past a checkpoint) is kept in discarded/."""
+    _move_rows(out, run_id, epoch, f"{run_id}-past-epoch-{epoch}.csv")
 
 
 def restore_rows(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -473,12 +492,8 @@ def _keep(out: Path, name: str, rows: list[list[str]]) -> Path:
 def discard_run(out: Path, run_id: str, files: Iterable[Path]) -> None:
     """Move every row of `run_id` (and whatever stands at its checkpoint's and weights' paths: a
     file, or a folder someone put there) into `discarded/`, so that it trains again from scratch
-    while nothing it logged is lost. The copy is written before the rows leave metrics.csv: a kill
-    in between leaves them in both places, never in neither."""
-    header, kept, removed = _split_rows(out, run_id, 0)
-    if removed:
-        _keep(out, f"{run_id}.csv", [header, *removed])
-        _atomic_write(inside(out, METRICS), _csv_text([header, *kept]))
+    while nothing it logged is lost."""
+    _move_rows(out, run_id, 0, f"{run_id}.csv")
     for path in files:
         if path.exists() or path.is_symlink():
             kind = ".weights" if path.parent.name == WEIGHTS else ""  # both are RUN.pt in their folders
@@ -574,11 +589,21 @@ def write_table(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str
 
 
 def read_runs(out: Path) -> dict[str, dict[str, str]]:
+    """runs.csv by run id, each value the string the file holds (a column an earlier resdepth did not
+    write holds what its rows meant). A file without resdepth's columns, or a status resdepth never
+    writes, is an error naming the file (and its line) before anything reads on."""
     path = out / RUNS
     if not path.is_file():
         return {}
-    table = read_table(path)
-    return {r[0]: dict(zip(table.header, r, strict=True)) for r in table.rows if r and r[0]}
+    frame = read_csv(path, RUNS_COLUMNS, text=True)
+    for line, status in zip(frame.attrs["lines"], frame["status"], strict=True):
+        if status not in ("", *Status):
+            raise UserError(
+                f"{path} line {line}: status {status!r} is not one resdepth writes ({', '.join(Status)}): "
+                "a damaged row, not trusted (nothing was changed)"
+            )
+    rows = cast(list[dict[str, str]], frame.to_dict("records"))
+    return {r["run_id"]: r for r in rows if r["run_id"]}
 
 
 def write_run(out: Path, row: Mapping[str, Any]) -> None:

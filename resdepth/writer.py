@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,14 +29,15 @@ def _now() -> str:
 
 
 class Writer:
-    """The single writer of a results folder: every executor's events end here, in the driver."""
+    """One per sweep, in the driver. Every write first checks that the folder's lock is still this
+    sweep's: one that lost its folder stops rather than writing over another sweep's rows."""
 
     def __init__(
         self,
         out: Path,
         planned: list[PlannedRun],
         display: Display,
-        lock: FolderLock | None = None,
+        lock: FolderLock,
         board: LiveBoard | None = None,
     ) -> None:
         self.out = out
@@ -133,7 +135,8 @@ class Writer:
         if status == Status.COMPLETED:  # recorded first: a kill before this is caught up by the next sweep
             self._check()
             weights = results.run_file(self.out, results.WEIGHTS, cfg.run_id)
-            keep_final_weights(Path(task.checkpoint), weights, cfg.run_id)
+            with suppress(DamagedCheckpoint):  # left where it is, for diagnose to name
+                keep_final_weights(Path(task.checkpoint), weights, cfg.run_id)
         self.display.end_run(cfg, status)
         self.outcomes.append(Outcome(cfg, status, error))
 
@@ -143,8 +146,7 @@ class Writer:
         results.write_run(self.out, {**results.read_runs(self.out)[run], **changes})
 
     def _check(self) -> None:
-        if self.lock is not None:
-            self.lock.verify()
+        self.lock.verify()
 
     def retry(self, task: Task, reason: str) -> None:
         self.display.note(

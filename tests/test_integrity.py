@@ -115,6 +115,14 @@ def test_a_kill_at_any_point_loses_and_forges_nothing(
     again = cli("sweep", *args)  # in this process: only the killed sweep needs one of its own
     assert again.code == 0, again.err
     assert_whole(out, clean)
+    # The row a kill left past its run's checkpoint is kept in discarded/, and its numbers are the
+    # ones the resumed run wrote again.
+    past = [
+        results.read_metrics_file(p)[NUMBERS] for p in (out / results.DISCARDED).glob("*-past-epoch-*.csv")
+    ]
+    assert len(past) == 1 if point == "row-written" else len(past) <= 1
+    for row in past:
+        assert len(row) == 1 and len(row.merge(clean)) == 1
     if executor == "ray":  # the killed driver's private instance: its folder and processes are gone
         assert orphans and not any(p.exists() for p in orphans)
         assert not [c for c in command_lines() for p in orphans if str(p).encode() in c]
@@ -314,11 +322,17 @@ def test_a_damaged_row_is_an_error_naming_its_line(cli, tmp_path: Path) -> None:
     assert cli("sweep", *ARGS, "--seeds", "0", "--out", str(out)).code == 0
     lines = (out / "metrics.csv").read_text().splitlines(keepends=True)  # a header and 3 rows
     test_error = lines[2].split(",")[results.METRICS_COLUMNS.index("test_error")]
+    fields = lines[2].split(",")
+    fields[results.METRICS_COLUMNS.index("epoch")] = "inf"  # parses as a float, counts nothing
     cases = {
         "short": (lines[:2] + ["abc,resnet,8\n"] + lines[2:], "line 3 has 3 fields where the header has"),
         "not a number": (
             [*lines[:2], lines[2].replace(test_error, "4O.1"), *lines[3:]],
             "line 3: test_error is '4O.1', not a number",
+        ),
+        "infinite": (
+            [*lines[:2], ",".join(fields), *lines[3:]],
+            "line 3: epoch is 'inf', not a whole number",
         ),
         "twice": ([*lines, lines[2]], "line 5: epoch 2 of run"),
         "a carriage return": ([*lines[:2], "abc\rdef,x\n", *lines[2:]], "line 3 is damaged"),
@@ -332,6 +346,16 @@ def test_a_damaged_row_is_an_error_naming_its_line(cli, tmp_path: Path) -> None:
     (out / "metrics.csv").write_bytes("".join(lines[:2]).encode() + b"\x80\xff junk\n")
     r = cli("sweep", *ARGS, "--seeds", "0", "--out", str(out))
     assert r.code == 2 and "metrics.csv line 3 is not text" in one_line(r.err)
+    # runs.csv: a status resdepth never writes
+    (out / "metrics.csv").write_text("".join(lines), newline="")
+    runs = (out / "runs.csv").read_text()
+    (out / "runs.csv").write_text(runs.replace(",completed,", ",done,"))
+    for command in (["report", str(out)], ["sweep", *ARGS, "--seeds", "0", "--out", str(out), "--dry-run"]):
+        r = cli(*command)
+        assert (
+            r.code == 2
+            and f"{out / 'runs.csv'} line 2: status 'done' is not one resdepth writes" in one_line(r.err)
+        ), r.err
 
 
 # --- checkpoints ------------------------------------------------------------------------------

@@ -92,10 +92,13 @@ class LocalPool(Pool):
         return events
 
     def cancel(self, handles: list[int]) -> None:
-        for h in handles:
-            self.workers[h].process.terminate()
-        for h in handles:
-            self.workers.pop(h).process.join(timeout=10)
+        # A worker that died is gone from `workers` while its job is still active (until the driver
+        # handles its WorkerCrashed): nothing of it to end.
+        alive = [w for h in handles if (w := self.workers.pop(h, None)) is not None]
+        for w in alive:
+            w.process.terminate()
+        for w in alive:
+            w.process.join(timeout=10)
 
     def close(self) -> None:
         """Idle workers are told to stop; a busy one (only after an error in the driver) is ended."""
