@@ -106,15 +106,13 @@ def _plain_name(name: object) -> bool:
 def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
     """The run's state, or None when it has no checkpoint yet; a file that cannot be read or belongs
     to another run raises DamagedCheckpoint."""
-    state = _load(path, run_id, KEYS, "checkpoint")
-    if state is not None and not _records_fit(state.get("records", []), state["epoch"]):
-        raise DamagedCheckpoint(path, "holds rows that are not its epochs'")
-    return state
+    return _load(path, run_id, KEYS, "checkpoint")
 
 
 def _load(path: Path, run_id: str, keys: dict[str, type], what: str) -> dict[str, Any] | None:
     """A run's file of `keys`, or None where nothing stands at `path`; anything else there that is
-    not such a file of this run (a folder, a torn file, another run's) raises DamagedCheckpoint.
+    not such a file of this run (a folder, a torn file, another run's, rows that are not its
+    epochs') raises DamagedCheckpoint.
     Files are read as tensors and plain values only, wherever they come from."""
     if not (path.exists() or path.is_symlink()):
         return None
@@ -129,6 +127,8 @@ def _load(path: Path, run_id: str, keys: dict[str, type], what: str) -> dict[str
     wrong = [key for key, kind in keys.items() if not isinstance(state.get(key), kind)]
     if wrong:
         raise DamagedCheckpoint(path, f"lacks what a {what} holds ({', '.join(wrong)})")
+    if not _records_fit(state.get("records", []), state["epoch"]):
+        raise DamagedCheckpoint(path, "holds rows that are not its epochs'")
     return state
 
 
@@ -140,10 +140,15 @@ WEIGHT_KEYS = {"run_id": str, "epoch": int, "iteration": int, "model": dict}
 
 def load_weights(path: Path, run_id: str) -> dict[str, Any] | None:
     """A completed run's final weights (`WEIGHT_KEYS`), or None where it has none."""
-    state = _load(path, run_id, WEIGHT_KEYS, "weights file")
-    if state is not None and not _records_fit(state.get("records", []), state["epoch"]):
-        raise DamagedCheckpoint(path, "holds rows that are not its epochs'")
-    return state
+    return _load(path, run_id, WEIGHT_KEYS, "weights file")
+
+
+def fits(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
+    """Whether a checkpoint's weights are this net's: the same names and shapes."""
+    mine = model.state_dict()
+    return weights.keys() == mine.keys() and all(
+        isinstance(w, torch.Tensor) and w.shape == mine[k].shape for k, w in weights.items()
+    )
 
 
 def keep_final_weights(checkpoint: Path, weights: Path, run_id: str) -> bool:

@@ -223,16 +223,14 @@ class SweepConfig:
         self._validate_execution()
         if not self.seeds:
             raise UserError("--seeds needs at least one seed")
-        for seed in self.seeds:
-            if not 0 <= seed <= MAX_SEED:
-                raise UserError(f"--seeds are whole numbers from 0 to {MAX_SEED}, got {seed}")
+        check_seeds(self.seeds)
         for a in self.arch:
             for d in self.depths_for(a):
                 _net_ok(validate, self.spec(a, d))
 
     def _validate_execution(self) -> None:
-        _choice("executor", self.executor, EXECUTORS, "--executor must be local or ray, got {value!r}")
-        for name in ("jobs", "pack"):
+        _choice("executor", self.executor, EXECUTORS)
+        for name in COUNT_OR_AUTO:
             value = getattr(self, name)
             if value != "auto" and not (value.isdigit() and int(value) >= 1):
                 raise UserError(f"--{name} takes a positive number or auto, got {value!r}")
@@ -419,9 +417,15 @@ def resolve(config_file: Path | None, cli: Mapping[str, Any]) -> SweepConfig:
     return cfg
 
 
+def check_seeds(seeds: list[int]) -> None:
+    """Seeds torch and the data order can take, for sweep and diagnose alike."""
+    for seed in seeds:
+        if not 0 <= seed <= MAX_SEED:
+            raise UserError(f"--seeds are whole numbers from 0 to {MAX_SEED}, got {seed}")
+
+
 def check_precision(value: str) -> None:
-    if value not in ("auto", *PRECISIONS):
-        raise UserError(f"--precision must be auto, fp32 or bf16, got {value!r}")
+    _choice("precision", value, ("auto", *PRECISIONS))
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...], message: str | None = None) -> None:

@@ -1,6 +1,6 @@
 """What a results folder holds of each run of a sweep: done, partial (at which epoch), pending, or
 damaged, read from runs.csv, metrics.csv and the checkpoints; the types the planner, its time
-estimate and the writer share, so that each of them imports this and none imports another.
+estimate and the writer share.
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from typing import Any
 import torch
 
 from resdepth import results
-from resdepth.checkpoints import DamagedCheckpoint, keep_final_weights, load_checkpoint, load_weights, recover
+from resdepth.checkpoints import (
+    DamagedCheckpoint,
+    fits,
+    keep_final_weights,
+    load_checkpoint,
+    load_weights,
+    recover,
+)
 from resdepth.config import SweepConfig
 from resdepth.data.store import Dataset, load
 from resdepth.errors import UserError
@@ -139,7 +146,7 @@ class Sweep:
             if state is not None:
                 done = int(state["epoch"])
                 lost = missing_rows(cfg, state, epochs)
-                if not _fits(state["model"], model):
+                if not fits(state["model"], model):
                     damaged = f"does not fit {cfg.name}"
             n = len(epochs) + len(lost)
             if finished:
@@ -185,11 +192,3 @@ class Sweep:
                 {**row, **results.summary_fields(self.out, p.cfg.run_id), "status": Status.INTERRUPTED},
             )
         return replace(p, done_epochs=0, finished=False, logged=0, damaged="")
-
-
-def _fits(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
-    """Whether a checkpoint's weights are this net's: the same names and shapes."""
-    mine = model.state_dict()
-    return weights.keys() == mine.keys() and all(
-        isinstance(w, torch.Tensor) and w.shape == mine[k].shape for k, w in weights.items()
-    )

@@ -136,14 +136,11 @@ def train_run(
     checkpoint: Path,
     on_epoch: Callable[[EpochRecord], None],
     on_progress: Callable[[Window], None] | None = None,
-    engine: Engine = DEFAULT_ENGINE,
-    on_start: Callable[[str], None] | None = None,
 ) -> None:
-    """Train (or resume) one run, calling `on_start` with the precision it trains in (`auto`, under
-    Ray, resolved here; a resumed run keeps its checkpoint's), `on_progress` every PROGRESS_EVERY
-    steps, and `on_epoch` with each finished epoch, before its checkpoint is saved (see the module's
-    docstring for why that order loses nothing)."""
-    diverged = train_group([Member(cfg, data, checkpoint, on_epoch, on_progress, on_start)], device, engine)
+    """Train (or resume) one run outside a sweep (diagnose's short runs, the tests), calling
+    `on_progress` every PROGRESS_EVERY steps and `on_epoch` with each finished epoch, before its
+    checkpoint is saved (see the module's docstring for why that order loses nothing)."""
+    diverged = train_group([Member(cfg, data, checkpoint, on_epoch, on_progress)], device)
     if diverged:
         raise Diverged(diverged[cfg.run_id])
 
@@ -367,7 +364,6 @@ def train_epoch(
     wrong = torch.zeros(shape, device=device, dtype=torch.long)
     reported = [(0.0, 0, 0)] * len(runs)  # each run's loss sum, wrong count and images at its last report
     reporting = any(r.member.on_progress is not None for r in runs)
-    lrs = tuple(r.schedule.lr(iteration) for r in runs)
     for i, batches in enumerate(zip(*(r.train.epoch(epoch) for r in runs), strict=True)):
         lrs = tuple(r.schedule.lr(iteration) for r in runs)
         step.set_lr(lrs[0] if len(runs) == 1 else lrs)

@@ -69,6 +69,8 @@ def test_describe_table_shows_shapes_and_totals(cli) -> None:
         (["--arch", "transformer"], "unknown arch 'transformer'"),
         (["--family", "mobile"], "unknown family 'mobile'"),
         (["--depth", "200002", "--arch", "plain"], "would need about"),
+        (["--classes", "-3"], "--classes takes a positive number, got -3"),
+        (["--input", "0"], "--input takes a positive number, got 0"),
     ],
 )
 def test_describe_bad_input_is_one_line_exit_2(cli, args: list[str], message: str) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 
 from resdepth import diagnose as dg
 from resdepth import results
+from resdepth.checkpoints import save_checkpoint
 from resdepth.config import SweepConfig
 from resdepth.data.store import load
 from resdepth.diagnose.registry import read, write
@@ -23,6 +24,8 @@ from resdepth.models.summary import count_params
 from resdepth.results import EpochRecord
 from resdepth.runs import expand, milestones_text
 from resdepth.train import train_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -363,6 +366,19 @@ def test_diagnose_a_sweep_writes_csvs_and_figures_that_plot_redraws(cli, tmp_pat
     assert len(shatter) == len(tables["shatter"])
 
 
+def test_a_damaged_number_in_a_diagnostics_csv_is_an_error_naming_its_line(cli, tmp_path: Path) -> None:
+    shipped = (ROOT / "results" / "reference" / "init" / "diagnostics" / "shatter.csv").read_text()
+    lines = shipped.splitlines(keepends=True)
+    (tmp_path / "diagnostics").mkdir()
+    damaged = [*lines[:2], lines[2].replace(",0.877726\n", ",0.87x726\n"), *lines[3:]]
+    assert damaged != lines
+    (tmp_path / "diagnostics" / "shatter.csv").write_text("".join(damaged))
+    r = cli("plot", str(tmp_path), "--out", str(tmp_path / "figures"))
+    assert r.code == 2, r.err
+    message = f"{tmp_path / 'diagnostics' / 'shatter.csv'} line 3: correlation is '0.87x726', not a number"
+    assert message in r.err and len(r.err.strip().splitlines()) == 1
+
+
 def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
     r = cli("diagnose", "--dataset", "synthetic", "--arch", "resnet", "--depth", "8", "--what", "identity",
             "--out", str(tmp_path), "--json")  # fmt: skip
@@ -383,6 +399,8 @@ def test_diagnose_fresh_nets_as_json(cli, tmp_path: Path) -> None:
         (["--depth", "9"], "depth 9 cannot be built"),
         (["--activation", "gelu"], "unknown activation 'gelu'"),
         (["--test-subset", "0"], "--test-subset must be a positive number"),
+        (["--seeds", "-1"], "--seeds are whole numbers from 0 to 4294967295, got -1"),
+        (["--seeds", "0,4294967296"], "--seeds are whole numbers from 0 to 4294967295, got 4294967296"),
     ],
 )
 def test_bad_diagnose_input_is_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:
@@ -407,6 +425,12 @@ def test_diagnose_refuses_folders_without_runs_or_checkpoints(cli, tmp_path: Pat
     )
     r = cli("diagnose", str(tmp_path), "--seeds", ",")
     assert r.code == 2 and "--seeds needs at least one value" in r.err
+    # Weights of another net under the run's name: skipped with a warning, never loaded into it.
+    bad = {"run_id": cfg.run_id, "epoch": 1, "iteration": 20, "model": {"fc.weight": torch.zeros(3, 3)}}
+    save_checkpoint(results.run_file(tmp_path, results.WEIGHTS, cfg.run_id), bad)
+    with pytest.warns(UserWarning, match=f"skipping run {cfg.run_id}: its weights do not fit ResNet-8"):
+        r = cli("diagnose", str(tmp_path))
+    assert r.code == 2 and "has no weights or checkpoint of a plain or resnet run to diagnose" in r.err
     r = cli("diagnose", str(tmp_path), "--out", str(tmp_path / "elsewhere"))
     assert r.code == 2 and "--out is for fresh nets" in r.err
 
@@ -561,7 +585,7 @@ def test_a_tiny_gradient_is_written_as_measured_and_only_an_exact_zero_as_zero(t
 def test_the_shipped_fresh_net_diagnostics_are_what_diagnose_writes(real_data: Path, tmp_path: Path) -> None:
     """results/reference/init, whose tables docs/why-resnets-work.md renders, is reproduced by its
     command: checked on its 8-layer nets of seed 0 (the 56- and 110-layer ones take minutes)."""
-    shipped = read(Path(__file__).resolve().parents[1] / "results" / "reference" / "init")
+    shipped = read(ROOT / "results" / "reference" / "init")
     dg.run(specs=[NetSpec("plain", 8), NetSpec("resnet", 8)], seeds=[0], what=["shatter", "scale"],
            data_dir=str(real_data), out=tmp_path, offline=True)  # fmt: skip
     for name, value in (("shatter", "correlation"), ("scale", "std")):

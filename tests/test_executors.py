@@ -162,7 +162,7 @@ def test_a_run_whose_worker_keeps_dying_is_marked_failed(tmp_path: Path) -> None
         (["--jobs", "many"], "--jobs takes a positive number or auto"),
         (["--threads", "0"], "--threads must be a positive number"),
         (["--gpus-per-run", "1"], "are for --executor ray"),
-        (["--executor", "slurm"], "--executor must be local or ray"),
+        (["--executor", "slurm"], "--executor must be one of local, ray, got 'slurm'"),
         (["--executor", "ray", "--jobs", "2"], "--jobs is for the local executor"),
         (["--executor", "ray", "--cpus-per-run", "0"], "--cpus-per-run must be above 0"),
     ],

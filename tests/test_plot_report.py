@@ -373,6 +373,9 @@ def test_runs_missing_from_runs_csv_have_an_unknown_recipe_and_status(cli, tmp_p
     group = only(tmp_path)  # one recipe, all settings but the net's and data's unknown
     drawn = cli("plot", str(tmp_path / "metrics.csv"))
     assert drawn.code == 2 and "--include-partial draws them" in drawn.err
+    for form in ("markdown", "csv"):  # nothing to print is said, never an empty success
+        empty = cli("report", str(tmp_path), "--format", form)
+        assert empty.code == 2 and "--include-partial reports them" in empty.err and not empty.out
     assert group.settings["epochs"] == "" and group.settings["lr"] == ""
     assert group.metrics.empty and len(tables.left_out(group)) == 8
     assert tables.left_out(group)[0] == "plain-20 seed 0 (plain20s0): unknown status, 3 epochs"

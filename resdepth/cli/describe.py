@@ -41,6 +41,9 @@ def describe(
 
     if dataset is not None and dataset not in SHAPES:
         raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(SHAPES)}")
+    for option, value in (("--input", input), ("--classes", classes)):
+        if value is not None and value < 1:
+            raise UserError(f"{option} takes a positive number, got {value}")
     nets = specs(
         parse_list(arch, str, "--arch"),
         parse_list(depth, int, "--depth"),

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from resdepth.cli.app import DataDir, Offline, app, console, err
-from resdepth.config import parse_list
+from resdepth.config import check_seeds, parse_list
 from resdepth.diagnose.registry import LOOKS, REGISTRY, START_ITERATIONS
 from resdepth.errors import UserError
 from resdepth.models import RESIDUAL_ARCHS, NetSpec
@@ -154,6 +154,7 @@ def _given(
             given[field] = parse_list(text, kind, option)
             if not given[field]:
                 raise UserError(f"{option} needs at least one value")
+    check_seeds(given.get("seed", []))
     return given
 
 

@@ -99,6 +99,11 @@ def report(
     if format not in ("table", "markdown", "csv"):
         raise UserError(f"--format must be table, markdown or csv, got {format!r}")
     recipes = tables.report(results_path, where, include_partial, reference)
+    if format != "table" and all(r.nets is None for r in recipes):
+        raise UserError(
+            f"nothing to report in {results_path}: no run is known to have completed (`--format table` "
+            "lists them); --include-partial reports them"
+        )
     if format == "csv":
         frames = [r.nets.assign(recipe=r.group.heading) for r in recipes if r.nets is not None]
         print(pd.concat(frames).to_csv(index=False) if frames else "", end="")

@@ -27,6 +27,7 @@ START_ITERATIONS = 300  # `--what start`: how far each fresh net trains, by defa
 # Every row starts with the net it measured and its state (`init` or `epoch N`); not metrics.csv's
 # results.NET_COLUMNS, which name a run's net and data.
 NET_STATE_COLUMNS = ("net", "arch", "depth", "norm", "activation", "seed", "state", "run_id")
+NET_STATE_NUMBERS = ("depth", "seed")  # the others are names
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Measurement:
     # (what it will evaluate, about how many seconds) for one net, said before a measurement that
     # takes a while; one step timed
     seconds: Callable[[Net, Inputs], tuple[str, float]] | None = None
+    text: tuple[str, ...] = ()  # its columns of names and flags; every other one holds numbers
 
 
 REGISTRY: dict[str, Measurement] = {
@@ -49,6 +51,7 @@ REGISTRY: dict[str, Measurement] = {
         summaries.grads,
         figures.grads_figure,
         "gradient norm per layer",
+        text=("name",),
     ),
     "responses": Measurement(
         ("layer", "name", "std"),
@@ -56,6 +59,7 @@ REGISTRY: dict[str, Measurement] = {
         summaries.responses,
         figures.responses_figure,
         "layer responses (He et al. Fig. 7)",
+        text=("name",),
     ),
     "lesion": Measurement(
         ("kind", "block", "k", "sample", "error"),
@@ -63,6 +67,7 @@ REGISTRY: dict[str, Measurement] = {
         summaries.lesion,
         figures.lesion_figure,
         "deleting blocks (Veit et al.)",
+        text=("kind",),
     ),
     "identity": Measurement(
         ("grown_to", "max_abs_diff", "bitwise_equal", "grown_output_spread", "error", "grown_error"),
@@ -70,6 +75,7 @@ REGISTRY: dict[str, Measurement] = {
         summaries.identity,
         figures.identity_figure,
         "the net grown by zeroed blocks, unchanged",
+        text=("bitwise_equal",),
     ),
     "scale": Measurement(
         ("layer", "name", "std", "rms", "loss"),
@@ -77,6 +83,7 @@ REGISTRY: dict[str, Measurement] = {
         summaries.scale,
         figures.scale_figure,
         "std of the residual stream and the logits",
+        text=("name",),
     ),
     "shatter": Measurement(
         ("lag", "correlation"),
@@ -102,6 +109,7 @@ REGISTRY: dict[str, Measurement] = {
         "and along the path from init (Li et al.; minutes a net, so only when asked)",
         by_default=False,
         seconds=lambda net, d: measures.landscape_seconds(net, d.train_x, d.train_y),
+        text=("kind",),
     ),
     START: Measurement(
         tuple(f.name for f in fields(Window)),
@@ -155,13 +163,20 @@ def write(out: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
 
 
 def read(out: Path) -> dict[str, pd.DataFrame]:
-    """The diagnostics CSVs a results folder has, by measurement."""
-    folder = out / DIAGNOSTICS
-    return {
-        name: results.read_csv(folder / f"{name}.csv", columns(name))
-        for name in REGISTRY
-        if (folder / f"{name}.csv").is_file()
-    }
+    """The diagnostics CSVs a results folder has, by measurement. A value that should be a number
+    and does not parse is an error naming its line (empty is a number here: a lesion of no block)."""
+    tables = {}
+    for name, m in REGISTRY.items():
+        path = out / DIAGNOSTICS / f"{name}.csv"
+        if not path.is_file():
+            continue
+        frame = tables[name] = results.read_csv(path, columns(name))
+        for c in (*NET_STATE_NUMBERS, *(c for c in m.columns if c not in m.text)):
+            bad = pd.to_numeric(frame[c], errors="coerce").isna() & frame[c].notna()
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise results.not_a_number(path, frame.attrs["lines"][i], c, frame[c].iloc[i])
+    return tables
 
 
 def write_figures(folder: Path, tables: dict[str, pd.DataFrame], out: Path | None = None) -> list[Path]:

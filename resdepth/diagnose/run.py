@@ -16,7 +16,7 @@ import torch
 
 from resdepth import results
 from resdepth.analysis import recipe_headings
-from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, load_weights
+from resdepth.checkpoints import DamagedCheckpoint, fits, load_checkpoint, load_weights
 from resdepth.config import SweepConfig
 from resdepth.data.sources import SHAPES
 from resdepth.data.store import Dataset, load
@@ -88,6 +88,9 @@ def from_results(folder: Path, chosen: Chosen = Chosen()) -> Iterator[tuple[Net,
         channels, size, classes = SHAPES[run.dataset]
         init = fresh(run.spec(classes, channels, size), run.seed)
         init.run_id, init.recipe = run_id, recipes.get(run_id, "")
+        if not fits(state["model"], init.model):
+            warnings.warn(f"skipping run {run_id}: its weights do not fit {run.name}", stacklevel=2)
+            continue
         trained = copy.deepcopy(init)
         trained.model.load_state_dict(state["model"])
         trained.state, trained.start = f"epoch {int(state['epoch'])}", init.model

@@ -240,8 +240,8 @@ def _descendants(roots: list[int]) -> list[int]:
 
 
 def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:
-    """How many runs this node can hold at once."""
-    n = math.floor(node.get("CPU", 0) / cpus + 1e-9) if cpus else math.inf
+    """How many runs this node can hold at once (`cpus` is above 0: the options say so)."""
+    n = math.floor(node.get("CPU", 0) / cpus + 1e-9)
     if gpus:
         n = min(n, math.floor(node.get("GPU", 0) / gpus + 1e-9))
-    return int(n) if n != math.inf else 1
+    return n
