@@ -72,6 +72,8 @@ def load(path: str | Path, *, where: Iterable[str] = ()) -> Loaded:
     if not path.exists():
         raise UserError(f"{path} does not exist; give a results folder or its metrics.csv")
     folder, csv = (path, path / results.METRICS) if path.is_dir() else (path.parent, path)
+    if csv.name == results.RUNS:  # resdepth's own file, but not the one with the epochs
+        raise UserError(f"{path} lists runs; give its folder, {folder}, or the {results.METRICS} beside it")
     if not csv.is_file():
         raise UserError(f"{folder} has no {results.METRICS}; has a sweep written there yet?")
     metrics = results.read_metrics_file(csv)

@@ -234,6 +234,9 @@ def test_bad_results_are_one_line(cli, tmp_path: Path, command: str) -> None:
     (tmp_path / "metrics.csv").write_text(header + "\nabc,plain,20,cif")  # truncated
     r = cli(command, str(tmp_path))
     assert r.code == 2 and "no finished epoch" in r.err
+    (tmp_path / "runs.csv").write_text(",".join(results.RUNS_COLUMNS) + "\n")
+    r = cli(command, str(tmp_path / "runs.csv"))
+    assert r.code == 2 and f"lists runs; give its folder, {tmp_path}, or the metrics.csv beside it" in r.err
     assert all("Traceback" not in x for x in (r.err, r.out))
 
 
