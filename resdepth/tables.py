@@ -1,11 +1,12 @@
 """The table of final errors by architecture and depth, one per recipe, and a verdict that knows its
 noise.
 
-The verdict compares the shallowest and the deepest depth that plain nets and ResNets share. With two
-or more runs (seeds) per net, a change counts only beyond NOISE_FACTOR times the pooled seed-to-seed standard
-deviation of the final training error (pooled over those four nets, at least `MIN_RISE`); with one
-run of any of those nets it counts beyond `MIN_RISE` and the verdict says so. A line per
-seed follows, because a claim about every seed (the course config's) cannot be read off the means.
+The verdict compares the shallowest and the deepest depth that plain nets and ResNets share, on
+completed runs only. A change counts only beyond NOISE_FACTOR times the seed-to-seed standard
+deviation of the final training error, pooled over those four nets' runs (a net that ran once adds
+nothing to it), and at least `MIN_RISE`; with one run of every net it counts beyond `MIN_RISE`, and
+the verdict says which nets ran once. A line per seed follows, because a claim about every seed (the
+course config's) cannot be read off the means.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import pandas as pd
 
 from resdepth import analysis
-from resdepth.analysis import Group, final_rows, per_net
+from resdepth.analysis import PARTIAL_MARK, Group, final_rows, per_net
 from resdepth.models import RESIDUAL_ARCHS
 from resdepth.progress import duration
+from resdepth.results import Status
 from resdepth.runs import PAPER_EPOCHS, net_name
 
 # He et al. call it degradation when the deeper plain net trains worse. We ask for a plain rise
@@ -94,11 +96,13 @@ def with_reference(nets: pd.DataFrame, reference: Group) -> pd.DataFrame:
 
 
 def threshold(nets: pd.DataFrame) -> tuple[float, int]:
-    """The smallest change (points) that counts, and the fewest runs of any of these nets."""
+    """The smallest change (points) that counts, and the fewest runs of any of these nets. The std is
+    pooled with each net's degrees of freedom, so a net that ran once adds nothing to it, and the
+    spread measured on the others still counts (one noise for all: they differ in depth alone)."""
     seeds = int(nets["seeds"].min())
-    if seeds < 2:
-        return MIN_RISE, seeds
     dof = nets["seeds"] - 1
+    if dof.sum() == 0:
+        return MIN_RISE, seeds
     pooled = math.sqrt(float((dof * nets["final_train_error_std"] ** 2).sum() / dof.sum()))
     return max(MIN_RISE, NOISE_FACTOR * pooled), seeds
 
@@ -123,6 +127,12 @@ def verdict(nets: pd.DataFrame) -> str:
         return f"no verdict: degradation is a change with depth, and plain and resnet share fewer than two depths{shared}"
     shallow, deep = depths[0], depths[-1]
     compared = pd.concat([series[a].loc[[shallow, deep]] for a in RESIDUAL_ARCHS])
+    partial = [str(x) for x in compared["label"] if str(x).endswith(PARTIAL_MARK)]
+    if partial:  # a mean of runs stopped at different epochs says nothing about depth
+        return (
+            f"no verdict: {', '.join(partial)} include runs that did not complete; the verdict compares "
+            "completed runs (without --include-partial)"
+        )
     limit, seeds = threshold(compared)
     p, r = (series[a]["final_train_error_mean"] for a in RESIDUAL_ARCHS)
     plain_rise, res_rise = p[deep] - p[shallow], r[deep] - r[shallow]
@@ -135,7 +145,10 @@ def verdict(nets: pd.DataFrame) -> str:
     if single == len(compared):
         basis = "; the verdict rests on one seed per net"
     elif single:
-        basis = f"; {single} of the {len(compared)} nets compared ran once, so the seed-to-seed noise is not measured"
+        basis = (
+            f"; {single} of the {len(compared)} nets compared ran once, so a change counts beyond "
+            f"{_times(NOISE_FACTOR)} the pooled std of the others ({limit:.1f} points)"
+        )
     else:
         basis = f"; {seeds} or more seeds per net, so a change counts beyond {_times(NOISE_FACTOR)} their pooled std ({limit:.1f} points)"
     if plain_rise > limit and res_rise < plain_rise * MAX_RESNET_SHARE and p[deep] - r[deep] > limit:
@@ -148,7 +161,7 @@ def verdict(nets: pd.DataFrame) -> str:
         if epochs < PAPER_EPOCHS
         else ""
     )
-    if seeds >= 2 and abs(plain_rise) <= limit:
+    if single < len(compared) and abs(plain_rise) <= limit:  # within a noise that was measured
         return (
             f"not enough evidence: the plain rise ({plain_rise:.1f} points) is within the seed-to-seed "
             f"noise: {plain_txt}, {res_txt}{basis}{hint}"
@@ -167,8 +180,10 @@ def per_seed(group: Group) -> str:
     """How each seed's final training error changes from the shallowest to the deepest depth that
     plain nets and ResNets share, and, with more depths, in how many seeds the plain net rises at
     every step: a mean can hide a seed that goes the other way. Each part counts the seeds that have
-    every net it needs; empty with fewer than two such seeds."""
-    finals = final_rows(group.metrics)
+    every net it needs, completed (never a run stopped early, which `--include-partial` shows); empty
+    with fewer than two such seeds."""
+    completed = group.runs.loc[group.runs["status"] == Status.COMPLETED, "run_id"]
+    finals = final_rows(group.metrics[group.metrics["run_id"].isin(completed)])
     finals = finals[finals["arch"].isin(RESIDUAL_ARCHS)]
     if finals.duplicated(["arch", "depth", "seed"]).any():
         return ""  # runs sharing a seed number: the table counts them, a per-seed line cannot

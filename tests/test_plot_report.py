@@ -90,8 +90,17 @@ def test_verdict_when_the_deeper_resnet_lags_a_little(tmp_path: Path) -> None:
     write_results(tmp_path / "b", {("plain", 8): [31.7, 31.9], ("plain", 32): [52.7, 52.9],
                                    ("resnet", 8): [31.5], ("resnet", 32): [32.8]})  # fmt: skip
     assert tables.verdict(tables.table(only(tmp_path / "b"))).endswith(
-        "; 2 of the 4 nets compared ran once, so the seed-to-seed noise is not measured"
+        "; 2 of the 4 nets compared ran once, so a change counts beyond twice the pooled std of the others (1.0 points)"
     )
+
+
+def test_a_net_that_ran_once_leaves_the_noise_measured_on_the_others(tmp_path: Path) -> None:
+    # plain-56 ran once; the other three nets' seeds spread by std 3: a 2.5-point rise is within it.
+    write_results(tmp_path, {("plain", 20): [8.0, 14.0, 11.0], ("plain", 56): [13.5], ("resnet", 20): [7.0, 13.0, 10.0],
+                             ("resnet", 56): [7.0, 13.0, 10.0]})  # fmt: skip
+    nets = tables.table(only(tmp_path))
+    assert tables.threshold(nets) == (pytest.approx(6.0), 1)
+    assert tables.verdict(nets).startswith("not enough evidence: the plain rise (2.5 points) is within")
 
 
 def test_verdict_says_not_reproduced_and_why_or_that_it_cannot_tell(tmp_path: Path) -> None:
@@ -249,6 +258,16 @@ def test_partial_sweep_is_reported(tmp_path: Path) -> None:
     nets = tables.table(only(tmp_path, include_partial=True)).set_index("label")
     assert nets.loc["plain-56 *", "epochs"] == 1
     assert plot.trained(group) == "after 2 epochs"
+    # A verdict is a claim about depth: never from a mean of a run stopped early.
+    write_results(tmp_path, {("resnet", 56): [8.0]}, epochs=2)
+    partial = tables.table(only(tmp_path, include_partial=True))
+    assert tables.verdict(partial) == (
+        "no verdict: plain-56 * include runs that did not complete; the verdict compares completed runs "
+        "(without --include-partial)"
+    )
+    assert tables.verdict(tables.table(only(tmp_path))).startswith(
+        "no verdict: degradation is a change with depth"
+    )
     # A figure of means that hold a partial run says so in its title.
     fig = plot.layers_figure(only(tmp_path, include_partial=True))
     assert fig.get_suptitle() == (
