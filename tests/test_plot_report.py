@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from resdepth import analysis, plot, results, tables
@@ -491,6 +493,9 @@ def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli,
             "report", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"), "--format", "markdown"
         ).out
     )
+    as_csv = cli("report", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32"), "--format", "csv")
+    rows = pd.read_csv(io.StringIO(as_csv.out))
+    assert rows["reference"].tolist() == ["fp32 reference"] * 4  # what the ref_ columns compare with
     fig = plot.layers_figure(only(tmp_path / "mine"), reference=only(tmp_path / "fp32"))
     assert "fp32 reference (3+ runs, ±1 std)" in [ln.get_label() for ln in fig.axes[0].get_lines()]
     assert cli("plot", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32")).code == 0

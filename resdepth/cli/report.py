@@ -105,7 +105,11 @@ def report(
             "lists them); --include-partial reports them"
         )
     if format == "csv":
-        frames = [r.nets.assign(recipe=r.group.heading) for r in recipes if r.nets is not None]
+        frames = [
+            r.nets.assign(recipe=r.group.heading, reference=r.reference)
+            for r in recipes
+            if r.nets is not None
+        ]
         print(pd.concat(frames).to_csv(index=False) if frames else "", end="")
     elif format == "markdown":
         parts = [
