@@ -161,22 +161,23 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
             if sub.empty:
                 continue
             xs, ys, spread = _by_depth(sub, column)
+            several = sub.sort_values("depth")["seeds"].to_numpy() > 1
             ax.errorbar(
                 xs,
                 ys,
-                yerr=spread,
+                yerr=np.where(several, spread, np.nan),  # no bar where one run measured no spread
                 color=colour,
                 marker=marker,
                 capsize=3,
                 linewidth=2,
-                label=name,
+                label=f"{name}, mean of {_runs_text(sub['seeds'])}",
             )
         for n in nets[nets["arch"].isin(CLASSIC_DEPTHS)].itertuples():
             mean = getattr(n, f"{column}_mean")
             ax.errorbar(
                 [n.depth],
                 [mean],
-                yerr=[getattr(n, f"{column}_std")],
+                yerr=[getattr(n, f"{column}_std") if n.seeds > 1 else np.nan],
                 color="gray",
                 marker="D",
                 capsize=3,
@@ -194,7 +195,7 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
             ax.legend(fontsize="small")
     axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(bottom=0)
-    fig.suptitle(f"degradation: error {trained(group)} vs depth (mean ± std over seeds)", fontsize=10)
+    fig.suptitle(f"degradation: error {trained(group)} vs depth (mean of runs, ± std where several)", fontsize=10)
     return fig
 
 
@@ -266,12 +267,15 @@ def layers_figure(
 
 
 def _reference_band(ax: Axes, runs: pd.DataFrame, column: str, name: str) -> float:
-    """The reference's mean and ±1 std in grey, behind this panel's runs; returns the band's top."""
+    """The reference's mean in grey, with a band of ±1 std where it has several runs, behind this
+    panel's runs; returns the band's top."""
     depths, mean, std = _by_depth(runs, column)
-    ax.fill_between(depths, mean - std, mean + std, color="0.6", alpha=0.35, linewidth=0, zorder=1)
-    label = f"{name} ({int(runs['seeds'].min())}+ runs, ±1 std)"
+    label = f"{name}, mean of {_runs_text(runs['seeds'])}"
+    if (runs["seeds"] > 1).any():
+        ax.fill_between(depths, mean - std, mean + std, color="0.6", alpha=0.35, linewidth=0, zorder=1)
+        label += ", ±1 std"
     ax.plot(depths, mean, color="0.45", linewidth=1.2, zorder=1, label=label)
-    return float((mean + std).max())
+    return float(np.nanmax(mean + np.nan_to_num(std)))
 
 
 def _paper_marks(ax: Axes, metric: str) -> None:

@@ -181,12 +181,26 @@ def test_curves_figure_draws_the_csv_means_with_paper_styles(known: analysis.Gro
 def test_depth_figure_and_paper_markers(known: analysis.Group) -> None:
     fig = plot.depth_figure(known, paper=True)
     train_ax, test_ax = fig.axes
-    plain = next(c for c in train_ax.containers if c.get_label() == "plain")
+    plain = next(c for c in train_ax.containers if c.get_label() == "plain, mean of 2 runs")
     plain_line = plain.lines[0]
     np.testing.assert_allclose(plain_line.get_xdata(), [20, 56])
     np.testing.assert_allclose(plain_line.get_ydata(), [11.0, 21.0])
+    (bars,) = plain.lines[2]  # ± the std of the two seeds, sqrt(2)
+    np.testing.assert_allclose(
+        [seg[:, 1] for seg in bars.get_segments()], [[9.586, 12.414], [19.586, 22.414]], atol=1e-3
+    )
     paper = next(ln for ln in test_ax.get_lines() if ln.get_label().startswith("He et al. 2016"))
     np.testing.assert_allclose(paper.get_ydata(), [8.75, 7.51, 7.17, 6.97, 6.43])
+
+
+def test_a_net_that_ran_once_gets_no_error_bar(tmp_path: Path) -> None:
+    write_results(tmp_path, {("plain", 20): [10.0, 12.0], ("plain", 56): [20.0], ("resnet", 20): [9.0],
+                             ("resnet", 56): [6.0]})  # fmt: skip
+    train_ax = plot.depth_figure(only(tmp_path)).axes[0]
+    plain = next(c for c in train_ax.containers if c.get_label() == "plain, mean of 1-2 runs")
+    (bars,) = plain.lines[2]
+    at20, at56 = bars.get_segments()
+    assert np.ptp(at20[:, 1]) == pytest.approx(2 * np.sqrt(2)) and at56.size == 0  # one run: no spread
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -444,7 +458,7 @@ def test_layers_figure_draws_the_mean_the_runs_and_the_reference(tmp_path: Path)
     np.testing.assert_allclose(mean.get_xdata(), [20, 56])
     np.testing.assert_allclose(mean.get_ydata(), [11.0, 21.0])
     np.testing.assert_allclose(sorted(lines["each run"].get_ydata()), [10, 11, 12, 20, 21, 22])
-    np.testing.assert_allclose(lines["reference (2+ runs, ±1 std)"].get_ydata(), [11.0, 21.0])
+    np.testing.assert_allclose(lines["reference, mean of 2 runs, ±1 std"].get_ydata(), [11.0, 21.0])
     band = plain.collections[0].get_paths()[0].vertices  # the reference band, drawn first (behind)
     assert band[:, 1].max() == pytest.approx(21.0 + np.std([21.0, 21.0], ddof=1) + 0.0)
     test = plot.layers_figure(mine, "test", paper=True)
@@ -497,7 +511,7 @@ def test_report_against_a_reference_of_the_same_recipe_and_refusing_another(cli,
     rows = pd.read_csv(io.StringIO(as_csv.out))
     assert rows["reference"].tolist() == ["fp32 reference"] * 4  # what the ref_ columns compare with
     fig = plot.layers_figure(only(tmp_path / "mine"), reference=only(tmp_path / "fp32"))
-    assert "fp32 reference (3+ runs, ±1 std)" in [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert "fp32 reference, mean of 3 runs, ±1 std" in [ln.get_label() for ln in fig.axes[0].get_lines()]
     assert cli("plot", str(tmp_path / "mine"), "--reference", str(tmp_path / "fp32")).code == 0
     # Any other difference is refused, precision or not.
     write_results(tmp_path / "other", THREE, recipe={"dataset": "cifar100", "precision": "fp32"})
