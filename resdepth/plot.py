@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -177,7 +178,7 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
             ax.errorbar(
                 [n.depth],
                 [mean],
-                yerr=[getattr(n, f"{column}_std") if n.seeds > 1 else np.nan],
+                yerr=[getattr(n, f"{column}_std") if cast(int, n.seeds) > 1 else np.nan],
                 color="gray",
                 marker="D",
                 capsize=3,
@@ -195,7 +196,9 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
             ax.legend(fontsize="small")
     axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(bottom=0)
-    fig.suptitle(f"degradation: error {trained(group)} vs depth (mean of runs, ± std where several)", fontsize=10)
+    fig.suptitle(
+        f"degradation: error {trained(group)} vs depth (mean of runs, ± std where several)", fontsize=10
+    )
     return fig
 
 

@@ -10,6 +10,7 @@ import shutil
 import tarfile
 import threading
 import tomllib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,13 +76,20 @@ def test_mnist_real_files_padded_to_32(real_data: Path) -> None:
     assert centre.std().item() == pytest.approx(0.3081, abs=1e-4)
 
 
-def test_a_copy_that_is_not_the_official_file_is_used_with_a_warning(
+def test_a_copy_is_used_when_it_holds_the_official_content_and_refused_when_one_label_differs(
     real_data: Path, tmp_path: Path, home: Path
 ) -> None:
-    _mnist_copy(real_data, tmp_path)
-    with pytest.warns(UserWarning, match="differs from the official file"):
+    raw = _mnist_copy(real_data, tmp_path)  # re-compressed: not the official bytes, the official content
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         d = load("mnist", tmp_path, offline=True)
     assert len(d.train_y) == 60_000
+    labels = raw / "train-labels-idx1-ubyte.gz"
+    idx = bytearray(gzip.decompress(labels.read_bytes()))
+    idx[8] = 6  # the first training label, a 5: one wrong label in 70,000 images
+    labels.write_bytes(gzip.compress(bytes(idx)))
+    with pytest.raises(UserError, match="does not hold mnist's official images and labels"):
+        load("mnist", tmp_path, offline=True)
 
 
 def test_mnist_uncompressed_idx_files_in_a_flat_folder(real_data: Path, tmp_path: Path, home: Path) -> None:
@@ -115,13 +123,15 @@ def test_second_load_comes_from_the_cache_and_a_stale_cache_is_rebuilt(
     monkeypatch.undo()
     monkeypatch.setattr(store, "default_root", lambda: home)
 
-    # Replace the test labels file: the cache is stale and must be rebuilt from the new file.
+    # Replace the test labels file (re-compressed: other bytes, the same labels): the cache is stale
+    # and must be rebuilt from the new file.
     labels = raw / "t10k-labels-idx1-ubyte.gz"
-    data = bytearray(gzip.decompress(labels.read_bytes()))
-    data[8] = (data[8] + 1) % 10
-    labels.write_bytes(gzip.compress(bytes(data)))
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes()), compresslevel=1))
+    parsed: list[Path] = []
+    read_mnist = readers.read_mnist
+    monkeypatch.setattr(readers, "read_mnist", lambda folder: parsed.append(folder) or read_mnist(folder))
     rebuilt = load("mnist", tmp_path, offline=True)
-    assert rebuilt.test_y[0] == (first.test_y[0] + 1) % 10
+    assert parsed == [raw] and torch.equal(rebuilt.test_y, first.test_y)
 
     # A corrupt cache file is rebuilt, not trusted.
     (cache,) = (tmp_path / "tensors").glob("mnist-*.pt")
@@ -148,6 +158,12 @@ def test_corrupt_pickle_and_idx_header_are_one_clear_error(tmp_path: Path, home:
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # fmt: skip
         (mnist / stem).write_bytes(b"\x00\x00\x08\x03" + (10).to_bytes(4, "big") + b"\x00" * 12)
     with pytest.raises(UserError, match="train-images-idx3-ubyte: header says"):
+        load("mnist", mnist, offline=True)
+    # A gzip header before deflate data that is not deflate (block type 3): zlib's error, not an OSError.
+    images = mnist / "train-images-idx3-ubyte"
+    images.unlink()
+    images.with_suffix(".gz").write_bytes(gzip.compress(b"")[:10] + b"\xff" * 64)
+    with pytest.raises(UserError, match="train-images-idx3-ubyte.gz.*cannot decompress"):
         load("mnist", mnist, offline=True)
 
 
@@ -262,6 +278,14 @@ def test_download_command_checks_the_official_md5(
     with pytest.raises(UserError, match="checksum mismatch"):
         download("mnist", tmp_path, show_progress=False)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_mirror_that_is_not_an_address_is_one_line(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MIRROR_ENV, "mirror.example.org/mnist")
+    r = cli("data", "download", "mnist", "--data-dir", str(tmp_path))
+    assert r.code == 2 and "$RESDEPTH_MIRROR must be an http://, https:// or file:// address" in r.err
 
 
 def test_download_into_an_unwritable_place_is_one_line(cli) -> None:

@@ -8,6 +8,7 @@ import os
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -40,7 +41,8 @@ def md5sum(path: Path) -> str:
 
 def _fetch_once(url: str, part: Path, progress: Progress | None, label: str) -> None:
     with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
+        length = response.headers.get("Content-Length") or ""
+        total = int(length) if length.isdigit() and int(length) > 0 else None  # else unknown
         task = progress.add_task(label, total=total) if progress else None
         received = 0
         while chunk := response.read(CHUNK):
@@ -104,7 +106,7 @@ def safe_extract(archive: Path, root: Path) -> None:
             tar.extractall(root, filter="data")
     except tarfile.FilterError as exc:
         raise UserError(f"{archive}: refusing an unsafe member ({exc})") from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except readers.UNREADABLE as exc:
         raise UserError(f"{archive}: cannot extract ({exc}); delete it and download again") from None
 
 
@@ -134,5 +136,7 @@ def download(name: str, root: Path, show_progress: bool = True) -> Path:
 
 
 def _url(remote: Remote, mirror: str | None) -> str:
+    if mirror and urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
+        raise UserError(f"${MIRROR_ENV} must be an http://, https:// or file:// address, got {mirror!r}")
     base = mirror.rstrip("/") + "/" if mirror else remote.base_url
     return base + remote.name

@@ -11,6 +11,7 @@ import io
 import math
 import pickle
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,9 @@ Split = tuple[torch.Tensor, torch.Tensor]
 # No official member comes near this: CIFAR-100's `train` pickle, the largest, is about 155 MB. A
 # gzip or tar member that would decompress past it is refused before it fills memory or disk.
 MAX_MEMBER_BYTES = 2 * 160 * 2**20
+# What reading a damaged archive raises: a torn tar, a short or corrupt gzip stream (zlib's own error
+# where the deflate data itself is bad, which is not an OSError).
+UNREADABLE = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -109,7 +113,7 @@ def read_cifar(name: str, path: Path, folder: str) -> tuple[Split, Split, list[s
     else:
         try:
             archive = tarfile.open(path, "r:gz")  # noqa: SIM115 (closed in the finally below)
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except UNREADABLE as exc:
             raise corrupt(path, f"not a readable .tar.gz ({exc})") from None
 
         def opener(member: str) -> IO[bytes]:
@@ -121,13 +125,13 @@ def read_cifar(name: str, path: Path, folder: str) -> tuple[Split, Split, list[s
                 f = archive.extractfile(info)
             except KeyError:
                 raise UserError(f"{path} has no {folder}/{member}; is it the {name} archive?") from None
-            except (tarfile.TarError, OSError, EOFError) as exc:
+            except UNREADABLE as exc:
                 raise corrupt(path, f"cannot read {member} ({exc})") from None
             if f is None:
                 raise corrupt(path, f"{member} is not a file")
             try:
                 return io.BytesIO(f.read())
-            except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+            except UNREADABLE as exc:
                 raise corrupt(path, f"cannot read {member} ({exc})") from None
 
     try:
@@ -161,7 +165,7 @@ def _read_idx(path: Path) -> torch.Tensor:
                 raw = f.read(MAX_MEMBER_BYTES + 1)
         else:
             raw = path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except UNREADABLE as exc:
         raise corrupt(path, f"cannot decompress ({exc})") from None
     if len(raw) > MAX_MEMBER_BYTES:
         raise corrupt(path, f"decompresses past {MAX_MEMBER_BYTES:,} bytes, more than any official file")

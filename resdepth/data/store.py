@@ -17,7 +17,15 @@ from resdepth.errors import UserError
 from resdepth.files import atomic_write
 
 DATA_ENV = "RESDEPTH_DATA"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: caches are built only from copies whose content was checked (CONTENT)
+# sha256 of each dataset's images, labels and class names as the readers return them (MNIST padded
+# to 32x32): what any copy must hold, whatever its bytes (re-compressed, extracted, re-packed). An
+# md5 vouches for one file's bytes only, and a damaged .tar.gz can still parse (tarfile never reads
+# the gzip trailer, whose CRC would catch it).
+CONTENT = {
+    "cifar10": "3c5cd100257932317ec260f664c85a2f846d112fdb45bbaef77e3e555b2cb401",
+    "mnist": "02f71b248a409ff735bd97f4c3e556f920f49c30b62877484860ab6d8ebcd2ce",
+}
 
 
 def default_root() -> Path:
@@ -182,6 +190,30 @@ def cache_dirs(root: Path) -> list[Path]:
     return dirs
 
 
+def content_digest(train: readers.Split, test: readers.Split, classes: list[str]) -> str:
+    """sha256 of a dataset's tensors (their shapes and types too) and class names."""
+    h = hashlib.sha256()
+    for t in (*train, *test):
+        h.update(f"{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.contiguous().numpy().tobytes())
+    h.update("\n".join(classes).encode())
+    return h.hexdigest()
+
+
+def _check(name: str, source: Path, train: readers.Split, test: readers.Split, classes: list[str]) -> None:
+    """A copy is the dataset when it holds exactly its official images, labels and class names. One
+    whose content is not known here (CIFAR-100) is checked by its files' md5, with a warning."""
+    if name not in CONTENT:
+        if source.is_file():
+            _warn_on_md5(name, source)
+        return
+    if content_digest(train, test, classes) != CONTENT[name]:
+        raise UserError(
+            f"{source} does not hold {name}'s official images and labels (damaged or altered); "
+            f"remove it and run `resdepth data download {name}`"
+        )
+
+
 def _warn_on_md5(name: str, source: Path) -> None:
     known = {r.name: r.md5 for r in REMOTES[name]}
     for f in _source_files(name, source):
@@ -228,8 +260,7 @@ def load(name: str, data_dir: str | Path | None = None, offline: bool = False, s
         if cached is not None:
             return cached
     train, test, classes = _parse(name, source)
-    if source.is_file() or name == "mnist":
-        _warn_on_md5(name, source)
+    _check(name, source, train, test, classes)
     mean, std = _stats(train[0])
     dataset = Dataset(name, *train, *test, tuple(classes), mean, std, str(source))
     for cache in caches:
