@@ -39,6 +39,7 @@ class Loaded:
     folder: Path  # where figures go by default
     metrics: pd.DataFrame  # every logged row of the runs kept, with a `label` column
     runs: pd.DataFrame  # one row per run, as text: runs.csv, or what metrics.csv tells without it
+    folder_runs: pd.DataFrame  # every run of the folder, `--where` or not: what recipe headings name
 
 
 @dataclass
@@ -79,7 +80,7 @@ def load(path: str | Path, *, where: Iterable[str] = ()) -> Loaded:
     metrics = results.read_metrics_file(csv)
     if metrics.empty:
         raise UserError(f"{csv} has no finished epoch yet")
-    runs = _runs(folder / results.RUNS, metrics)
+    runs = every = _runs(folder / results.RUNS, metrics)
     for condition in where:
         runs = runs[_matches(runs, condition)]
     metrics = metrics[metrics["run_id"].isin(runs["run_id"])].copy()
@@ -87,7 +88,7 @@ def load(path: str | Path, *, where: Iterable[str] = ()) -> Loaded:
         raise UserError(f"no run of {path} matches --where {' '.join(where)}")
     labels = {r["run_id"]: net_name(r) for r in runs.to_dict("records")}
     metrics["label"] = metrics["run_id"].map(labels)
-    return Loaded(folder, metrics.reset_index(drop=True), runs.reset_index(drop=True))
+    return Loaded(folder, metrics.reset_index(drop=True), runs.reset_index(drop=True), every)
 
 
 def _runs(runs_csv: Path, metrics: pd.DataFrame) -> pd.DataFrame:
@@ -151,8 +152,11 @@ def groups(loaded: Loaded, include_partial: bool = False) -> list[Group]:
     unknown recipe, so it never joins a recipe that runs.csv records)."""
     runs = loaded.runs
     keys = _by_warmup(_by_recipe(runs), runs)
+    # Headings name how a recipe differs from the folder's others, `--where` or not: a figure of the
+    # recipe it keeps is titled and named as without it, never as the folder's only recipe.
+    every = _by_warmup(_by_recipe(loaded.folder_runs), loaded.folder_runs)
     differ = [
-        f for j, f in enumerate(GROUP_FIELDS) if len({k[j] for k in keys if k[j] != NOT_APPLICABLE}) > 1
+        f for j, f in enumerate(GROUP_FIELDS) if len({k[j] for k in every if k[j] != NOT_APPLICABLE}) > 1
     ]
     out = []
     for key, rows in keys.items():

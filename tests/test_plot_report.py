@@ -335,6 +335,10 @@ def test_a_mixed_folder_gives_one_table_per_recipe_and_an_unflipped_verdict(cli,
     assert drawn.code == 0
     assert (tmp_path / "figures" / "curves-dataset-cifar10.png").is_file()
     assert not (tmp_path / "figures" / "curves-dataset-cifar100.png").exists()  # nothing completed to draw
+    # --where keeps one recipe, still named as one of the folder's two: its figures never overwrite
+    # the plain names another --where would also write.
+    (kept,) = analysis.groups(analysis.load(tmp_path, where=["dataset=cifar10"]))
+    assert kept.heading == "dataset=cifar10" and kept.slug == "dataset-cifar10"
 
 
 def test_recipes_share_axes_only_when_asked(cli, tmp_path: Path) -> None:
