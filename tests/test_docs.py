@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -162,6 +163,19 @@ def test_the_trained_nets_tables_count_completed_runs_only(tmp_path: Path) -> No
         assert "| ResNet-20 |" not in after and "| plain-20 |" in after and "| ResNet-56 |" in after
     paths = docblocks.BLOCKS["trained-paths"](tmp_path)  # a plain net has no paths: ResNet-56 alone
     assert "| ResNet-20 |" not in paths and paths.count("\n") == 2 and "| ResNet-56 | 27 |" in paths
+
+
+def test_the_line_from_init_climbs_above_its_start_in_plain_56_alone() -> None:
+    """why-resnets-work.md's sentences on the straight line from init (BN on the statistics of the
+    blended net at each point): both 20-layer nets' losses fall at every step, ResNet-20's from the
+    higher start; ResNet-56's stays below its start; plain-56's climbs above it."""
+    f = pd.read_csv(ROOT / docblocks.REFERENCE / "longer" / "diagnostics" / "landscape.csv")
+    line = {
+        net: g.sort_values("alpha")["loss"].to_numpy() for net, g in f[f["kind"] == "path"].groupby("net")
+    }
+    assert all((np.diff(line[net]) < 0).all() for net in ("plain-20", "ResNet-20"))
+    assert line["ResNet-20"][0] > line["plain-20"][0]
+    assert line["ResNet-56"].max() == line["ResNet-56"][0] and line["plain-56"].max() > line["plain-56"][0]
 
 
 def test_figure_6s_gaps_point_the_right_way_and_a_reversed_order_is_an_error(tmp_path: Path) -> None:

@@ -606,7 +606,7 @@ def landscape(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0, tick: T
     images in eval mode: along one filter-normalised random direction (`LANDSCAPE_POINTS` on [-1, 1]),
     on the plane of two (`LANDSCAPE_GRID` squared points), the directions drawn from `seed` and
     `seed + 1`; and for a trained net, along the straight line from its initial weights (t = 0) to
-    its trained ones (t = 1), BN's running statistics interpolated with the weights."""
+    its trained ones (t = 1), BN's statistics measured anew at every point (`_on_path`)."""
     model = copy.deepcopy(net.model).eval()
     x, y = x[:LANDSCAPE_IMAGES], y[:LANDSCAPE_IMAGES]
     first = direction(model, torch.Generator().manual_seed(seed))
@@ -650,20 +650,38 @@ def landscape_seconds(net: Net, x: torch.Tensor, y: torch.Tensor) -> tuple[str, 
     """How many points `landscape` evaluates for this net, and about how long it will take: one
     point timed here, as the measurement will evaluate it."""
     points = landscape_points(net)
+    passes = points + (LANDSCAPE_POINTS if net.start is not None else 0)  # the path's measure BN first
     started = time.perf_counter()
     loss_and_error(copy.deepcopy(net.model), x[:LANDSCAPE_IMAGES], y[:LANDSCAPE_IMAGES])
-    return f"{points} points on {len(y[:LANDSCAPE_IMAGES])} images", points * (time.perf_counter() - started)
+    return f"{points} points on {len(y[:LANDSCAPE_IMAGES])} images", passes * (time.perf_counter() - started)
 
 
 def _on_path(net: Net, t: float, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Loss and error at (1 - t) init + t trained, every float of the state (running stats too)."""
+    """Loss and error at (1 - t) init + t trained: the weights blended, BN's running statistics those
+    of the blended net on `x`. A blend of two nets' statistics is neither net's: at t = 0 a fresh
+    BN's (mean 0, variance 1) would pass its input through unnormalised, and a loss barrier on the
+    line could be the blend's, not the net's."""
     assert net.start is not None
-    start, end = net.start.state_dict(), net.model.state_dict()
+    start = dict(net.start.named_parameters())
     between = copy.deepcopy(net.model)
-    between.load_state_dict(
-        {k: torch.lerp(start[k], v, t) if v.is_floating_point() else v for k, v in end.items()}
-    )
+    with torch.no_grad():
+        for name, p in between.named_parameters():
+            p.copy_(torch.lerp(start[name], p, t))
+    set_bn_statistics(between, x)
     return loss_and_error(between, x, y)
+
+
+def set_bn_statistics(model: nn.Module, x: torch.Tensor) -> None:
+    """Every BN layer's running mean and variance set to those of its input on `x`, in one pass (the
+    statistics of the whole batch, as a train-mode step on it normalises with)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, exactly its statistics
+    model.train()
+    with torch.no_grad():
+        model(x)
+    model.eval()
 
 
 # --- the measurements by name -------------------------------------------------------------------

@@ -251,12 +251,13 @@ def _nets(rows: pd.DataFrame) -> list[tuple[str, str]]:
 
 def trained_landscape(root: Path) -> str:
     """Around the trained weights (Li et al.): the loss there, half a filter's norm away and at the
-    plane's corners, and on the straight line from init the highest loss and where it lies."""
+    plane's corners, and on the straight line from init its start, the highest loss and where it
+    lies, and its end (BN there on the statistics of the landscape's images, not the running ones)."""
     f = _trained(root)["landscape"]
     summary = landscape_line(f).to_dict("index")
     lines = head(
         "net", "loss at the weights", "error % there", "loss near |α| = 0.5", "loss at the plane's corners",
-        "loss at init", "highest loss from init to trained (at t)",
+        "loss at init", "highest loss from init to trained (at t)", "loss at t = 1",
     )  # fmt: skip
     for net, state in _nets(f):
         n = summary[(net, state)]
@@ -266,7 +267,7 @@ def trained_landscape(root: Path) -> str:
         corners = n["loss at the plane's corners"]
         lines.append(
             f"| {net} | {n['loss']:.3f} | {error:.1f} | {n['loss near |α| = 0.5']:.2f} | {corners:.0f} "
-            f"| {path.iloc[0]:.2f} | {path.max():.2f} (t = {path.idxmax():.2f}) |"
+            f"| {path.iloc[0]:.2f} | {path.max():.2f} (t = {path.idxmax():.2f}) | {path.iloc[-1]:.3f} |"
         )
     return "\n".join(lines)
 
