@@ -263,6 +263,12 @@ def test_connection_cut_half_way_is_retried(server: _Server, real_data: Path, tm
     assert _md5(dest) == _md5(src)
 
 
+def test_a_missing_file_is_said_at_once_not_retried(server: _Server, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="HTTP 404"):
+        download_file(server.url + "no-such-file.gz", tmp_path / "a.gz", "0" * 32)
+    assert server.requests == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_connection_cut_every_time_gives_up_cleanly(server: _Server, tmp_path: Path) -> None:
     server.cut_next = 5
     with pytest.raises(UserError, match="after 2 tries"):

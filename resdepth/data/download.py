@@ -52,6 +52,8 @@ def _fetch_once(url: str, part: Path, progress: Progress | None, label: str) -> 
                 progress.update(task, completed=received)
         if total is not None and received != total:
             raise ConnectionError(f"connection closed after {received} of {total} bytes")
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the rename makes it the file
 
 
 def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Progress | None = None) -> Path:
@@ -68,6 +70,10 @@ def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Pr
             try:
                 _fetch_once(url, part, progress, dest.name)
                 break
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500:  # the address is wrong, not the network: asking again cannot help
+                    raise UserError(f"could not download {url}: HTTP {exc.code} ({exc.reason})") from None
+                last_error = f"HTTP {exc.code} ({exc.reason})"
             except (
                 urllib.error.URLError,
                 http.client.HTTPException,
@@ -76,8 +82,8 @@ def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Pr
                 OSError,
             ) as exc:
                 last_error = str(getattr(exc, "reason", exc))
-                if attempt < retries:
-                    time.sleep(min(2.0 ** (attempt - 1), 10.0) * 0.5)
+            if attempt < retries:
+                time.sleep(min(2.0 ** (attempt - 1), 10.0) * 0.5)
         else:
             raise UserError(f"could not download {url} after {retries} tries: {last_error}")
         actual = md5sum(part)
