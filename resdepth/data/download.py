@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tarfile
 import time
 import urllib.error
 import urllib.parse
@@ -22,7 +21,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from resdepth.data import readers
 from resdepth.data.sources import CIFAR_FOLDERS, MNIST_FOLDER, REMOTES, Remote
 from resdepth.errors import UserError
 
@@ -98,26 +96,10 @@ def download_file(url: str, dest: Path, md5: str, retries: int = 3, progress: Pr
     return dest
 
 
-def safe_extract(archive: Path, root: Path) -> None:
-    """Unpack with tarfile's `data` filter, so no member can escape `root` or be a device or link out,
-    and only once every member's size is one an official archive could hold."""
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                if member.size > readers.MAX_MEMBER_BYTES:
-                    raise UserError(
-                        f"{archive}: member {member.name} claims {member.size:,} bytes, more than any official "
-                        "file; delete the archive and download it again"
-                    )
-            tar.extractall(root, filter="data")
-    except tarfile.FilterError as exc:
-        raise UserError(f"{archive}: refusing an unsafe member ({exc})") from None
-    except readers.UNREADABLE as exc:
-        raise UserError(f"{archive}: cannot extract ({exc}); delete it and download again") from None
-
-
 def download(name: str, root: Path, show_progress: bool = True) -> Path:
-    """Fetch dataset `name` into `root` in torchvision's layout and return the folder holding it."""
+    """Fetch dataset `name` into `root` in torchvision's layout and return what holds it: MNIST's
+    folder, or CIFAR's archive, which the readers read in place (an extraction would be a second
+    copy on disk, and one a kill could leave half-written for the next run to find)."""
     if name not in REMOTES:
         raise UserError(f"{name} has nothing to download; valid: {', '.join(REMOTES)}")
     mirror = os.environ.get(MIRROR_ENV)
@@ -135,10 +117,7 @@ def download(name: str, root: Path, show_progress: bool = True) -> Path:
             if dest.is_file() and md5sum(dest) == remote.md5:
                 continue
             download_file(_url(remote, mirror), dest, remote.md5, progress=progress)
-    if name in CIFAR_FOLDERS:
-        safe_extract(root / REMOTES[name][0].name, root)
-        return root / CIFAR_FOLDERS[name]
-    return target
+    return root / REMOTES[name][0].name if name in CIFAR_FOLDERS else target
 
 
 def _url(remote: Remote, mirror: str | None) -> str:
