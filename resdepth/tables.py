@@ -142,15 +142,7 @@ def verdict(nets: pd.DataFrame) -> str:
     )
     res_txt = f"ResNet's {_trend(res_rise, limit)} ({shallow}: {r[shallow]:.1f}% -> {deep}: {r[deep]:.1f}%)"
     single = int((compared["seeds"] < 2).sum())
-    if single == len(compared):
-        basis = "; the verdict rests on one seed per net"
-    elif single:
-        basis = (
-            f"; {single} of the {len(compared)} nets compared ran once, so a change counts beyond "
-            f"{_times(NOISE_FACTOR)} the pooled std of the others ({limit:.1f} points)"
-        )
-    else:
-        basis = f"; {seeds} or more seeds per net, so a change counts beyond {_times(NOISE_FACTOR)} their pooled std ({limit:.1f} points)"
+    basis = _basis(single, len(compared), seeds, limit)
     if plain_rise > limit and res_rise < plain_rise * MAX_RESNET_SHARE and p[deep] - r[deep] > limit:
         if res_rise > limit:  # a short run: deeper ResNets lag a little before they overtake
             res_txt = res_txt.replace("rises", f"rises far less, {res_rise:.1f} points")
@@ -208,6 +200,16 @@ def per_seed(group: Group) -> str:
         steps = " -> ".join(str(d) for d in shared)
         text += f"; plain rises at every step ({steps}) in {rising} of {len(plain)} seeds"
     return text
+
+
+def _basis(single: int, compared: int, seeds: int, limit: float) -> str:
+    """What the verdict's noise rests on: how many of the nets compared ran once, and the threshold."""
+    if single == compared:
+        return "; the verdict rests on one seed per net"
+    beyond = f"so a change counts beyond {_times(NOISE_FACTOR)}"
+    if single:
+        return f"; {single} of the {compared} nets compared ran once, {beyond} the pooled std of the others ({limit:.1f} points)"
+    return f"; {seeds} or more seeds per net, {beyond} their pooled std ({limit:.1f} points)"
 
 
 def _trend(rise: float, limit: float) -> str:
