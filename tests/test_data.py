@@ -21,6 +21,7 @@ from resdepth.config import CROP_PADDING
 from resdepth.data import readers, store
 from resdepth.data.augment import crop_flip
 from resdepth.data.download import MIRROR_ENV, download, download_file
+from resdepth.data.sources import Remote
 from resdepth.data.store import load
 from resdepth.errors import UserError
 
@@ -76,7 +77,7 @@ def test_mnist_real_files_padded_to_32(real_data: Path) -> None:
 
 
 def test_a_copy_is_used_when_it_holds_the_official_content_and_refused_when_one_label_differs(
-    real_data: Path, tmp_path: Path, home: Path
+    real_data: Path, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = _mnist_copy(real_data, tmp_path)  # re-compressed: not the official bytes, the official content
     with warnings.catch_warnings():
@@ -89,6 +90,12 @@ def test_a_copy_is_used_when_it_holds_the_official_content_and_refused_when_one_
     labels.write_bytes(gzip.compress(bytes(idx)))
     with pytest.raises(UserError, match="does not hold mnist's official images and labels"):
         load("mnist", tmp_path, offline=True)
+    # Files whose md5 is the publisher's are the official ones as they stand: no digest is asked of them
+    # (here the altered copy's own md5s stand in for the publisher's, and the digest for another's).
+    official = tuple(Remote(r.base_url, r.name, _md5(raw / r.name)) for r in store.REMOTES["mnist"])
+    monkeypatch.setattr(store, "REMOTES", {**store.REMOTES, "mnist": official})
+    monkeypatch.setattr(store, "CONTENT", {**store.CONTENT, "mnist": "not this copy's"})
+    assert load("mnist", tmp_path, offline=True).train_y[0] == 6
 
 
 def test_mnist_uncompressed_idx_files_in_a_flat_folder(real_data: Path, tmp_path: Path, home: Path) -> None:

@@ -201,11 +201,17 @@ def content_digest(train: readers.Split, test: readers.Split, classes: list[str]
 
 
 def _check(name: str, source: Path, train: readers.Split, test: readers.Split, classes: list[str]) -> None:
-    """A copy is the dataset when it holds exactly its official images, labels and class names. One
-    whose content is not known here (CIFAR-100) is checked by its files' md5, with a warning."""
+    """A copy is the dataset when its files are the official ones (md5), or else when it holds
+    exactly the official images, labels and class names (`CONTENT`): a re-compressed or extracted
+    copy passes, a damaged or altered one does not. A CIFAR-100 archive that is not the official
+    file, whose content is not known here, is used with a warning."""
     if name not in CONTENT:
         if source.is_file():
             _warn_on_md5(name, source)
+        return
+    known = {r.name: r.md5 for r in REMOTES[name]}
+    files = [f for f in _source_files(name, source) if f.name in known]
+    if files and all(md5sum(f) == known[f.name] for f in files):
         return
     if content_digest(train, test, classes) != CONTENT[name]:
         raise UserError(
