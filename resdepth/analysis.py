@@ -95,7 +95,7 @@ def _runs(runs_csv: Path, metrics: pd.DataFrame) -> pd.DataFrame:
     """runs.csv as text; a run that metrics.csv has and runs.csv lacks gets what metrics.csv says of
     it (its net, data and seed: NET_COLUMNS), and an unknown recipe and status ("")."""
     known = (
-        results.read_csv(runs_csv, results.RUNS_COLUMNS, text=True)
+        results.read_runs_file(runs_csv)
         if runs_csv.is_file()
         else pd.DataFrame(columns=list(results.RUNS_COLUMNS))
     )

@@ -589,12 +589,18 @@ def write_table(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str
 
 
 def read_runs(out: Path) -> dict[str, dict[str, str]]:
-    """runs.csv by run id, each value the string the file holds (a column an earlier resdepth did not
-    write holds what its rows meant). A file without resdepth's columns, or a status resdepth never
-    writes, is an error naming the file (and its line) before anything reads on."""
+    """runs.csv by run id (`read_runs_file`); empty where the folder has none."""
     path = out / RUNS
     if not path.is_file():
         return {}
+    rows = cast(list[dict[str, str]], read_runs_file(path).to_dict("records"))
+    return {r["run_id"]: r for r in rows if r["run_id"]}
+
+
+def read_runs_file(path: Path) -> pd.DataFrame:
+    """A runs.csv, each value the string the file holds (a column an earlier resdepth did not write
+    holds what its rows meant). A file without resdepth's columns, or a status resdepth never
+    writes, is an error naming the file (and its line) before anything reads on."""
     frame = read_csv(path, RUNS_COLUMNS, text=True)
     for line, status in zip(frame.attrs["lines"], frame["status"], strict=True):
         if status not in ("", *Status):
@@ -602,8 +608,7 @@ def read_runs(out: Path) -> dict[str, dict[str, str]]:
                 f"{path} line {line}: status {status!r} is not one resdepth writes ({', '.join(Status)}): "
                 "a damaged row, not trusted (nothing was changed)"
             )
-    rows = cast(list[dict[str, str]], frame.to_dict("records"))
-    return {r["run_id"]: r for r in rows if r["run_id"]}
+    return frame
 
 
 def write_run(out: Path, row: Mapping[str, Any]) -> None:
