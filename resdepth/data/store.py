@@ -205,13 +205,16 @@ def _check(name: str, source: Path, train: readers.Split, test: readers.Split, c
     exactly the official images, labels and class names (`CONTENT`): a re-compressed or extracted
     copy passes, a damaged or altered one does not. A CIFAR-100 archive that is not the official
     file, whose content is not known here, is used with a warning."""
+    checked = _against_publisher(name, source)
     if name not in CONTENT:
-        if source.is_file():
-            _warn_on_md5(name, source)
+        for f, official in checked if source.is_file() else []:
+            if not official:
+                warnings.warn(
+                    f"{f} differs from the official file (md5); its structure checks out, using it",
+                    stacklevel=3,
+                )
         return
-    known = {r.name: r.md5 for r in REMOTES[name]}
-    files = [f for f in _source_files(name, source) if f.name in known]
-    if files and all(md5sum(f) == known[f.name] for f in files):
+    if checked and all(official for _, official in checked):
         return
     if content_digest(train, test, classes) != CONTENT[name]:
         raise UserError(
@@ -220,14 +223,10 @@ def _check(name: str, source: Path, train: readers.Split, test: readers.Split, c
         )
 
 
-def _warn_on_md5(name: str, source: Path) -> None:
+def _against_publisher(name: str, source: Path) -> list[tuple[Path, bool]]:
+    """The copy's files the publisher gives an md5 for, each with whether its md5 is that one."""
     known = {r.name: r.md5 for r in REMOTES[name]}
-    for f in _source_files(name, source):
-        if f.name in known and md5sum(f) != known[f.name]:
-            warnings.warn(
-                f"{f} differs from the official file (md5); its structure checks out, using it",
-                stacklevel=3,
-            )
+    return [(f, md5sum(f) == known[f.name]) for f in _source_files(name, source) if f.name in known]
 
 
 def _parse(name: str, source: Path) -> tuple[readers.Split, readers.Split, list[str]]:
