@@ -114,22 +114,24 @@ def responses_figure(responses: pd.DataFrame) -> Figure:
 
 
 def lesion_figure(lesion: pd.DataFrame) -> Figure:
-    """Test error without one block (by position), and without k random blocks."""
+    """Test error without one block (by position; a ResNet's downsampling blocks ringed), and
+    without k random blocks."""
     fig = new_figure(figsize=(11, 4.2), layout="constrained")
     single_ax, random_ax = fig.subplots(1, 2)
     style = _style(lesion)
     for net, rows in lesion.groupby("net", sort=False):
         colour, line = style[str(net)]
         intact = rows.loc[rows["kind"] == "intact", "error"].mean()
-        single = rows[rows["kind"] == "single"].groupby("block")["error"].mean()
+        one = rows[rows["kind"].isin(["single", "downsampling"])]
+        single = one.groupby("block")["error"].mean()
+        blocks = single.index.to_numpy(float)
         single_ax.plot(
-            single.index.to_numpy(float),
-            single.to_numpy(),
-            color=colour,
-            linestyle=line,
-            marker="o",
-            markersize=3,
+            blocks, single.to_numpy(), color=colour, linestyle=line, marker="o", markersize=3,
             label=f"{net} (intact {intact:.1f}%)",
+        )  # fmt: skip
+        down = one[one["kind"] == "downsampling"].groupby("block")["error"].mean()
+        single_ax.scatter(
+            down.index.to_numpy(float), down.to_numpy(), s=60, facecolors="none", edgecolors=colour
         )
         random = rows[rows["kind"] == "random"].groupby("k")["error"]
         mean, std = random.mean(), random.std(ddof=0).fillna(0)
@@ -139,7 +141,7 @@ def lesion_figure(lesion: pd.DataFrame) -> Figure:
         random_ax.fill_between(
             ks[1:], (mean - std).to_numpy(), (mean + std).to_numpy(), color=colour, alpha=0.15
         )
-    single_ax.set_xlabel("deleted block")
+    single_ax.set_xlabel("deleted block (ringed: a ResNet's downsampling block)")
     random_ax.set_xlabel("number of random blocks deleted (shape-keeping blocks)")
     for ax in (single_ax, random_ax):
         ax.axhline(100.0 * (1 - 1 / CLASSES), color="gray", linewidth=0.8, linestyle=":")  # chance

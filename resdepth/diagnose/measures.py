@@ -235,7 +235,8 @@ def lesions(
     """Test error intact, without each single block, and without k random blocks (k = 1..8).
 
     Random deletions draw from the blocks that keep their shape, which a plain net can lose too; a
-    residual net's downsampling blocks are deleted only singly (their shortcut remains).
+    residual net's downsampling blocks are deleted only singly (their shortcut remains), as kind
+    `downsampling`, so that a mean over `single` compares like with like across plain and residual.
     """
     model = net.model
     every = blocks(model)
@@ -258,7 +259,7 @@ def lesions(
     point("intact", "", 0, 0)
     for n, entry in singles:
         with deleted(model, [entry]):
-            point("single", n, 1, 0)
+            point("single" if entry.keeps_shape else "downsampling", n, 1, 0)
     rng = random.Random(seed)
     for k, sample in draws:
         with deleted(model, rng.sample(pool, k)):
@@ -444,8 +445,11 @@ def toy_shatter(depth: int, residual: bool, norm: bool = True, seed: int = 0) ->
 
 # --- 7. short paths (Veit et al. 2016) -----------------------------------------------------------
 
-PATH_SAMPLES = 8  # random sets of k blocks per path length k
-PATH_BATCH = 32  # training images a sample's gradient is measured on (each sample its own batch)
+# Random sets of k blocks per path length k, each measured on its own batch of training images,
+# the same batch for every k: the draws are paired across k, so that what varies along k is the
+# path, not the images (32 x 16 = the 512 training images `inputs` holds).
+PATH_SAMPLES = 32
+PATH_BATCH = 16
 
 
 class _Attached(nn.Module):
@@ -501,8 +505,8 @@ def one_path(model: ResNet, through: set[int]) -> Iterator[None]:
 def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0, tick: Tick = _quiet) -> Rows:
     """The gradient that reaches the input through paths of each length k (Veit et al. 2016 Fig. 6):
     forward as usual, backward through the residual branches of k random blocks and the shortcuts of
-    the others, `PATH_SAMPLES` draws of k blocks for each k, each on its own `PATH_BATCH` training
-    images, in train mode as `grads`. The norm of the loss's gradient at the input, per image, and
+    the others, `PATH_SAMPLES` draws of k blocks for each k, draw s on the s-th batch of
+    `PATH_BATCH` training images whatever k (paired), in train mode as `grads`. The norm of the loss's gradient at the input, per image, and
     the number of paths of that length, C(n, k). Option-A downsampling blocks count as blocks: their
     shortcut path is the subsampling and zero-padding, which passes the gradient of the first
     channels only. A plain net has one path (all branches) and no rows."""
@@ -512,7 +516,7 @@ def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0, tick: Tick 
     n, rng, rows = len(blocks(model)), random.Random(seed), []
     for k in range(n + 1):
         for sample in range(PATH_SAMPLES):
-            at = (k * PATH_SAMPLES + sample) * PATH_BATCH % max(1, len(y) - PATH_BATCH + 1)
+            at = sample * PATH_BATCH % max(1, len(y) - PATH_BATCH + 1)
             norm = _path_gradient(
                 model, set(rng.sample(range(n), k)), x[at : at + PATH_BATCH], y[at : at + PATH_BATCH]
             )

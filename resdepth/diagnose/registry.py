@@ -5,6 +5,7 @@ page all read this table."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -176,7 +177,25 @@ def read(out: Path) -> dict[str, pd.DataFrame]:
             if bad.any():
                 i = int(bad.to_numpy().nonzero()[0][0])
                 raise results.not_a_number(path, frame.attrs["lines"][i], c, frame[c].iloc[i])
+    if "lesion" in tables and not _lesion_kinds_apart(out / DIAGNOSTICS / "lesion.csv", tables["lesion"]):
+        del tables["lesion"]
     return tables
+
+
+def _lesion_kinds_apart(path: Path, lesion: pd.DataFrame) -> bool:
+    """False, with a warning, for lesions of a ResNet written before its downsampling blocks were a
+    kind apart: they stand among `single` there, where a mean over single deletions would no longer
+    compare with a plain net's. The table is then left out, the other measurements drawn."""
+    residual = lesion[lesion["arch"] == "resnet"]
+    kinds = residual.groupby(residual["net"] + " (" + residual["state"] + ")")["kind"].agg(set)
+    old = [str(name) for name, k in kinds.items() if "single" in k and "downsampling" not in k]
+    if old:
+        warnings.warn(
+            f"{path} left out: the lesions of {', '.join(old)} were measured before resdepth told a "
+            "ResNet's downsampling blocks apart; measure them again with `resdepth diagnose ... --what lesion`",
+            stacklevel=2,
+        )
+    return not old
 
 
 def write_figures(folder: Path, tables: dict[str, pd.DataFrame], out: Path | None = None) -> list[Path]:

@@ -3,11 +3,17 @@ prints. One function per measurement; `registry` says which is whose."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from resdepth.errors import UserError
 
 # The start's summary: the first report whose mean loss is below this (ln 10 = 2.30 is chance).
 START_LOSS = 2.0
 KEYS = ["net", "state"]  # a line per net and state (init, or the checkpoint's epoch)
+# The interval given on a mean path length: these percentiles of the bootstrap's resamples.
+PATH_INTERVAL = (5, 95)
+BOOTSTRAP = 2000
 
 
 def grads(f: pd.DataFrame) -> pd.DataFrame:
@@ -25,13 +31,17 @@ def responses(f: pd.DataFrame) -> pd.DataFrame:
 
 
 def lesion(f: pd.DataFrame) -> pd.DataFrame:
+    """Single deletions of shape-keeping blocks (which a plain net can lose too) apart from a
+    residual net's downsampling blocks (kind `downsampling`, which only a shortcut can stand in for)."""
     table = f.groupby([*KEYS, "kind"])["error"].mean().unstack("kind")
     table["worst single"] = f[f["kind"] == "single"].groupby(KEYS)["error"].max()
     top = f[f["kind"] == "random"]
     top = top[top["k"] == top.groupby(KEYS)["k"].transform("max")]
     table["k deleted"] = top.groupby(KEYS)["k"].max()
     table["error, k deleted"] = top.groupby(KEYS)["error"].mean()
-    renamed = table.rename(columns={"intact": "intact error", "single": "mean single"})
+    renamed = table.rename(
+        columns={"intact": "intact error", "single": "mean single", "downsampling": "mean downsampling"}
+    )
     return renamed.drop(columns=["random"], errors="ignore")
 
 
@@ -95,13 +105,47 @@ def paths(f: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for key, rows in g.groupby(KEYS, sort=False):
         k, share = rows["k"].to_numpy(), rows["share"].to_numpy()
+        low, high = mean_k_interval(f[(f["net"] == key[0]) & (f["state"] == key[1])])
         out[key] = {
             "blocks": int(rows["blocks"].iloc[0]),
             "k carrying most": int(k[share.argmax()]),
-            "mean k of the gradient": float((k * share).sum()),
+            "mean k of the gradient": float(
+                _mean_k(rows["grad"].to_numpy(), rows["paths"].to_numpy(float), k)
+            ),
+            f"mean k, {PATH_INTERVAL[0]}%": low,
+            f"mean k, {PATH_INTERVAL[1]}%": high,
             "k holding 90%": int(k[(share.cumsum() >= 0.9).argmax()]),
         }
     return pd.DataFrame.from_dict(out, orient="index").rename_axis(KEYS)
+
+
+def _mean_k(grad: np.ndarray, paths: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The mean length of the paths the whole gradient takes (over the last axis): each length k
+    weighted by what all paths of that length carry, one path's mean gradient times their number."""
+    total = grad * paths
+    return np.asarray((total * k).sum(axis=-1) / total.sum(axis=-1))
+
+
+def mean_k_interval(rows: pd.DataFrame) -> tuple[float, float]:
+    """How far the mean path length of the whole gradient moves with the draws: `PATH_INTERVAL`'s
+    percentiles over bootstrap resamples of one net's draws, each draw (a batch of images, measured
+    at every k) resampled whole, within its own seed where seeds are pooled. One path's gradient is
+    heavy-tailed over the choice of blocks, so the mean k of a few draws can be far from that of
+    many. It is the draws' noise only, not the spread between seeds; a fixed seed fixes it."""
+    draws = rows.assign(run_id=rows["run_id"].fillna("")).pivot(
+        index=["run_id", "seed", "sample"], columns="k", values="grad_norm"
+    )
+    if draws.isna().to_numpy().any():
+        raise UserError(f"paths.csv: a draw of {rows['net'].iloc[0]} lacks some path lengths k")
+    k = draws.columns.to_numpy(float)
+    paths = rows.groupby("k")["paths"].first().reindex(draws.columns).to_numpy(float)
+    rng = np.random.default_rng(0)
+    sums = np.zeros((BOOTSTRAP, len(k)))
+    for _, seed_draws in draws.groupby(level=["run_id", "seed"]):
+        grad = seed_draws.to_numpy()
+        sums += grad[rng.integers(0, len(grad), size=(BOOTSTRAP, len(grad)))].sum(axis=1)
+    low, high = np.percentile(_mean_k(sums / len(draws), paths, k), PATH_INTERVAL)
+    return float(low), float(high)
 
 
 def landscape(f: pd.DataFrame) -> pd.DataFrame:

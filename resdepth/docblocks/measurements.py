@@ -12,10 +12,10 @@ import pandas as pd
 from resdepth import results
 from resdepth.diagnose import registry as diagnostics
 from resdepth.diagnose.measures import LESION_MAX_K
+from resdepth.diagnose.summaries import PATH_INTERVAL, path_gradients
 from resdepth.diagnose.summaries import grads as grads_line
 from resdepth.diagnose.summaries import landscape as landscape_line
 from resdepth.diagnose.summaries import lesion as lesion_line
-from resdepth.diagnose.summaries import path_gradients
 from resdepth.diagnose.summaries import paths as paths_line
 from resdepth.diagnose.summaries import responses as responses_line
 from resdepth.diagnose.summaries import scale as scale_line
@@ -161,12 +161,18 @@ class PathSummary:
     factor: float
     most: int
     mean_k: float
+    mean_k_interval: tuple[float, float]
     k90: int
+
+    def mean_k_text(self) -> str:
+        low, high = self.mean_k_interval
+        return f"{self.mean_k:.1f} ({low:.1f}-{high:.1f})"
 
 
 def _path_summaries(f: pd.DataFrame) -> dict[tuple[str, str], PathSummary]:
     """A `PathSummary` per (net, state)."""
     per_k = path_gradients(f).reset_index()
+    low, high = PATH_INTERVAL
     out = {}
     for line in paths_line(f).reset_index().to_dict("records"):
         grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
@@ -178,6 +184,7 @@ def _path_summaries(f: pd.DataFrame) -> dict[tuple[str, str], PathSummary]:
             factor=_branch_factor(grad),
             most=int(line["k carrying most"]),
             mean_k=float(line["mean k of the gradient"]),
+            mean_k_interval=(float(line[f"mean k, {low}%"]), float(line[f"mean k, {high}%"])),
             k90=int(line["k holding 90%"]),
         )
     return out
@@ -200,14 +207,14 @@ def paths_table(f: pd.DataFrame) -> str:
     binomial centre n/2 where it would sit if every path carried the same; mean over seeds."""
     lines = head(
         "net", "blocks n", "one path's gradient, k = 0", "k = n", "factor a branch", "k carrying most",
-        "mean k of the gradient", "n/2", "k holding 90%",
+        f"mean k of the gradient ({PATH_INTERVAL[1] - PATH_INTERVAL[0]}% interval)", "n/2", "k holding 90%",
     )  # fmt: skip
     if f.empty:  # no ResNet measured (yet)
         return "\n".join(lines)
     for (net, _), p in _path_summaries(f).items():
         lines.append(
             f"| {net} | {p.blocks} | {p.through_none:.2g} | {p.through_all:.2g} | {p.factor:.2f} "
-            f"| {p.most} | {p.mean_k:.1f} | {p.blocks / 2:g} | {p.k90} |"
+            f"| {p.most} | {p.mean_k_text()} | {p.blocks / 2:g} | {p.k90} |"
         )
     return "\n".join(lines)
 
@@ -238,7 +245,8 @@ def _trained_paths(root: Path, net: str) -> str:
     return (
         f"is multiplied by {p.factor:.2f} with each residual branch it passes, so the whole gradient "
         f"comes from paths through {p.mean_k:.1f} of the {p.blocks} blocks on average "
-        f"({p.blocks / 2:g} if every path carried the same), 90% of it from paths through at most {p.k90}"
+        f"({p.mean_k_interval[0]:.1f} to {p.mean_k_interval[1]:.1f} over resamples of the draws; "
+        f"{p.blocks / 2:g} if every path carried the same), 90% of it from paths through at most {p.k90}"
     )
 
 
@@ -287,19 +295,24 @@ LESION_KS = (1, 2, 3)  # random deletions shown beside the most measured (all of
 
 
 def trained_lesion(root: Path) -> str:
-    """Test error with blocks deleted from the trained nets (Veit et al.): each single block in
-    turn, and k random shape-keeping blocks at once (mean of the draws), up to the most measured:
-    all of a 20-layer net's, 8 of a 56-layer net's."""
+    """Test error with blocks deleted from the trained nets (Veit et al.): each shape-keeping block
+    in turn (the blocks a plain net can lose), each downsampling block of a ResNet in turn, and k
+    random shape-keeping blocks at once (mean of the draws), up to the most measured: all of a
+    20-layer net's, 8 of a 56-layer net's."""
     f = _trained(root)["lesion"]
     r = lesion_line(f).to_dict("index")
     random = f[f["kind"] == "random"].groupby(["net", "state", "k"])["error"].mean()
     lines = head(
-        "net", "test error %", "one block deleted: mean", "worst", *(f"{k} random deleted" for k in LESION_KS),
-        f"most random deleted (k, at most {LESION_MAX_K})",
+        "net", "test error %", "one shape-keeping block deleted: mean", "worst", "one downsampling block deleted (block)",
+        *(f"{k} random deleted" for k in LESION_KS), f"most random deleted (k, at most {LESION_MAX_K})",
     )  # fmt: skip
     for net, state in _nets(f):
         n = r[(net, state)]
         cells = [f"{n[c]:.1f}" for c in ("intact error", "mean single", "worst single")]
+        down = f[(f["net"] == net) & (f["state"] == state) & (f["kind"] == "downsampling")]
+        cells.append(
+            ", ".join(f"{e:.1f} ({int(b)})" for b, e in zip(down["block"], down["error"], strict=True)) or "-"
+        )
         cells += [f"{random[(net, state, k)]:.1f}" for k in LESION_KS]
         cells.append(f"{n['error, k deleted']:.1f} ({int(n['k deleted'])})")
         lines.append(f"| {net} | " + " | ".join(cells) + " |")

@@ -330,6 +330,14 @@ def _seed0_change(root: Path, names: tuple[str, ...], arch: str, depth: int) -> 
     return points(_change(root, names, arch, 8, depth)[0])
 
 
+def _first_epoch_56(root: Path) -> str:
+    """The paper's 56-layer pair after its first epoch (lr 0.1, fp32, seed 0): mean training error."""
+    plain, resnet = (
+        _epochs(root, "paper", arch, 56, "fp32")["train_error"].loc[1] for arch in ("plain", "resnet")
+    )
+    return f"ResNet-56 {resnet:.2f}%, plain-56 {plain:.2f}%"
+
+
 def _paper(root: Path, arch: str, depth: int, precision: str) -> float:
     return float(_completed(root, "paper")[(arch, depth, precision)]["final_test_error"])
 
@@ -459,6 +467,7 @@ VALUES: dict[str, Callable[[Path], str]] = {
     "course-per-seed": lambda root: tables.per_seed(_recipe(root, "course").group),
     "quick-bf16-rises": _quick_rises,
     "quick-bf16-largest": _quick_largest,
+    "paper-56-first-epoch": _first_epoch_56,
     "course-plain-8-26": lambda root: span(_change(root, ("course",), "plain", 8, 26), 0),
     "course-resnet-8-26": lambda root: span(_change(root, ("course",), "resnet", 8, 26), 0),
     "course-plain-8-14": lambda root: listed(_change(root, ("course",), "plain", 8, 14)),
