@@ -39,10 +39,19 @@ def _cpuinfo() -> str:
         return ""
 
 
-def cpu_runs_bf16_fast() -> bool:
-    """AMX or AVX512-BF16: where bf16 training beats fp32 on a CPU (about 2.5x: docs/speed.md)."""
+def cpu_bf16_instructions() -> str:
+    """The CPU's instructions for bf16 matrix products, the strongest it has: `AMX`, `AVX512-BF16`,
+    or "" for none (bf16 is then emulated, several times slower than fp32)."""
     flags = _cpuinfo()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    if "amx_bf16" in flags:
+        return "AMX"
+    return "AVX512-BF16" if "avx512_bf16" in flags else ""
+
+
+def cpu_runs_bf16_fast() -> bool:
+    """Where bf16 training beats fp32 on a CPU: with AMX, and less so with AVX512-BF16 alone
+    (both measured in docs/speed.md)."""
+    return cpu_bf16_instructions() != ""
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -67,7 +76,11 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return f"{cpu_model()}, {torch.get_num_threads()} threads"
+        # the vector instructions PyTorch's kernels use, and bf16's, which set a CPU's speed more
+        # than its model name does (one "AMD EPYC" here had AVX2 only, another AVX512-BF16)
+        isa = [torch.backends.cpu.get_cpu_capability(), cpu_bf16_instructions()]
+        named = ", ".join(i for i in isa if i and i != "DEFAULT")  # DEFAULT: no vector kernels
+        return f"{cpu_model()}{f' ({named})' if named else ''}, {torch.get_num_threads()} threads"
     return str(device)
 
 

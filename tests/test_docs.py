@@ -5,6 +5,7 @@ link or "see ... below" points at nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -226,3 +227,33 @@ def test_a_gap_between_runs_of_two_precisions_is_an_error(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="longer: plain-56 and plain-20 mix precisions"):
         docblocks.VALUES["longer-plain-56-above-20"](tmp_path)
     assert docblocks.VALUES["longer-resnet-20-above-56"](tmp_path).startswith("0.05 points in test error")
+
+
+def test_bench_records_render_as_measured(tmp_path: Path) -> None:
+    """speed.md's recorded benches are the `bench --json` files as written, and the bf16 gain is
+    taken only between the two precisions of one machine (threads aside), never across machines."""
+    folder = tmp_path / docblocks.REFERENCE / "bench"
+    folder.mkdir(parents=True)
+
+    def record(name: str, hardware: str, precision: str, rate: float) -> None:
+        run = {"arch": "resnet", "depth": 56, "norm": "bn", "activation": "relu", "device": "cpu",
+               "precision": precision, "resdepth": rate, "textbook": 100.0, "engine": "eager",
+               "ratio": rate / 100.0, "epochs_164_seconds": 36_000.0}  # fmt: skip
+        text = {"hardware": hardware, "torch": "2.13.0+cpu", "measured_at": "2026-12-08T01:30:00+00:00",
+                "runs": [run], "paper_sweep_seconds": {}}  # fmt: skip
+        (folder / f"{name}.json").write_text(json.dumps(text))
+
+    record("a-fp32", "CPU A (AVX512, AVX512-BF16), 2 threads", "fp32", 142.0)
+    record("a-bf16", "CPU A (AVX512, AVX512-BF16), 2 threads", "bf16", 231.0)
+    record("a-bf16-1", "CPU A (AVX512, AVX512-BF16), 1 threads", "bf16", 120.0)  # no fp32 on 1 thread
+    record("b-bf16", "CPU B (AVX512, AMX), 2 threads", "bf16", 503.0)  # no fp32 of B: no gain
+    table = docblocks.BLOCKS["bench-records"](tmp_path).splitlines()
+    assert len(table) == 2 + 4 and table[2].startswith(
+        "| CPU A (AVX512, AVX512-BF16), 1 threads | 2026-12-08 |"
+    )
+    assert table[4].endswith("| fp32 | 142 | 100 | 1.42x | 10 h 00 min |")
+    gain = docblocks.VALUES["bench-bf16-gain"](tmp_path)
+    assert gain == "1.63x (ResNet-56) to 1.63x (ResNet-56) on CPU A (AVX512, AVX512-BF16), 2 threads"
+    record("a-fp32-again", "CPU A (AVX512, AVX512-BF16), 2 threads", "fp32", 150.0)
+    with pytest.raises(ValueError, match="two records of ResNet-56 in fp32"):
+        docblocks.VALUES["bench-bf16-gain"](tmp_path)

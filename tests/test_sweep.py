@@ -724,13 +724,16 @@ def test_fail_fast_stops_at_the_first_failed_run(
     ]  # resnet never started
 
 
-@pytest.mark.parametrize(("flags", "expected"), [("fpu avx2 amx_bf16", "bf16"), ("fpu avx512_bf16", "bf16"),
-                                                 ("fpu avx2 fma", "fp32")])  # fmt: skip
+@pytest.mark.parametrize(("flags", "expected", "bf16_by"), [("fpu avx2 amx_bf16", "bf16", "AMX"),
+                          ("fpu avx512_bf16", "bf16", "AVX512-BF16"), ("fpu avx2 fma", "fp32", "")])  # fmt: skip
 def test_precision_auto_is_bf16_only_where_the_cpu_runs_it_fast(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, expected: str
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, expected: str, bf16_by: str
 ) -> None:
     monkeypatch.setattr(device, "_cpuinfo", lambda: f"model name : Test CPU\nflags : {flags}\n")
     assert device.resolve_precision("auto", torch.device("cpu")) == expected
+    named = device.device_name(torch.device("cpu"))  # a timing names what sets its speed
+    isa = torch.backends.cpu.get_cpu_capability()
+    assert named.startswith(f"Test CPU ({isa}{', ' + bf16_by if bf16_by else ''}), ")
     assert device.resolve_precision("fp32", torch.device("cpu")) == "fp32"
     dry = cli("sweep", *TINY, "--arch", "resnet", "--epochs", "1", "--out", str(tmp_path), "--dry-run")
     assert dry.code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated
 
@@ -17,7 +18,8 @@ from resdepth.runs import PAPER_EPOCHS
 
 @app.command(
     epilog="Examples:\n\n  resdepth bench\n\n  resdepth bench --arch resnet --depth 20,56,110 --seconds 20 --json\n\n"
-    "  resdepth bench --pack 1,2,4,8"
+    "  resdepth bench --pack 1,2,4,8\n\n"
+    "  resdepth bench --precision fp32 --json > results/reference/bench/my-cpu-fp32.json"
 )
 def bench(
     arch: Annotated[str, typer.Option(help="plain, resnet (comma-separated).")] = ",".join(RESIDUAL_ARCHS),
@@ -96,6 +98,7 @@ def _as_json(b: Bench) -> dict[str, object]:
     return {
         "hardware": b.hardware,
         "torch": torch.__version__,
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "runs": rows,
         "paper_sweep_seconds": b.paper_sweep_seconds,
     }

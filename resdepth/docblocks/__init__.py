@@ -3,7 +3,7 @@ the code of `resdepth report` so that no number of a result is typed by hand: wh
 `<!-- results:NAME -->` and `<!-- /results -->`, and numbers inside a sentence between
 `<!-- value:NAME -->` and `<!-- /value -->`. `make docs` rewrites them, and a test fails when a page
 differs from what the results folders give today. `sweeps` renders those of the sweeps' folders,
-`measurements` those of `resdepth diagnose`'s."""
+`measurements` those of `resdepth diagnose`'s, `benches` those of `resdepth bench`'s records."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from resdepth.docblocks import measurements, sweeps
+from resdepth.docblocks import benches, measurements, sweeps
 from resdepth.docblocks.markdown import REFERENCE
 
 __all__ = ["BLOCKS", "REFERENCE", "VALUES", "pages", "render"]
 
-BLOCKS: dict[str, Callable[[Path], str]] = {**sweeps.BLOCKS, **measurements.BLOCKS}
-VALUES: dict[str, Callable[[Path], str]] = {**sweeps.VALUES, **measurements.VALUES}
+BLOCKS: dict[str, Callable[[Path], str]] = {**sweeps.BLOCKS, **measurements.BLOCKS, **benches.BLOCKS}
+VALUES: dict[str, Callable[[Path], str]] = {**sweeps.VALUES, **measurements.VALUES, **benches.VALUES}
 # A table's lines between its two comments, and a number between its two inside a sentence.
 BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 VALUE = re.compile(r"(<!-- value:([\w-]+) -->)(.*?)(<!-- /value -->)")
