@@ -79,3 +79,25 @@ def test_describe_bad_input_is_one_line_exit_2(cli, args: list[str], message: st
     assert message in r.err
     assert len(r.err.strip().splitlines()) == 1
     assert "Traceback" not in r.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep", "--epochs", "abc"], "error: Invalid value for '--epochs'"),
+        (["sweep", "--bogus"], "error: No such option: --bogus"),
+        (["report"], "error: Missing argument 'RESULTS'."),
+        (["plot", "--nosuch", "x"], "error: No such option: --nosuch"),
+    ],
+)
+def test_an_option_click_refuses_is_one_line_naming_the_commands_help(
+    cli, args: list[str], message: str
+) -> None:
+    r = cli(*args)
+    assert r.code == 2 and r.err.startswith(message)
+    assert r.err.strip().splitlines() == [r.err.strip()] and f"(see resdepth {args[0]} --help)" in r.err
+
+
+def test_a_group_without_its_command_shows_its_help(cli) -> None:
+    r = cli("data")
+    assert r.code == 2 and "download" in r.out + r.err and "error" not in r.err
