@@ -53,6 +53,15 @@ NETS = {
 }
 
 
+# A packed net runs grouped convolutions where a run alone runs plain ones: other kernels, which sum
+# in another order. In fp32 that moves a loss by about 1e-7; in bf16, where a CPU with AVX512-BF16
+# or AMX multiplies in bf16 itself, a loss by up to 2e-4 and a weight by 1.1e-4 in two steps (seen
+# on an AVX512-BF16 EPYC), where another run's weights differ by a tenth.
+LOSS_TOLERANCE = {"fp32": 1e-5, "bf16": 1e-3}
+WEIGHT_TOLERANCE = {"fp32": 1e-5, "bf16": 5e-4}
+GRADIENT_TOLERANCE = {"fp32": 0.05, "bf16": 0.25}
+
+
 @pytest.mark.parametrize("net", list(NETS))
 def test_packed_steps_give_each_run_the_weights_it_gets_alone(net: str) -> None:
     (spec, steps, precision), lrs = NETS[net], (0.02, 0.01, 0.002)  # each run its own lr, as in warm-up
@@ -72,7 +81,7 @@ def test_packed_steps_give_each_run_the_weights_it_gets_alone(net: str) -> None:
             opt = getattr(model, "opt", None) or make_optimizer(model.parameters(), lrs[k], 0.9, 1e-4)
             model.opt = opt  # type: ignore[assignment]
             loss, _ = update(model, opt, images[k], labels[k], normalize, precision)
-            assert loss.item() == pytest.approx(losses[k].item(), rel=1e-5)
+            assert loss.item() == pytest.approx(losses[k].item(), rel=LOSS_TOLERANCE[precision])
     pack.unpack(lrs)
     for k in range(3):
         mine, theirs = packed_runs[k].state_dict(), alone[k].state_dict()
@@ -80,15 +89,18 @@ def test_packed_steps_give_each_run_the_weights_it_gets_alone(net: str) -> None:
         # Within 1e-5 of the weights' scale (a BN scale is 1): a parameter that starts at 0, a BN
         # shift, is only its updates, whose gradient sums 16k terms that nearly cancel.
         for name, tensor in theirs.items():
-            torch.testing.assert_close(mine[name], tensor, rtol=1e-5, atol=1e-5, msg=name)
+            tol = WEIGHT_TOLERANCE[precision]
+            torch.testing.assert_close(mine[name], tensor, rtol=tol, atol=tol, msg=name)
         moved = [torch.ne(mine[n], one_net(spec, k).state_dict()[n]).any() for n in theirs if "weight" in n]
         assert any(moved)  # the weights did change
         buffers = [optimizers[k].state[p]["momentum_buffer"] for p in packed_runs[k].parameters()]
         expected = [alone[k].opt.state[p]["momentum_buffer"] for p in alone[k].parameters()]  # type: ignore[union-attr]
-        # Gradients, each within 1% of its largest: the second is taken at weights that differ by
-        # round-off, which a plain net amplifies (0.14% seen at one thread); a wrong run's is 100%.
+        # Gradients, each within a share of its largest: the second is taken at weights that differ
+        # by round-off, which the net amplifies (in fp32 0.14% seen on an AVX2 CPU at one thread,
+        # 1.3% with option B on an AVX512 one, whose kernels sum in another order; in bf16 7.9%);
+        # a wrong run's is 100%.
         for b, e in zip(buffers, expected, strict=True):
-            assert (b - e).abs().max().item() <= 1e-2 * e.abs().max().item()
+            assert (b - e).abs().max().item() <= GRADIENT_TOLERANCE[precision] * e.abs().max().item()
         assert optimizers[k].param_groups[0]["lr"] == lrs[k]
 
 
