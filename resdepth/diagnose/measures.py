@@ -506,10 +506,11 @@ def paths(net: Net, x: torch.Tensor, y: torch.Tensor, seed: int = 0, tick: Tick 
     """The gradient that reaches the input through paths of each length k (Veit et al. 2016 Fig. 6):
     forward as usual, backward through the residual branches of k random blocks and the shortcuts of
     the others, `PATH_SAMPLES` draws of k blocks for each k, draw s on the s-th batch of
-    `PATH_BATCH` training images whatever k (paired), in train mode as `grads`. The norm of the loss's gradient at the input, per image, and
-    the number of paths of that length, C(n, k). Option-A downsampling blocks count as blocks: their
-    shortcut path is the subsampling and zero-padding, which passes the gradient of the first
-    channels only. A plain net has one path (all branches) and no rows."""
+    `PATH_BATCH` training images whatever k (paired), in train mode as `grads`. The norm of the
+    loss's gradient at the input, per image, and the number of paths of that length, C(n, k).
+    Option-A downsampling blocks count as blocks: their shortcut path is the subsampling and
+    zero-padding, which passes the gradient of the first channels only. A plain net has one path
+    (all branches) and no rows."""
     if not net.model.residual:
         return []
     model = copy.deepcopy(net.model).train()  # train-mode BN would move the net's running stats
