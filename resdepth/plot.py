@@ -171,7 +171,7 @@ def depth_figure(group: Group, paper: bool = False) -> Figure:
                 marker=marker,
                 capsize=3,
                 linewidth=2,
-                label=f"{name}, mean of {_runs_text(sub['seeds'])}",
+                label=f"{name}, {_runs_text(sub['seeds'])}",
             )
         for n in nets[nets["arch"].isin(CLASSIC_DEPTHS)].itertuples():
             mean = getattr(n, f"{column}_mean")
@@ -246,7 +246,7 @@ def layers_figure(
             marker=marker,
             linewidth=2.2,
             zorder=3,
-            label=f"{name}, mean of {_runs_text(sub['seeds'])}",
+            label=f"{name}, {_runs_text(sub['seeds'])}",
         )
         dots = finals[finals["arch"] == arch]
         ax.plot(
@@ -273,7 +273,7 @@ def _reference_band(ax: Axes, runs: pd.DataFrame, column: str, name: str) -> flo
     """The reference's mean in grey, with a band of ±1 std where it has several runs, behind this
     panel's runs; returns the band's top."""
     depths, mean, std = _by_depth(runs, column)
-    label = f"{name}, mean of {_runs_text(runs['seeds'])}"
+    label = f"{name}, {_runs_text(runs['seeds'])}"
     if (runs["seeds"] > 1).any():
         ax.fill_between(depths, mean - std, mean + std, color="0.6", alpha=0.35, linewidth=0, zorder=1)
         label += ", ±1 std"
@@ -358,9 +358,11 @@ def recipes_figure(recipes: list[Group], metric: str = "train") -> Figure:
 
 
 def _runs_text(seeds: pd.Series) -> str:
+    """`1 run`, `mean of 3 runs`, `mean of 1-3 runs`: what a line of runs per point stands for."""
     low, high = int(seeds.min()), int(seeds.max())
-    n = f"{low}" if low == high else f"{low}-{high}"
-    return f"{n} run{'s' if high > 1 else ''}"
+    if high == 1:
+        return "1 run"
+    return f"mean of {low if low == high else f'{low}-{high}'} runs"
 
 
 def write(

@@ -201,6 +201,7 @@ def test_a_net_that_ran_once_gets_no_error_bar(tmp_path: Path) -> None:
     (bars,) = plain.lines[2]
     at20, at56 = bars.get_segments()
     assert np.ptp(at20[:, 1]) == pytest.approx(2 * np.sqrt(2)) and at56.size == 0  # one run: no spread
+    assert {c.get_label() for c in train_ax.containers} == {"plain, mean of 1-2 runs", "ResNet, 1 run"}
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -347,7 +348,7 @@ def test_recipes_share_axes_only_when_asked(cli, tmp_path: Path) -> None:
     fig = plot.recipes_figure(analysis.groups(analysis.load(tmp_path)))
     (ax,) = fig.axes
     lines = {ln.get_label(): list(ln.get_ydata()) for ln in ax.get_lines()}
-    assert lines == {"lr=0.1 (2 runs)": [11.0, 21.0], "lr=0.01 (1 run)": [30.0, 40.0]}
+    assert lines == {"lr=0.1 (mean of 2 runs)": [11.0, 21.0], "lr=0.01 (1 run)": [30.0, 40.0]}
     assert cli("plot", str(tmp_path)).code == 0
     assert not (tmp_path / "figures" / "layers-recipes.png").exists()  # never unless asked
     assert cli("plot", str(tmp_path), "--compare-recipes").code == 0
