@@ -81,6 +81,10 @@ def test_the_paper_reference_is_paper_toml_at_20_and_56_layers_each_run_done_or_
     paper = resolve(ROOT / "experiments" / "paper.toml", {})
     for _, these in runs.groupby("precision"):
         assert set(these["run_id"]) <= shipped_run_ids(paper, these, depth=[20, 56])
+    # The config pins the precision the 56-layer pair trains in, so the bare command names these
+    # very runs on any machine (`auto` would name bf16 runs on a CPU with AMX or AVX512-BF16).
+    at56 = expand(replace(paper, depth=[56]), {"cifar10": CIFAR_TRAIN_IMAGES})
+    assert set(runs.loc[runs["depth"] == 56, "run_id"]) == {r.run_id for r in at56}
     for run in runs.itertuples():
         assert metrics.loc[metrics["run_id"] == run.run_id, "epoch"].tolist() == list(
             range(1, run.epochs_done + 1)

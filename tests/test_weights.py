@@ -17,6 +17,7 @@ import resdepth.writer
 from resdepth import files, results
 from resdepth.checkpoints import DamagedCheckpoint, load_checkpoint, load_weights, save_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 ARGS = [*TINY, "--arch", "plain,resnet", "--epochs", "3", "--train-subset", "300", "--test-subset", "100"]
 # What a commit of a results folder holds: no lock, owner or nonce file (they are ignored).
 SHIPPED = ("metrics.csv", "runs.csv", "sweep.toml", "sweeps", "checkpoints", "weights")
@@ -32,6 +33,24 @@ def shipped_copy(folder: Path, to: Path) -> Path:
         elif src.is_file():
             shutil.copy2(src, to / name)
     return to
+
+
+@pytest.mark.slow
+def test_the_shipped_56_layer_pair_is_partial_under_the_bare_command_on_any_machine(
+    tmp_path: Path, real_data: Path
+) -> None:
+    """Issue 35's done-when on whatever CPU runs it: `sweep --config paper --depth 56` without
+    `--precision` plans the shipped pair as partial at the epoch reached (or done), not pending."""
+    clone = shipped_copy(ROOT / "results" / "reference" / "paper", tmp_path / "paper")
+    runs = pd.read_csv(clone / "runs.csv")
+    at56 = runs[runs["depth"] == 56]
+    assert len(at56) == 2
+    args = ("--config", "paper", "--depth", "56", "--data-dir", str(real_data), "--offline")
+    dry = run_cli("sweep", *args, "--out", str(clone), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    for run in at56.itertuples():
+        state = "done" if run.status == "completed" else f"partial (resumes at epoch {run.epochs_done + 1})"
+        assert any(run.run_id in line and state in line for line in dry.stdout.splitlines()), dry.stdout
 
 
 @pytest.mark.slow

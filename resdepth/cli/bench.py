@@ -126,8 +126,10 @@ def _print_table(b: Bench) -> None:
         )
     console.print(table)
     sweep = b.paper_sweep_seconds
+    # The projection is at the precision measured, whatever the config pins.
+    precisions = " and ".join(sorted({m.precision for m in b.measurements}))
     console.print(
-        f"experiments/paper.toml ({paper} per net): about {duration(sweep['resdepth'])} with resdepth, "
+        f"experiments/paper.toml ({paper} per net) in {precisions}: about {duration(sweep['resdepth'])} with resdepth, "
         f"{duration(sweep['textbook'])} with the textbook loop",
         highlight=False,
     )
