@@ -201,6 +201,35 @@ def test_figure_6s_gaps_point_the_right_way_and_a_reversed_order_is_an_error(tmp
         value["longer-resnet-56-below-20"](tmp_path)
 
 
+def test_a_56_layer_pair_trained_to_different_epochs_shows_each_as_far_as_it_got(tmp_path: Path) -> None:
+    """The paper's 56-layer pair once one net has trained on alone (ResNet-56, on another machine):
+    each shows to its own last epoch, the other's cells blank; its processor names both machines,
+    in order; and the comparison at epoch 40 fails to render until the run has got there."""
+    paper = tmp_path / docblocks.REFERENCE / "paper"
+    shutil.copytree(ROOT / docblocks.REFERENCE / "paper", paper, ignore=shutil.ignore_patterns("*.pt"))
+    runs = pd.read_csv(paper / results.RUNS, dtype=str, keep_default_na=False)
+    at56 = runs[runs["depth"] == "56"].set_index("arch")["run_id"]
+    reached = {at56["plain"]: 12, at56["resnet"]: 19}
+    metrics = pd.read_csv(paper / results.METRICS)
+    kept = metrics["epoch"] <= metrics["run_id"].map(reached).fillna(metrics["epoch"])
+    metrics[kept].to_csv(paper / results.METRICS, index=False)
+    for run, epoch in reached.items():
+        runs.loc[runs["run_id"] == run, "epochs_done"] = str(epoch)
+    runs.loc[runs["run_id"] == at56["resnet"], "cpu_bf16"] = "no + yes"
+    runs.to_csv(paper / results.RUNS, index=False)
+    assert docblocks.VALUES["paper-56-reached"](tmp_path) == "ResNet-56 at epoch 19 of 164, plain-56 at 12"
+    assert docblocks.BLOCKS["paper-56-progress"](tmp_path).splitlines()[-4:] == [
+        "| 10 | 0.1 | 57.58 | 16.87 | 55.10 | 18.32 |",
+        "| 12 | 0.1 | 54.89 | 15.17 | 54.14 | 23.84 |",
+        "| 15 | 0.1 |  | 13.42 |  | 17.66 |",
+        "| 19 | 0.1 |  | 11.78 |  | 16.10 |",
+    ]
+    (line,) = (ln for ln in docblocks.BLOCKS["paper-runs"](tmp_path).splitlines() if "| ResNet-56," in ln)
+    assert "| fp32, AMD EPYC (no fast bf16 + fast bf16) |" in line
+    with pytest.raises(ValueError, match="ResNet-56 has not reached epoch 40"):
+        docblocks.VALUES["paper-resnet-56-epoch-40"](tmp_path)
+
+
 def test_a_verdict_of_one_seed_has_no_empty_per_seed_line(tmp_path: Path) -> None:
     """A reference folder with one seed of each net (as longer/ is until seeds 1-2 end) gets the
     report's verdict, saying it rests on one seed, and no per-seed clause: there is nothing to list."""

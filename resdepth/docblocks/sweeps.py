@@ -285,9 +285,15 @@ def paper_phases(root: Path) -> str:
 
 
 def _reached(root: Path, name: str, depth: int) -> str:
-    """How far every run of a depth has trained, of its epochs: `21 of 164`."""
+    """How far the runs of a depth have trained, of their epochs: `each at epoch 21 of 164`, or
+    furthest first: `ResNet-56 at epoch 60 of 164, plain-56 at 19`."""
     runs = [r for r in results.read_runs(root / REFERENCE / name).values() if int(r["depth"]) == depth]
-    return f"{min(int(r['epochs_done']) for r in runs)} of {runs[0]['epochs']}"
+    runs.sort(key=lambda r: -int(r["epochs_done"]))
+    lead, *rest = runs
+    if all(r["epochs_done"] == lead["epochs_done"] for r in rest):
+        return f"each at epoch {lead['epochs_done']} of {lead['epochs']}"
+    others = ", ".join(f"{net_name(r['arch'], depth)} at {r['epochs_done']}" for r in rest)
+    return f"{net_name(lead['arch'], depth)} at epoch {lead['epochs_done']} of {lead['epochs']}, {others}"
 
 
 def _checkpoint_sizes(root: Path, name: str) -> str:
@@ -302,20 +308,22 @@ def _checkpoint_sizes(root: Path, name: str) -> str:
 
 def paper_progress(root: Path, depth: int = 56, every: int = 5) -> str:
     """The paper's plain and ResNet of one depth side by side (fp32), every few epochs and at the
-    last both reached: how far apart they are at the same point of the schedule while they train."""
-    plain, resnet = (_epochs(root, "paper", arch, depth, "fp32") for arch in ("plain", "resnet"))
-    last = min(plain.index[-1], resnet.index[-1])
+    last each reached: how far apart they are at the same point of the schedule while they train
+    (blank where one has not got there yet)."""
+    nets = [_epochs(root, "paper", arch, depth, "fp32") for arch in ("plain", "resnet")]
+    ends = {int(rows.index[-1]) for rows in nets}
     lines = head(
         "epoch", "lr", f"plain-{depth}, train", f"ResNet-{depth}, train", f"plain-{depth}, test",
         f"ResNet-{depth}, test",
     )  # fmt: skip
-    for epoch in sorted({1, *range(every, last + 1, every), last}):
-        cells = [plain.loc[epoch, "lr"]] + [
-            f"{rows.loc[epoch, column]:.2f}"
+    for epoch in sorted({1, *range(every, max(ends) + 1, every), *ends}):
+        lr = next(rows.loc[epoch, "lr"] for rows in nets if epoch in rows.index)
+        cells = [
+            f"{rows.loc[epoch, column]:.2f}" if epoch in rows.index else ""
             for column in ("train_error", "test_error")
-            for rows in (plain, resnet)
+            for rows in nets
         ]
-        lines.append(f"| {epoch} | " + " | ".join(str(c) for c in cells) + " |")
+        lines.append(f"| {epoch} | {lr} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -336,6 +344,15 @@ def _first_epoch_56(root: Path) -> str:
         _epochs(root, "paper", arch, 56, "fp32")["train_error"].loc[1] for arch in ("plain", "resnet")
     )
     return f"ResNet-56 {resnet:.2f}%, plain-56 {plain:.2f}%"
+
+
+def _five_epochs_to(root: Path, arch: str, depth: int, epoch: int) -> str:
+    """A paper run's errors as published logs give them (fp32, seed 0): the mean of the five
+    epochs up to `epoch`, training error then test: `8.1% (test 13.2%)`."""
+    rows = _epochs(root, "paper", arch, depth, "fp32").loc[epoch - 4 : epoch]
+    if len(rows) < 5:
+        raise ValueError(f"paper's {net_name(arch, depth)} has not reached epoch {epoch}")
+    return f"{rows['train_error'].mean():.1f}% (test {rows['test_error'].mean():.1f}%)"
 
 
 def _paper(root: Path, arch: str, depth: int, precision: str) -> float:
@@ -445,7 +462,10 @@ def runs_table(root: Path, name: str, published: dict[tuple[str, int], tuple[str
         cells += [f"**{test}**" if done else test, f"{float(r['final_train_error']):.2f}"]
         if published:
             cells += published.get((r["arch"], int(r["depth"])), ("", "")) if done else ("", "")
-        fast = "fast bf16" if r["cpu_bf16"] == "yes" else "no fast bf16"
+        # one label per machine the run trained on, in order (`no fast bf16 + fast bf16`)
+        fast = results.MACHINES_JOIN.join(
+            "fast bf16" if v == "yes" else "no fast bf16" for v in r["cpu_bf16"].split(results.MACHINES_JOIN)
+        )
         cells += [f"{r['precision']}, {r['cpu']} ({fast})", r["threads"], duration(float(r["wall_seconds"]))]
         cells.append(f"{speed[r['run_id']]:,.0f}")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -493,6 +513,7 @@ VALUES: dict[str, Callable[[Path], str]] = {
         _epochs(root, "paper", "plain", 20, "bf16")["epoch_seconds"].sum()
     ),
     "paper-56-reached": lambda root: _reached(root, "paper", 56),
+    "paper-resnet-56-epoch-40": lambda root: _five_epochs_to(root, "resnet", 56, 40),
     "paper-checkpoint-sizes": lambda root: _checkpoint_sizes(root, "paper"),
     "paper-resnet-20": lambda root: f"{_paper(root, 'resnet', 20, 'fp32'):.2f}",
     "paper-plain-above-resnet": lambda root: (
