@@ -13,6 +13,7 @@ START_LOSS = 2.0
 KEYS = ["net", "state"]  # a line per net and state (init, or the checkpoint's epoch)
 # The interval given on a mean path length: these percentiles of the bootstrap's resamples.
 PATH_INTERVAL = (5, 95)
+MEAN_K_BOUNDS = tuple(f"mean k, {p}%" for p in PATH_INTERVAL)  # the interval's columns in `paths`
 BOOTSTRAP = 2000
 
 
@@ -112,8 +113,7 @@ def paths(f: pd.DataFrame) -> pd.DataFrame:
             "mean k of the gradient": float(
                 _mean_k(rows["grad"].to_numpy(), rows["paths"].to_numpy(float), k)
             ),
-            f"mean k, {PATH_INTERVAL[0]}%": low,
-            f"mean k, {PATH_INTERVAL[1]}%": high,
+            **dict(zip(MEAN_K_BOUNDS, (low, high), strict=True)),
             "k holding 90%": int(k[(share.cumsum() >= 0.9).argmax()]),
         }
     return pd.DataFrame.from_dict(out, orient="index").rename_axis(KEYS)

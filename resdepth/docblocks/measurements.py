@@ -12,7 +12,7 @@ import pandas as pd
 from resdepth import results
 from resdepth.diagnose import registry as diagnostics
 from resdepth.diagnose.measures import LESION_MAX_K
-from resdepth.diagnose.summaries import PATH_INTERVAL, path_gradients
+from resdepth.diagnose.summaries import MEAN_K_BOUNDS, PATH_INTERVAL, path_gradients
 from resdepth.diagnose.summaries import grads as grads_line
 from resdepth.diagnose.summaries import landscape as landscape_line
 from resdepth.diagnose.summaries import lesion as lesion_line
@@ -172,7 +172,6 @@ class PathSummary:
 def _path_summaries(f: pd.DataFrame) -> dict[tuple[str, str], PathSummary]:
     """A `PathSummary` per (net, state)."""
     per_k = path_gradients(f).reset_index()
-    low, high = PATH_INTERVAL
     out = {}
     for line in paths_line(f).reset_index().to_dict("records"):
         grad = per_k[(per_k["net"] == line["net"]) & (per_k["state"] == line["state"])].set_index("k")["grad"]
@@ -184,7 +183,7 @@ def _path_summaries(f: pd.DataFrame) -> dict[tuple[str, str], PathSummary]:
             factor=_branch_factor(grad),
             most=int(line["k carrying most"]),
             mean_k=float(line["mean k of the gradient"]),
-            mean_k_interval=(float(line[f"mean k, {low}%"]), float(line[f"mean k, {high}%"])),
+            mean_k_interval=(float(line[MEAN_K_BOUNDS[0]]), float(line[MEAN_K_BOUNDS[1]])),
             k90=int(line["k holding 90%"]),
         )
     return out
