@@ -24,6 +24,13 @@ def test_every_shipped_config_resolves(path: Path) -> None:
     assert len(cfg.depth) >= 2 or path.stem == "paper20"  # the paper's recipe at one depth, below
 
 
+@pytest.mark.parametrize("name", ["longer", "paper20", "paper"])
+def test_a_config_of_runs_longer_than_a_session_pins_its_precision(name: str) -> None:
+    """Rerun anywhere, the same command must name the same runs (docs/guarantees.md): under `auto` a
+    run resumed on a CPU of another kind would be another run, started from scratch."""
+    assert resolve(ROOT / "experiments" / f"{name}.toml", {}).precision == "fp32"
+
+
 def test_paper20_is_the_paper_recipe_at_20_layers() -> None:
     paper, at20 = (
         resolve(ROOT / "experiments" / "paper.toml", {}),
