@@ -204,7 +204,7 @@ def test_figure_6s_gaps_point_the_right_way_and_a_reversed_order_is_an_error(tmp
 def test_a_56_layer_pair_trained_to_different_epochs_shows_each_as_far_as_it_got(tmp_path: Path) -> None:
     """The paper's 56-layer pair once one net has trained on alone (ResNet-56, on another machine):
     each shows to its own last epoch, the other's cells blank; its processor names both machines,
-    in order; and the comparison at epoch 40 fails to render until the run has got there."""
+    in order; and a comparison at an epoch fails to render until the run has got there."""
     paper = tmp_path / docblocks.REFERENCE / "paper"
     shutil.copytree(ROOT / docblocks.REFERENCE / "paper", paper, ignore=shutil.ignore_patterns("*.pt"))
     runs = pd.read_csv(paper / results.RUNS, dtype=str, keep_default_na=False)
@@ -226,8 +226,10 @@ def test_a_56_layer_pair_trained_to_different_epochs_shows_each_as_far_as_it_got
     ]
     (line,) = (ln for ln in docblocks.BLOCKS["paper-runs"](tmp_path).splitlines() if "| ResNet-56," in ln)
     assert "| fp32, AMD EPYC (no fast bf16 + fast bf16) |" in line
-    with pytest.raises(ValueError, match="ResNet-56 has not reached epoch 40"):
+    with pytest.raises(ValueError, match="ResNet-56 or ResNet-20 has not reached epoch 40"):
         docblocks.VALUES["paper-resnet-56-epoch-40"](tmp_path)
+    with pytest.raises(ValueError, match="plain-56 or plain-20 has not reached epoch 19"):
+        docblocks.VALUES["paper-plain-56-epoch-19"](tmp_path)
 
 
 def test_a_verdict_of_one_seed_has_no_empty_per_seed_line(tmp_path: Path) -> None:
